@@ -1,0 +1,181 @@
+//! S3 access: URLs, reads, streaming downloads and listings.
+
+use std::io::Write;
+use std::path::Path;
+use std::sync::OnceLock;
+use std::time::SystemTime;
+
+use anyhow::{bail, Context, Result};
+use aws_sdk_s3::Client;
+
+use super::{block_on, describe_error, sdk_config};
+
+/// The old tool's endpoint override; with it, path-style addressing.
+pub const S3_ENDPOINT_ENV: &str = "S3_ENDPOINT";
+
+/// `s3://bucket/key`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct S3Url {
+    pub bucket: String,
+    pub key: String,
+}
+
+impl S3Url {
+    pub fn parse(url: &str) -> Result<S3Url> {
+        let Some(rest) = url.strip_prefix("s3://") else {
+            bail!("'{url}' is not an s3:// URL");
+        };
+        let (bucket, key) = rest.split_once('/').unwrap_or((rest, ""));
+        if bucket.is_empty() {
+            bail!("'{url}' has no bucket name");
+        }
+        Ok(S3Url {
+            bucket: bucket.to_string(),
+            key: key.to_string(),
+        })
+    }
+
+    /// This URL with `name` appended as a path component.
+    pub fn join(&self, name: &str) -> S3Url {
+        let key = if self.key.is_empty() || self.key.ends_with('/') {
+            format!("{}{name}", self.key)
+        } else {
+            format!("{}/{name}", self.key)
+        };
+        S3Url {
+            bucket: self.bucket.clone(),
+            key,
+        }
+    }
+}
+
+impl std::fmt::Display for S3Url {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "s3://{}/{}", self.bucket, self.key)
+    }
+}
+
+/// The shared S3 client, honouring `S3_ENDPOINT` (SPEC §4).
+pub fn client() -> &'static Client {
+    static CLIENT: OnceLock<Client> = OnceLock::new();
+    CLIENT.get_or_init(|| {
+        let mut builder = aws_sdk_s3::config::Builder::from(sdk_config());
+        if let Some(endpoint) = std::env::var(S3_ENDPOINT_ENV).ok().filter(|e| !e.is_empty()) {
+            builder = builder.endpoint_url(endpoint).force_path_style(true);
+        }
+        Client::from_conf(builder.build())
+    })
+}
+
+/// The object's bytes, or `None` if it does not exist. For small objects
+/// (configs, context, state); releases go through [`download`].
+pub fn get_bytes(url: &S3Url) -> Result<Option<Vec<u8>>> {
+    block_on(async {
+        let resp = client()
+            .get_object()
+            .bucket(&url.bucket)
+            .key(&url.key)
+            .send()
+            .await;
+        match resp {
+            Ok(out) => {
+                let data = out
+                    .body
+                    .collect()
+                    .await
+                    .with_context(|| format!("reading {url}"))?;
+                Ok(Some(data.into_bytes().to_vec()))
+            }
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_key()) => Ok(None),
+            Err(e) => bail!("cannot read {url}: {}", describe_error(&e)),
+        }
+    })
+}
+
+/// Whether the object exists.
+pub fn exists(url: &S3Url) -> Result<bool> {
+    block_on(async {
+        let resp = client()
+            .head_object()
+            .bucket(&url.bucket)
+            .key(&url.key)
+            .send()
+            .await;
+        match resp {
+            Ok(_) => Ok(true),
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_not_found()) => Ok(false),
+            Err(e) => bail!("cannot check {url}: {}", describe_error(&e)),
+        }
+    })
+}
+
+/// Streams the object into `dest` chunk by chunk (a release may be 1 GB),
+/// through a temporary file renamed into place once complete.
+pub fn download(url: &S3Url, dest: &Path) -> Result<()> {
+    let dir = dest.parent().unwrap_or(Path::new("."));
+    let mut tmp = tempfile::NamedTempFile::new_in(dir)
+        .with_context(|| format!("cannot create a file in {}", dir.display()))?;
+    block_on(async {
+        let resp = client()
+            .get_object()
+            .bucket(&url.bucket)
+            .key(&url.key)
+            .send()
+            .await;
+        let mut out = match resp {
+            Ok(out) => out,
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_key()) => {
+                bail!("{url} does not exist")
+            }
+            Err(e) => bail!("cannot download {url}: {}", describe_error(&e)),
+        };
+        while let Some(chunk) = out
+            .body
+            .try_next()
+            .await
+            .with_context(|| format!("downloading {url}"))?
+        {
+            tmp.write_all(&chunk)
+                .with_context(|| format!("writing {}", dest.display()))?;
+        }
+        Ok(())
+    })?;
+    tmp.as_file()
+        .sync_all()
+        .with_context(|| format!("writing {}", dest.display()))?;
+    tmp.persist(dest)
+        .with_context(|| format!("cannot write {}", dest.display()))?;
+    Ok(())
+}
+
+/// One object of a listing.
+#[derive(Debug, Clone)]
+pub struct ObjectInfo {
+    pub key: String,
+    pub last_modified: Option<SystemTime>,
+}
+
+/// Every object under `prefix` (all pages).
+pub fn list(url: &S3Url) -> Result<Vec<ObjectInfo>> {
+    block_on(async {
+        let mut objects = Vec::new();
+        let mut pages = client()
+            .list_objects_v2()
+            .bucket(&url.bucket)
+            .prefix(&url.key)
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| anyhow::anyhow!("cannot list {url}: {}", describe_error(&e)))?;
+            for obj in page.contents() {
+                objects.push(ObjectInfo {
+                    key: obj.key().unwrap_or_default().to_string(),
+                    last_modified: obj
+                        .last_modified()
+                        .and_then(|t| SystemTime::try_from(*t).ok()),
+                });
+            }
+        }
+        Ok(objects)
+    })
+}

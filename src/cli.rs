@@ -1,0 +1,221 @@
+//! The command tree (SPEC §4) and dispatch to the modules that do the work.
+
+use std::path::PathBuf;
+
+use anyhow::{bail, Context, Result};
+use clap::{Parser, Subcommand};
+
+use crate::config::{DeployMode, ToolConfig};
+use crate::{context, fsutil, log, noproxy, release, store};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "c2",
+    version,
+    about = "Deploy software releases onto servers (Camus2-compatible)",
+    disable_help_subcommand = true,
+    after_help = "Run `c2 help` for what each command does."
+)]
+pub struct Cli {
+    /// The config file (default: $CAMUS2_CONFIG, else ../etc/camus2.json|yaml beside c2)
+    #[arg(long, global = true, value_name = "PATH")]
+    pub config: Option<PathBuf>,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Show what each command does
+    Help,
+    /// Show the version
+    Version,
+    /// List releases in the release store, most recent first
+    ListReleases,
+    /// Print the log file
+    ShowLog,
+    /// Print the built-in nginx.conf template
+    ShowDefaultNginxConfig,
+    /// Fetch the infrastructure context into the context cache
+    FetchContext {
+        /// Wait for each source to exist, checking every 10 seconds
+        #[arg(long)]
+        retry: bool,
+    },
+    /// Download, unzip and expand the templates of a release into a directory
+    Unpack { release: String, todir: PathBuf },
+    /// Render one template with the infrastructure context
+    ExpandTemplate { template: PathBuf, dest: PathBuf },
+    /// Print a `docker login` command for AWS ECR
+    AwsDockerLoginCmd {
+        #[arg(value_name = "REGISTRY_ID")]
+        registry_id: Option<String>,
+    },
+    /// Deploy a release (noproxy: replace the live release)
+    Start {
+        release: String,
+        #[arg(value_name = "DEPLOY")]
+        deploy: Option<String>,
+    },
+    /// Stop a deploy
+    Stop { deploy: String },
+    /// Show endpoints and deploys
+    Status {
+        /// Also show every slave's report (remote state)
+        #[arg(long)]
+        show_slaves: bool,
+        /// Print JSON instead of text
+        #[arg(long)]
+        json_output: bool,
+    },
+    /// Route an endpoint to a deploy
+    Connect { endpoint: String, deploy: String },
+    /// Stop routing an endpoint
+    Disconnect { endpoint: String },
+    /// Rewrite the nginx config and reload the frontend proxy
+    RestartFrontendProxy,
+    /// Stop the frontend proxy
+    ShutdownFrontendProxy,
+    /// Request a Let's Encrypt certificate for the https endpoints
+    GenerateSslCertificate,
+    /// Make this machine match the master state (remote state)
+    SlaveUpdate {
+        /// Repeat forever, one update every N seconds
+        #[arg(long, value_name = "N")]
+        repeat: Option<u64>,
+    },
+    /// Delete slave reports older than 5 minutes
+    SlaveFlush,
+    /// Get certificates with certbot through Route53 DNS-01
+    LeGetCerts,
+    /// certbot's manual auth hook: create the DNS-01 TXT record
+    LeAuthHook,
+    /// certbot's manual cleanup hook: delete the DNS-01 TXT record
+    LeCleanupHook,
+}
+
+const LONG_HELP: &str = include_str!("help.txt");
+const DEFAULT_NGINX_TEMPLATE: &str = include_str!("../templates/nginx.conf.tpl");
+
+/// Runs the parsed command.
+pub fn run(cli: Cli) -> Result<()> {
+    let config_path = cli.config.as_deref();
+    match cli.command {
+        Command::Help => {
+            print!("{LONG_HELP}");
+            Ok(())
+        }
+        Command::Version => {
+            println!("c2 {}", env!("CARGO_PKG_VERSION"));
+            Ok(())
+        }
+        Command::ShowDefaultNginxConfig => {
+            print!("{DEFAULT_NGINX_TEMPLATE}");
+            Ok(())
+        }
+        Command::ListReleases => {
+            let config = ToolConfig::load(config_path)?;
+            for name in store::open(&config.releases)?.list()? {
+                println!("{name}");
+            }
+            Ok(())
+        }
+        Command::ShowLog => {
+            let config = ToolConfig::load(config_path)?;
+            let text = std::fs::read_to_string(&config.log_file).with_context(|| {
+                format!("cannot read log file {}", config.log_file.display())
+            })?;
+            print!("{text}");
+            Ok(())
+        }
+        Command::Status {
+            show_slaves,
+            json_output,
+        } => {
+            let config = ToolConfig::load(config_path)?;
+            status(&config, show_slaves, json_output)
+        }
+        Command::AwsDockerLoginCmd { .. } => not_yet("aws-docker-login-cmd"),
+        Command::LeGetCerts => not_yet("le-get-certs"),
+        Command::LeAuthHook => not_yet("le-auth-hook"),
+        Command::LeCleanupHook => not_yet("le-cleanup-hook"),
+        mutating => {
+            let config = ToolConfig::load(config_path)?;
+            log::open_file(&config.log_file)?;
+            run_mutating(&config, mutating)
+        }
+    }
+}
+
+/// Commands that change things: they log to the log file too.
+fn run_mutating(config: &ToolConfig, command: Command) -> Result<()> {
+    match command {
+        Command::FetchContext { retry } => context::fetch(config, retry),
+        Command::Unpack { release, todir } => {
+            let store = store::open(&config.releases)?;
+            store::check_release_name(&release)?;
+            let infra = context::infrastructure(config)?;
+            release::unpack(store.as_ref(), &release, &todir, &infra, None).map(|_| ())
+        }
+        Command::ExpandTemplate { template, dest } => {
+            let infra = context::infrastructure(config)?;
+            let ctx = serde_json::to_value(infra)?;
+            release::expand_template(&template, &dest, &ctx)
+        }
+        Command::Start { release, deploy } => {
+            store::check_release_name(&release)?;
+            let _lock = lock_deploys(config)?;
+            match &config.deploy_mode {
+                DeployMode::Noproxy => {
+                    let store = store::open(&config.releases)?;
+                    noproxy::start(config, store.as_ref(), &release, deploy.as_deref())
+                }
+                DeployMode::Proxy(_) => not_yet("start in proxy mode"),
+            }
+        }
+        Command::Stop { deploy } => {
+            let _lock = lock_deploys(config)?;
+            match &config.deploy_mode {
+                DeployMode::Noproxy => noproxy::stop(config, &deploy),
+                DeployMode::Proxy(_) => not_yet("stop in proxy mode"),
+            }
+        }
+        Command::Connect { .. } => not_yet("connect"),
+        Command::Disconnect { .. } => not_yet("disconnect"),
+        Command::RestartFrontendProxy => not_yet("restart-frontend-proxy"),
+        Command::ShutdownFrontendProxy => not_yet("shutdown-frontend-proxy"),
+        Command::GenerateSslCertificate => not_yet("generate-ssl-certificate"),
+        Command::SlaveUpdate { .. } => not_yet("slave-update"),
+        Command::SlaveFlush => not_yet("slave-flush"),
+        other => unreachable!("{other:?} is dispatched in run()"),
+    }
+}
+
+/// Serialises c2 runs that change this machine's deploys.
+fn lock_deploys(config: &ToolConfig) -> Result<fsutil::Lock> {
+    fsutil::lock(&config.deploys_dir.join(".c2.lock"))
+}
+
+fn status(config: &ToolConfig, _show_slaves: bool, json_output: bool) -> Result<()> {
+    match &config.deploy_mode {
+        // [better] noproxy mode shows the current release instead of failing.
+        DeployMode::Noproxy => {
+            let current = noproxy::current_label(config)?;
+            if json_output {
+                println!("{}", serde_json::json!({ "current": current }));
+            } else {
+                match current {
+                    Some(label) => println!("Current release: {label}"),
+                    None => println!("Current release: (none)"),
+                }
+            }
+            Ok(())
+        }
+        DeployMode::Proxy(_) => not_yet("status in proxy mode"),
+    }
+}
+
+fn not_yet(what: &str) -> Result<()> {
+    bail!("{what} is not yet implemented in this version of c2")
+}

@@ -1,0 +1,41 @@
+//! The config: its schema (SPEC §2, §9) and how it is found and parsed.
+
+mod load;
+mod schema;
+
+pub use load::{beside_executable, locate, parse_text, parse_value, ConfigLocation};
+pub use schema::*;
+
+use std::path::Path;
+
+use anyhow::Result;
+
+/// The environment variable that names the tool config (a path or `s3://` URL).
+pub const CONFIG_ENV: &str = "CAMUS2_CONFIG";
+/// The environment variable that names the Let's Encrypt helpers' config.
+pub const LETSENCRYPT_CONFIG_ENV: &str = "HX_LETSENCRYPT_CONFIG";
+
+impl ToolConfig {
+    /// Finds and loads the tool config (SPEC §2: `--config`, `CAMUS2_CONFIG`,
+    /// then `../etc/camus2.json|yaml` beside the executable).
+    pub fn load(explicit: Option<&Path>) -> Result<ToolConfig> {
+        let defaults = beside_executable("camus2", &["json", "yaml"]);
+        let location = locate(explicit, CONFIG_ENV, &defaults)?;
+        load::load(&location)
+    }
+
+    pub fn proxy_mode(&self) -> Option<&ProxyModeConfig> {
+        match &self.deploy_mode {
+            DeployMode::Noproxy => None,
+            DeployMode::Proxy(p) => Some(p),
+        }
+    }
+}
+
+impl LetsEncryptConfig {
+    pub fn load() -> Result<LetsEncryptConfig> {
+        let defaults = beside_executable("letsencrypt-aws", &["json"]);
+        let location = locate(None, LETSENCRYPT_CONFIG_ENV, &defaults)?;
+        load::load(&location)
+    }
+}

@@ -1,0 +1,162 @@
+//! Template context (SPEC §3, §4 fetch-context): infrastructure context
+//! fetched into the context cache, release context from the unpacked
+//! release, and in proxy mode the allocated `ports`.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use serde_json::{Map, Value};
+
+use crate::aws::s3::{self, S3Url};
+use crate::config::{JsonSource, ToolConfig};
+use crate::fsutil;
+use crate::log;
+
+/// How often `fetch-context --retry` checks for a missing source.
+const RETRY_INTERVAL: Duration = Duration::from_secs(10);
+
+/// Context cache files hold secrets: only their owner may read them.
+const CACHE_FILE_MODE: u32 = 0o600;
+
+fn cache_path(config: &ToolConfig, name: &str) -> PathBuf {
+    config.context_cache.join(format!("{name}.json"))
+}
+
+/// `fetch-context`: writes `<contextCache>/<name>.json` for every
+/// `configSources` entry. With `retry`, first waits for each source to exist.
+pub fn fetch(config: &ToolConfig, retry: bool) -> Result<()> {
+    std::fs::create_dir_all(&config.context_cache).with_context(|| {
+        format!(
+            "cannot create contextCache {}",
+            config.context_cache.display()
+        )
+    })?;
+    for (name, source) in &config.config_sources {
+        check_source_name(name)?;
+        if retry {
+            while !source_exists(source)? {
+                log::info(&format!("Waiting for {source}"));
+                std::thread::sleep(RETRY_INTERVAL);
+            }
+        }
+        let bytes = read_source(source)?;
+        // Validate here so a bad source is named now, not at deploy time.
+        // The parser's message gives a position, never the content.
+        serde_json::from_slice::<Value>(&bytes)
+            .with_context(|| format!("context source '{name}' ({source}): invalid JSON"))?;
+        let dest = cache_path(config, name);
+        fsutil::write_atomic(&dest, &bytes, CACHE_FILE_MODE)?;
+        log::info(&format!("Fetched context '{name}' from {source}"));
+    }
+    Ok(())
+}
+
+/// A context name becomes a file name: keep it to one path component.
+fn check_source_name(name: &str) -> Result<()> {
+    if name.is_empty() || name.contains('/') || name == "." || name == ".." {
+        bail!("configSources: invalid context name '{name}' (it names a file in contextCache)");
+    }
+    Ok(())
+}
+
+fn source_exists(source: &JsonSource) -> Result<bool> {
+    match source {
+        JsonSource::File(path) => Ok(path.exists()),
+        JsonSource::S3(url) => s3::exists(&S3Url::parse(url)?),
+        JsonSource::AwsSecretArn(_) => secrets_not_yet(),
+    }
+}
+
+fn read_source(source: &JsonSource) -> Result<Vec<u8>> {
+    match source {
+        JsonSource::File(path) => std::fs::read(path)
+            .with_context(|| format!("cannot read context source {}", path.display())),
+        JsonSource::S3(url) => {
+            s3::get_bytes(&S3Url::parse(url)?)?.with_context(|| format!("{url} does not exist"))
+        }
+        JsonSource::AwsSecretArn(_) => secrets_not_yet(),
+    }
+}
+
+fn secrets_not_yet<T>() -> Result<T> {
+    bail!("awsSecretArn context sources are not yet implemented in this version of c2")
+}
+
+/// The infrastructure context: each configured source's cached JSON.
+pub fn infrastructure(config: &ToolConfig) -> Result<BTreeMap<String, Value>> {
+    let mut ctx = BTreeMap::new();
+    for name in config.config_sources.keys() {
+        let path = cache_path(config, name);
+        if !path.exists() {
+            bail!(
+                "context '{name}' is not in the context cache ({} is missing): run `c2 fetch-context`",
+                path.display()
+            );
+        }
+        ctx.insert(name.clone(), fsutil::read_json(&path)?);
+    }
+    Ok(ctx)
+}
+
+/// The full context for a release's templates: release sources, then the
+/// infrastructure context (which wins a clash), then `ports` if any.
+pub fn for_release(
+    infra: &BTreeMap<String, Value>,
+    release_dir: &Path,
+    release_sources: &BTreeMap<String, PathBuf>,
+    ports: Option<&Ports>,
+) -> Result<Value> {
+    let mut ctx = Map::new();
+    for (name, rel_path) in release_sources {
+        let path = crate::release::inside(release_dir, rel_path)
+            .with_context(|| format!("release.json configSources.{name}"))?;
+        ctx.insert(name.clone(), fsutil::read_json(&path)?);
+    }
+    for (name, value) in infra {
+        ctx.insert(name.clone(), value.clone());
+    }
+    if let Some(ports) = ports {
+        ctx.insert("ports".into(), serde_json::to_value(ports)?);
+    }
+    Ok(Value::Object(ctx))
+}
+
+/// The `ports` context of a proxy-mode deploy (SPEC §3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct Ports {
+    pub http: u32,
+    pub extra1: u32,
+    pub extra2: u32,
+    pub extra3: u32,
+    pub extra4: u32,
+}
+
+impl Ports {
+    /// `port` is the deploy's port; the extras sit one range width apart.
+    pub fn new(port: u32, range: (u32, u32)) -> Ports {
+        let width = range.1.saturating_sub(range.0);
+        Ports {
+            http: port,
+            extra1: port + width,
+            extra2: port + 2 * width,
+            extra3: port + 3 * width,
+            extra4: port + 4 * width,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn extra_ports_are_one_range_width_apart() {
+        let p = Ports::new(8003, (8000, 8100));
+        assert_eq!(
+            (p.http, p.extra1, p.extra2, p.extra3, p.extra4),
+            (8003, 8103, 8203, 8303, 8403)
+        );
+    }
+}

@@ -1,0 +1,22 @@
+//! c2: deploys software releases onto servers; a rewrite of Camus2.
+//!
+//! The layout follows the domain (see SPEC.md):
+//! - [`cli`]: the command tree and dispatch;
+//! - [`config`]: the config schema, finding and parsing it;
+//! - [`store`]: release stores (local directory, S3);
+//! - [`release`]: fetch, unzip, `release.json`, templates;
+//! - [`context`]: template context (cache, sources, ports);
+//! - [`noproxy`]: one live release behind a `current` symlink;
+//! - [`aws`]: shared AWS SDK config and S3 access;
+//! - [`log`], [`shell`], [`fsutil`]: logging, commands, safe file writes.
+
+pub mod aws;
+pub mod cli;
+pub mod config;
+pub mod context;
+pub mod fsutil;
+pub mod log;
+pub mod noproxy;
+pub mod release;
+pub mod shell;
+pub mod store;

@@ -1,0 +1,13 @@
+//! `c2`: parse the command line, run it, and turn any failure into one
+//! clear line on stderr and a non-zero exit.
+
+use clap::Parser;
+
+fn main() {
+    let cli = camus2::cli::Cli::parse();
+    if let Err(e) = camus2::cli::run(cli) {
+        // `{:#}` joins the context chain on one line: what failed, then why.
+        eprintln!("c2: error: {e:#}");
+        std::process::exit(1);
+    }
+}

@@ -1,0 +1,32 @@
+//! Running a release's shell commands (SPEC §2.3).
+
+use std::path::Path;
+use std::process::Command;
+
+use anyhow::{bail, Context, Result};
+
+/// Runs `command` with `/bin/sh -c` in `dir`, its output going straight to
+/// ours. An empty command does nothing. `what` names the command in errors
+/// (e.g. `prestartCommand of shop-1.4`).
+pub fn run(what: &str, command: &str, dir: &Path) -> Result<()> {
+    if command.trim().is_empty() {
+        return Ok(());
+    }
+    // Flush our own log lines first so output stays in order.
+    use std::io::Write;
+    let _ = std::io::stdout().flush();
+    let status = Command::new("/bin/sh")
+        .arg("-c")
+        .arg(command)
+        .current_dir(dir)
+        .status()
+        .with_context(|| format!("cannot run {what} in {}", dir.display()))?;
+    if !status.success() {
+        let how = match status.code() {
+            Some(code) => format!("exit code {code}"),
+            None => "a signal".to_string(),
+        };
+        bail!("{what} failed with {how}: {command}");
+    }
+    Ok(())
+}
