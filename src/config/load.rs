@@ -2,13 +2,16 @@
 //!
 //! Text is parsed into a `serde_json::Value` first (JSON or YAML by
 //! extension), then into the typed schema through `serde_path_to_error` (so an
-//! error names the path inside the file) and `serde_ignored` (so every
-//! unknown field is reported: it is usually a typo).
+//! error names the path inside the file). Unknown fields are found by
+//! serializing the typed value back and comparing it with the input: any key
+//! the schema did not keep is reported (it is usually a typo).
 
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use serde::de::DeserializeOwned;
+use serde::Serialize;
+use serde_json::Value;
 
 use crate::aws::s3::S3Url;
 use crate::log;
@@ -88,7 +91,7 @@ pub fn beside_executable(name: &str, exts: &[&str]) -> Vec<PathBuf> {
 }
 
 /// Reads and parses the config at `location` into `T`.
-pub fn load<T: DeserializeOwned>(location: &ConfigLocation) -> Result<T> {
+pub fn load<T: DeserializeOwned + Serialize>(location: &ConfigLocation) -> Result<T> {
     let text = match location {
         ConfigLocation::File(path) => std::fs::read_to_string(path)
             .with_context(|| format!("cannot read config file {}", path.display()))?,
@@ -102,7 +105,7 @@ pub fn load<T: DeserializeOwned>(location: &ConfigLocation) -> Result<T> {
 }
 
 /// Parses config text; `name` is used in messages, `ext` picks the format.
-pub fn parse_text<T: DeserializeOwned>(text: &str, name: &str, ext: &str) -> Result<T> {
+pub fn parse_text<T: DeserializeOwned + Serialize>(text: &str, name: &str, ext: &str) -> Result<T> {
     let value: serde_json::Value = match ext {
         "json" => serde_json::from_str(text).with_context(|| format!("{name}: invalid JSON"))?,
         "yaml" | "yml" => {
@@ -115,19 +118,18 @@ pub fn parse_text<T: DeserializeOwned>(text: &str, name: &str, ext: &str) -> Res
 
 /// Deserializes an already parsed value, naming the path of any error and
 /// warning about unknown fields.
-pub fn parse_value<T: DeserializeOwned>(value: serde_json::Value, name: &str) -> Result<T> {
-    let mut unknown = Vec::new();
+pub fn parse_value<T: DeserializeOwned + Serialize>(value: Value, name: &str) -> Result<T> {
     let mut track = serde_path_to_error::Track::new();
-    let result = {
-        let de = serde_path_to_error::Deserializer::new(value, &mut track);
-        serde_ignored::deserialize(de, |path| unknown.push(path.to_string()))
-    };
-    match result {
-        Ok(v) => {
+    let de = serde_path_to_error::Deserializer::new(&value, &mut track);
+    match T::deserialize(de) {
+        Ok(parsed) => {
+            let kept = serde_json::to_value(&parsed)?;
+            let mut unknown = Vec::new();
+            unknown_fields(&value, &kept, "", &mut unknown);
             for path in unknown {
                 log::warn(&format!("{name}: unknown field {path} (ignored)"));
             }
-            Ok(v)
+            Ok(parsed)
         }
         Err(e) => {
             let path = track.path().to_string();
@@ -140,12 +142,41 @@ pub fn parse_value<T: DeserializeOwned>(value: serde_json::Value, name: &str) ->
     }
 }
 
+/// Collects the paths of keys present in `input` but not in `kept`.
+fn unknown_fields(input: &Value, kept: &Value, path: &str, out: &mut Vec<String>) {
+    let join = |key: &str| {
+        if path.is_empty() {
+            key.to_string()
+        } else {
+            format!("{path}.{key}")
+        }
+    };
+    match (input, kept) {
+        (Value::Object(i), Value::Object(k)) => {
+            for (key, value) in i {
+                match k.get(key) {
+                    Some(kv) => unknown_fields(value, kv, &join(key), out),
+                    None => out.push(join(key)),
+                }
+            }
+        }
+        (Value::Array(i), Value::Array(k)) => {
+            for (n, (iv, kv)) in i.iter().zip(k).enumerate() {
+                unknown_fields(iv, kv, &join(&n.to_string()), out);
+            }
+        }
+        // Other shapes differ only by encoding ({"noproxy": null} vs "noproxy").
+        _ => {}
+    }
+}
+
 /// Rewords serde's enum messages in ADL terms, which is what operators know.
 fn explain(msg: &str) -> String {
-    if msg.contains("expected map with a single key") || msg.contains("invalid type: map") {
-        if msg.contains("enum") || msg.contains("single key") {
-            return format!("expected string or singleton object for union ({msg})");
-        }
+    let union_shape = msg.contains("expected string or map")
+        || msg.contains("expected map with a single key")
+        || msg.contains("expected a map with a single key");
+    if union_shape {
+        return format!("expected string or singleton object for union ({msg})");
     }
     msg.to_string()
 }

@@ -1,8 +1,898 @@
-// TEMPORARY STUB (being written by a helper)
-use std::path::Path;
-pub fn extract(zip_path: &Path, todir: &Path) -> anyhow::Result<usize> {
-    let f = std::fs::File::open(zip_path)?;
-    let mut z = zip::ZipArchive::new(f)?;
-    z.extract(todir)?;
-    Ok(z.len())
+//! Safe, streaming extraction of a release zip into a directory.
+//!
+//! A release archive is built elsewhere and only partly trusted: a broken or
+//! malicious zip must never be able to write outside the directory we unpack
+//! into (zip-slip). Entry names are therefore normalised by us rather than
+//! handed to the filesystem, and symlinks from the archive are created last,
+//! so no file we write can travel through a link the archive itself planted.
+
+use std::collections::HashMap;
+use std::ffi::{OsStr, OsString};
+use std::fs::{self, DirBuilder, File, OpenOptions, Permissions};
+use std::io::{self, BufReader, BufWriter, Read};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Component, Path, PathBuf};
+
+use anyhow::{anyhow, bail, Context, Result};
+use zip::result::ZipError;
+use zip::ZipArchive;
+
+// The zip format stores the Unix `st_mode` layout whatever the host is, so
+// these are spelled out instead of taken from libc (whose `mode_t` width
+// differs between platforms).
+const S_IFMT: u32 = 0o170_000;
+const S_IFDIR: u32 = 0o040_000;
+const S_IFLNK: u32 = 0o120_000;
+
+const DEFAULT_FILE_MODE: u32 = 0o644;
+const DEFAULT_DIR_MODE: u32 = 0o755;
+
+/// PATH_MAX on Linux; a longer "target" is not a real symlink and we do not
+/// want to buffer an arbitrarily large entry to find that out.
+const MAX_LINK_TARGET: u64 = 4096;
+
+/// Same limit as the Linux kernel (ELOOP), so link loops terminate.
+const MAX_LINK_HOPS: usize = 40;
+
+/// Write buffer for extracted files: large enough that a 1 GB release does
+/// not cost a syscall per 8 KiB, small enough not to matter for memory.
+const WRITE_BUFFER: usize = 256 * 1024;
+
+/// Extract every entry of the zip at `zip_path` into `todir` (created if missing).
+/// Returns the number of entries extracted.
+pub fn extract(zip_path: &Path, todir: &Path) -> Result<usize> {
+    let file =
+        File::open(zip_path).with_context(|| format!("{}: cannot open", zip_path.display()))?;
+    let mut archive = ZipArchive::new(BufReader::new(file)).map_err(|e| {
+        anyhow!(
+            "{}: not a valid zip archive: {}",
+            zip_path.display(),
+            describe(&e)
+        )
+    })?;
+
+    fs::create_dir_all(todir).with_context(|| format!("cannot create {}", todir.display()))?;
+    // Every containment check compares real paths against this one, so a
+    // `todir` reached through a symlink (or spelled with `..`) still works.
+    let root =
+        fs::canonicalize(todir).with_context(|| format!("cannot resolve {}", todir.display()))?;
+
+    let mut x = Extractor {
+        zip: zip_path,
+        todir,
+        root,
+        dirs: HashMap::new(),
+        dir_modes: Vec::new(),
+        links: Vec::new(),
+    };
+    for i in 0..archive.len() {
+        let mut entry = archive.by_index(i).map_err(|e| {
+            anyhow!(
+                "release {}: cannot read entry #{}: {}",
+                zip_path.display(),
+                i,
+                describe(&e)
+            )
+        })?;
+        let name = entry.name().to_owned();
+        let mode = entry.unix_mode();
+        let dir_by_name = entry.is_dir();
+        x.entry(&name, mode, dir_by_name, &mut entry)?;
+    }
+    x.create_links()?;
+    x.apply_dir_modes()?;
+    Ok(archive.len())
+}
+
+/// `ZipError::Io` displays as a bare "i/o error"; the cause is what helps.
+fn describe(e: &ZipError) -> String {
+    match e {
+        ZipError::Io(io) => io.to_string(),
+        other => other.to_string(),
+    }
+}
+
+/// Split an entry name into plain path components, resolving `.` and `..`
+/// lexically. `None` if the name is absolute or climbs above the top.
+///
+/// Backslashes count as separators too: archives made on Windows use them,
+/// and `..\x` must not become a harmless-looking file named `..\x` here
+/// while meaning "parent directory" to the tool that built it.
+fn normalize(name: &str) -> Option<Vec<String>> {
+    if name.contains('\0') || name.starts_with(['/', '\\']) || has_drive_prefix(name) {
+        return None;
+    }
+    let mut parts: Vec<String> = Vec::new();
+    for part in name.split(['/', '\\']) {
+        match part {
+            "" | "." => {}
+            ".." => {
+                parts.pop()?;
+            }
+            _ => parts.push(part.to_owned()),
+        }
+    }
+    Some(parts)
+}
+
+/// `C:` style names are absolute (or drive-relative) on Windows.
+fn has_drive_prefix(name: &str) -> bool {
+    let b = name.as_bytes();
+    b.len() >= 2 && b[0].is_ascii_alphabetic() && b[1] == b':'
+}
+
+/// Permission bits to apply. setuid/setgid/sticky are dropped on purpose:
+/// a release has no business installing setuid binaries. All-zero bits mean
+/// the archiver stored only the file type, not real permissions.
+fn perm(mode: Option<u32>, default: u32) -> u32 {
+    match mode.map(|m| m & 0o777) {
+        Some(p) if p != 0 => p,
+        _ => default,
+    }
+}
+
+/// Does a link in a directory `parent_depth` levels below the top, pointing
+/// at `target`, stay inside the top when read lexically? Uses the kernel's
+/// own rules (only `/` separates), since the kernel will interpret it.
+fn target_stays_inside(parent_depth: usize, target: &Path) -> bool {
+    let mut depth = parent_depth;
+    for c in target.components() {
+        match c {
+            Component::Prefix(_) | Component::RootDir => return false,
+            Component::CurDir => {}
+            Component::ParentDir => match depth.checked_sub(1) {
+                Some(d) => depth = d,
+                None => return false,
+            },
+            Component::Normal(_) => depth += 1,
+        }
+    }
+    true
+}
+
+enum Step {
+    Root,
+    Up,
+    Down(OsString),
+}
+
+fn steps(p: &Path) -> Vec<Step> {
+    p.components()
+        .filter_map(|c| match c {
+            Component::RootDir => Some(Step::Root),
+            Component::ParentDir => Some(Step::Up),
+            Component::Normal(n) => Some(Step::Down(n.to_owned())),
+            Component::CurDir | Component::Prefix(_) => None,
+        })
+        .collect()
+}
+
+/// Where an absolute `path` really leads, like realpath(3), except that a
+/// missing (or non-directory) component does not fail: the rest is applied
+/// lexically. `fs::canonicalize` gives up on dangling links, yet a dangling
+/// link can still aim outside, and a later write through it would land there.
+fn resolve(path: &Path) -> io::Result<PathBuf> {
+    let mut todo = steps(path);
+    todo.reverse();
+    let mut cur = PathBuf::from("/");
+    let mut hops = 0;
+    let mut missing = false;
+    while let Some(step) = todo.pop() {
+        match step {
+            Step::Root => cur = PathBuf::from("/"),
+            Step::Up => {
+                cur.pop();
+            }
+            Step::Down(name) => {
+                let next = cur.join(&name);
+                if !missing {
+                    match fs::symlink_metadata(&next) {
+                        Ok(m) if m.file_type().is_symlink() => {
+                            hops += 1;
+                            if hops > MAX_LINK_HOPS {
+                                return Err(io::Error::other("too many levels of symbolic links"));
+                            }
+                            let mut more = steps(&fs::read_link(&next)?);
+                            more.reverse();
+                            todo.extend(more);
+                            continue;
+                        }
+                        Ok(_) => {}
+                        Err(e)
+                            if matches!(
+                                e.kind(),
+                                io::ErrorKind::NotFound | io::ErrorKind::NotADirectory
+                            ) =>
+                        {
+                            missing = true
+                        }
+                        Err(e) => return Err(e),
+                    }
+                }
+                cur = next;
+            }
+        }
+    }
+    Ok(cur)
+}
+
+/// A symlink entry, kept until every file and directory has been written.
+struct Link {
+    name: String,
+    path: PathBuf,
+    target: PathBuf,
+}
+
+struct Extractor<'a> {
+    zip: &'a Path,
+    todir: &'a Path,
+    /// canonicalize(todir)
+    root: PathBuf,
+    /// Relative directory -> verified real path. Nothing replaces a directory
+    /// while regular entries are written, so a verified one stays valid.
+    dirs: HashMap<PathBuf, PathBuf>,
+    /// Applied at the very end, so a read-only directory in the archive does
+    /// not stop us writing the files that go into it.
+    dir_modes: Vec<(PathBuf, u32)>,
+    links: Vec<Link>,
+}
+
+impl Extractor<'_> {
+    fn outside(&self, name: &str) -> anyhow::Error {
+        anyhow!(
+            "release {}: entry '{}' would be written outside {}",
+            self.zip.display(),
+            name,
+            self.todir.display()
+        )
+    }
+
+    fn link_outside(&self, name: &str, target: &Path) -> anyhow::Error {
+        anyhow!(
+            "release {}: symlink entry '{}' -> '{}' would point outside {}",
+            self.zip.display(),
+            name,
+            target.display(),
+            self.todir.display()
+        )
+    }
+
+    fn entry(
+        &mut self,
+        name: &str,
+        mode: Option<u32>,
+        dir_by_name: bool,
+        data: &mut dyn Read,
+    ) -> Result<()> {
+        let rel = normalize(name).ok_or_else(|| self.outside(name))?;
+        let kind = mode.map(|m| m & S_IFMT);
+        if kind == Some(S_IFLNK) {
+            return self.record_link(name, &rel, data);
+        }
+        if dir_by_name || kind == Some(S_IFDIR) {
+            // "./" and the like name `todir` itself, which is already there.
+            if !rel.is_empty() {
+                let real = self.ensure_dir(&rel, name)?;
+                self.dir_modes.push((real, perm(mode, DEFAULT_DIR_MODE)));
+            }
+            return Ok(());
+        }
+        // Anything else (regular file, or an exotic type such as a fifo) is
+        // written as a plain file: we never create device nodes from a zip.
+        let Some((file_name, parent)) = rel.split_last() else {
+            bail!(
+                "release {}: entry '{}' has no file name",
+                self.zip.display(),
+                name
+            );
+        };
+        let dir = self.ensure_dir(parent, name)?;
+        self.write_file(
+            name,
+            &dir.join(file_name),
+            perm(mode, DEFAULT_FILE_MODE),
+            data,
+        )
+    }
+
+    /// Create the directories of `rel` below the root one at a time and
+    /// return the real path. Symlinks already in `todir` (from a previous
+    /// unpack) are followed only when they lead back inside it; walking step
+    /// by step means no directory is ever created outside first and checked
+    /// afterwards.
+    fn ensure_dir(&mut self, rel: &[String], name: &str) -> Result<PathBuf> {
+        let key: PathBuf = rel.iter().collect();
+        if let Some(real) = self.dirs.get(&key) {
+            return Ok(real.clone());
+        }
+        let ctx = || format!("release {}: entry '{}'", self.zip.display(), name);
+        let mut cur = self.root.clone();
+        for comp in rel {
+            let next = cur.join(comp);
+            match fs::symlink_metadata(&next) {
+                Ok(m) if m.is_dir() => cur = next,
+                Ok(m) if m.file_type().is_symlink() => {
+                    let real = fs::canonicalize(&next)
+                        .with_context(|| format!("{}: cannot resolve {}", ctx(), next.display()))?;
+                    if !real.starts_with(&self.root) {
+                        return Err(self.outside(name));
+                    }
+                    if !real.is_dir() {
+                        bail!("{}: {} is not a directory", ctx(), next.display());
+                    }
+                    cur = real;
+                }
+                Ok(_) => bail!("{}: {} is not a directory", ctx(), next.display()),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                    DirBuilder::new()
+                        .mode(DEFAULT_DIR_MODE)
+                        .create(&next)
+                        .with_context(|| format!("{}: cannot create {}", ctx(), next.display()))?;
+                    cur = next;
+                }
+                Err(e) => {
+                    return Err(e)
+                        .with_context(|| format!("{}: cannot stat {}", ctx(), next.display()))
+                }
+            }
+        }
+        // The walk already resolved every component; re-check the end result
+        // with the OS so a mistake above cannot silently open an escape.
+        let real = fs::canonicalize(&cur)
+            .with_context(|| format!("{}: cannot resolve {}", ctx(), cur.display()))?;
+        if !real.starts_with(&self.root) {
+            return Err(self.outside(name));
+        }
+        self.dirs.insert(key, real.clone());
+        Ok(real)
+    }
+
+    fn write_file(&self, name: &str, path: &Path, mode: u32, data: &mut dyn Read) -> Result<()> {
+        let ctx = || {
+            format!(
+                "release {}: cannot extract entry '{}' to {}",
+                self.zip.display(),
+                name,
+                path.display()
+            )
+        };
+        match fs::symlink_metadata(path) {
+            Ok(m) if m.is_dir() => bail!("{}: a directory is in the way", ctx()),
+            // Replace rather than truncate: opening an existing symlink (or a
+            // hard link) would write into whatever it points at. It also keeps
+            // the archive readable if it sits in todir and an entry shares its
+            // name (`unpack` downloads the zip into todir).
+            Ok(_) => fs::remove_file(path).with_context(ctx)?,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e).with_context(ctx),
+        }
+        // create_new (O_EXCL) also refuses to follow a symlink that might
+        // have appeared since the check above.
+        let file = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(path)
+            .with_context(ctx)?;
+        let mut out = BufWriter::with_capacity(WRITE_BUFFER, file);
+        io::copy(data, &mut out).with_context(ctx)?;
+        let file = out
+            .into_inner()
+            .map_err(|e| e.into_error())
+            .with_context(ctx)?;
+        // Set explicitly (not via open's mode) so the umask cannot strip bits
+        // the release relies on, such as +x on its scripts.
+        file.set_permissions(Permissions::from_mode(mode))
+            .with_context(ctx)?;
+        Ok(())
+    }
+
+    fn record_link(&mut self, name: &str, rel: &[String], data: &mut dyn Read) -> Result<()> {
+        let Some((file_name, parent)) = rel.split_last() else {
+            bail!(
+                "release {}: symlink entry '{}' has no file name",
+                self.zip.display(),
+                name
+            );
+        };
+        let mut raw = Vec::new();
+        data.take(MAX_LINK_TARGET + 1)
+            .read_to_end(&mut raw)
+            .with_context(|| {
+                format!(
+                    "release {}: cannot read entry '{}'",
+                    self.zip.display(),
+                    name
+                )
+            })?;
+        if raw.is_empty() || raw.len() as u64 > MAX_LINK_TARGET || raw.contains(&0) {
+            bail!(
+                "release {}: symlink entry '{}' has an invalid target",
+                self.zip.display(),
+                name
+            );
+        }
+        let target = PathBuf::from(OsStr::from_bytes(&raw));
+        if !target_stays_inside(parent.len(), &target) {
+            return Err(self.link_outside(name, &target));
+        }
+        // Parent directories are made now, while the only symlinks in todir
+        // are ones that were there before we started.
+        let dir = self.ensure_dir(parent, name)?;
+        self.links.push(Link {
+            name: name.to_owned(),
+            path: dir.join(file_name),
+            target,
+        });
+        Ok(())
+    }
+
+    fn create_links(&self) -> Result<()> {
+        for link in &self.links {
+            let ctx = || {
+                format!(
+                    "release {}: cannot create symlink '{}' at {}",
+                    self.zip.display(),
+                    link.name,
+                    link.path.display()
+                )
+            };
+            match fs::symlink_metadata(&link.path) {
+                Ok(m) if m.is_dir() => bail!("{}: a directory is in the way", ctx()),
+                Ok(_) => fs::remove_file(&link.path).with_context(ctx)?,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(e).with_context(ctx),
+            }
+            std::os::unix::fs::symlink(&link.target, &link.path).with_context(ctx)?;
+        }
+        // Each target was checked lexically, but links can combine (`x -> .`
+        // plus `d/l -> ../x/..`), so check where each one really leads now
+        // that all of them exist.
+        for link in &self.links {
+            let real = resolve(&link.path).with_context(|| {
+                format!(
+                    "release {}: cannot resolve symlink entry '{}'",
+                    self.zip.display(),
+                    link.name
+                )
+            })?;
+            if !real.starts_with(&self.root) {
+                // Do not leave an escape hatch behind even if the caller
+                // forgets to clean up.
+                let _ = fs::remove_file(&link.path);
+                return Err(self.link_outside(&link.name, &link.target));
+            }
+        }
+        Ok(())
+    }
+
+    fn apply_dir_modes(&mut self) -> Result<()> {
+        // Deepest first: a parent without +x would block chmod on its children.
+        self.dir_modes
+            .sort_by_key(|(p, _)| std::cmp::Reverse(p.components().count()));
+        for (path, mode) in &self.dir_modes {
+            fs::set_permissions(path, Permissions::from_mode(*mode)).with_context(|| {
+                format!(
+                    "release {}: cannot set permissions on {}",
+                    self.zip.display(),
+                    path.display()
+                )
+            })?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+    use zip::write::SimpleFileOptions;
+    use zip::{CompressionMethod, ZipWriter};
+
+    enum E<'a> {
+        File(&'a str, &'a [u8], u32),
+        Dir(&'a str, u32),
+        Link(&'a str, &'a str),
+    }
+
+    fn make_zip(path: &Path, entries: &[E]) {
+        let mut w = ZipWriter::new(File::create(path).unwrap());
+        for e in entries {
+            match e {
+                E::File(name, data, mode) => {
+                    let opts = SimpleFileOptions::default().unix_permissions(*mode);
+                    w.start_file(*name, opts).unwrap();
+                    w.write_all(data).unwrap();
+                }
+                E::Dir(name, mode) => {
+                    let opts = SimpleFileOptions::default().unix_permissions(*mode);
+                    w.add_directory(*name, opts).unwrap();
+                }
+                E::Link(name, target) => {
+                    w.add_symlink(*name, *target, SimpleFileOptions::default())
+                        .unwrap();
+                }
+            }
+        }
+        w.finish().unwrap();
+    }
+
+    /// base/rel.zip and base/out/deploy as todir, so that `../x` lands in
+    /// base/out and `../../x` in base, where the tests can look for it.
+    struct Fixture {
+        _tmp: tempfile::TempDir,
+        base: PathBuf,
+        zip: PathBuf,
+        todir: PathBuf,
+    }
+
+    fn fixture(entries: &[E]) -> Fixture {
+        let tmp = tempfile::tempdir().unwrap();
+        let base = fs::canonicalize(tmp.path()).unwrap();
+        let zip = base.join("rel.zip");
+        let todir = base.join("out").join("deploy");
+        make_zip(&zip, entries);
+        Fixture {
+            _tmp: tmp,
+            base,
+            zip,
+            todir,
+        }
+    }
+
+    impl Fixture {
+        fn run(&self) -> Result<usize> {
+            extract(&self.zip, &self.todir)
+        }
+
+        /// Everything under base, except the zip and what is inside todir.
+        fn outside_entries(&self) -> Vec<PathBuf> {
+            fn walk(dir: &Path, skip: &[&Path], acc: &mut Vec<PathBuf>) {
+                for e in fs::read_dir(dir).unwrap() {
+                    let p = e.unwrap().path();
+                    if skip.contains(&p.as_path()) {
+                        continue;
+                    }
+                    acc.push(p.clone());
+                    if fs::symlink_metadata(&p).unwrap().is_dir() {
+                        walk(&p, skip, acc);
+                    }
+                }
+            }
+            let mut acc = Vec::new();
+            walk(&self.base, &[&self.zip, &self.todir], &mut acc);
+            // The parent directory of todir is expected.
+            acc.retain(|p| p != &self.base.join("out"));
+            acc
+        }
+
+        fn assert_nothing_outside(&self) {
+            assert_eq!(self.outside_entries(), Vec::<PathBuf>::new());
+        }
+    }
+
+    fn mode_of(p: &Path) -> u32 {
+        fs::symlink_metadata(p).unwrap().permissions().mode() & 0o7777
+    }
+
+    fn err_text(r: Result<usize>) -> String {
+        format!("{:#}", r.expect_err("extraction should have been refused"))
+    }
+
+    #[test]
+    fn files_dirs_and_modes_are_extracted() {
+        let f = fixture(&[
+            E::Dir("bin/", 0o750),
+            E::File("bin/start.sh", b"#!/bin/sh\necho hi\n", 0o755),
+            E::File("conf/app.toml", b"port = 8080\n", 0o640),
+            E::File("README", b"hello", 0o644),
+            E::Dir("empty/", 0o755),
+        ]);
+        assert_eq!(f.run().unwrap(), 5);
+        let t = &f.todir;
+        assert_eq!(
+            fs::read_to_string(t.join("bin/start.sh")).unwrap(),
+            "#!/bin/sh\necho hi\n"
+        );
+        assert_eq!(mode_of(&t.join("bin/start.sh")), 0o755);
+        assert_eq!(mode_of(&t.join("bin")), 0o750);
+        assert_eq!(mode_of(&t.join("conf/app.toml")), 0o640);
+        // conf/ had no entry of its own: created with the default mode.
+        assert!(t.join("conf").is_dir());
+        assert_eq!(fs::read(t.join("README")).unwrap(), b"hello");
+        assert!(t.join("empty").is_dir());
+        f.assert_nothing_outside();
+    }
+
+    #[test]
+    fn read_only_dir_entry_still_gets_its_files() {
+        let f = fixture(&[E::Dir("ro/", 0o555), E::File("ro/data", b"x", 0o444)]);
+        assert_eq!(f.run().unwrap(), 2);
+        assert_eq!(mode_of(&f.todir.join("ro")), 0o555);
+        assert_eq!(mode_of(&f.todir.join("ro/data")), 0o444);
+        // Let the temp dir be cleaned up.
+        fs::set_permissions(f.todir.join("ro"), Permissions::from_mode(0o755)).unwrap();
+    }
+
+    #[test]
+    fn parent_dir_entry_is_refused() {
+        let f = fixture(&[E::File("ok", b"1", 0o644), E::File("../x", b"evil", 0o644)]);
+        let msg = err_text(f.run());
+        assert!(msg.contains("rel.zip"), "{msg}");
+        assert!(msg.contains("'../x'"), "{msg}");
+        assert!(msg.contains("would be written outside"), "{msg}");
+        assert!(msg.contains(&f.todir.display().to_string()), "{msg}");
+        f.assert_nothing_outside();
+    }
+
+    #[test]
+    fn nested_parent_dir_entry_is_refused() {
+        let f = fixture(&[E::File("a/b/../../../x", b"evil", 0o644)]);
+        assert!(err_text(f.run()).contains("would be written outside"));
+        f.assert_nothing_outside();
+    }
+
+    #[test]
+    fn absolute_entry_is_refused() {
+        let tmp = tempfile::tempdir().unwrap();
+        let victim = fs::canonicalize(tmp.path()).unwrap().join("x");
+        let f = fixture(&[E::File(victim.to_str().unwrap(), b"evil", 0o644)]);
+        let msg = err_text(f.run());
+        assert!(msg.contains("would be written outside"), "{msg}");
+        assert!(!victim.exists());
+        f.assert_nothing_outside();
+    }
+
+    #[test]
+    fn windows_parent_dir_entry_is_refused() {
+        let f = fixture(&[E::File("..\\x", b"evil", 0o644)]);
+        let msg = err_text(f.run());
+        assert!(msg.contains("would be written outside"), "{msg}");
+        f.assert_nothing_outside();
+    }
+
+    #[test]
+    fn harmless_dots_are_normalised() {
+        let f = fixture(&[E::File("./a/../b/./c", b"ok", 0o644)]);
+        f.run().unwrap();
+        assert_eq!(fs::read(f.todir.join("b/c")).unwrap(), b"ok");
+        assert!(!f.todir.join("a").exists());
+    }
+
+    #[test]
+    fn absolute_symlink_is_refused() {
+        let f = fixture(&[E::Link("etc", "/etc")]);
+        let msg = err_text(f.run());
+        assert!(msg.contains("'etc' -> '/etc'"), "{msg}");
+        assert!(msg.contains("would point outside"), "{msg}");
+        assert!(fs::symlink_metadata(f.todir.join("etc")).is_err());
+        f.assert_nothing_outside();
+    }
+
+    #[test]
+    fn climbing_symlink_is_refused() {
+        let f = fixture(&[E::Link("sub/up", "../../x")]);
+        let msg = err_text(f.run());
+        assert!(msg.contains("'sub/up'"), "{msg}");
+        assert!(msg.contains("would point outside"), "{msg}");
+        f.assert_nothing_outside();
+    }
+
+    #[test]
+    fn write_through_archive_symlink_is_refused() {
+        let f = fixture(&[E::Link("link", ".."), E::File("link/evil", b"evil", 0o644)]);
+        let msg = err_text(f.run());
+        assert!(msg.contains("'link'"), "{msg}");
+        assert!(!f.base.join("out/evil").exists());
+        f.assert_nothing_outside();
+    }
+
+    #[test]
+    fn inside_symlink_does_not_redirect_later_file() {
+        // `link -> sub` is harmless, but since links are made last the file
+        // lands in a real directory `link/`... which then conflicts with the
+        // link: the archive is inconsistent and must fail, not write via it.
+        let f = fixture(&[
+            E::Dir("sub/", 0o755),
+            E::Link("link", "sub"),
+            E::File("link/f", b"x", 0o644),
+        ]);
+        let msg = err_text(f.run());
+        assert!(msg.contains("a directory is in the way"), "{msg}");
+        assert!(!f.todir.join("sub/f").exists());
+        f.assert_nothing_outside();
+    }
+
+    #[test]
+    fn symlink_chain_escaping_is_refused() {
+        let f = fixture(&[E::Link("x", "."), E::Link("d/l", "../x/..")]);
+        let msg = err_text(f.run());
+        assert!(msg.contains("'d/l' -> '../x/..'"), "{msg}");
+        assert!(msg.contains("would point outside"), "{msg}");
+        // The offending link is not left behind.
+        assert!(fs::symlink_metadata(f.todir.join("d/l")).is_err());
+        f.assert_nothing_outside();
+    }
+
+    #[test]
+    fn dangling_symlink_chain_escaping_is_refused() {
+        // canonicalize() cannot resolve this one (the target does not
+        // exist), but a later write through it would land outside.
+        let f = fixture(&[E::Link("x", "."), E::Link("d/l", "../x/../nope")]);
+        let msg = err_text(f.run());
+        assert!(msg.contains("'d/l'"), "{msg}");
+        f.assert_nothing_outside();
+    }
+
+    #[test]
+    fn inside_symlink_is_kept() {
+        let f = fixture(&[
+            E::File("v1/file", b"version one", 0o644),
+            E::Link("latest", "v1/file"),
+            E::Link("dangling", "v2/not-yet"),
+        ]);
+        assert_eq!(f.run().unwrap(), 3);
+        let latest = f.todir.join("latest");
+        assert_eq!(fs::read_link(&latest).unwrap(), Path::new("v1/file"));
+        assert_eq!(fs::read_to_string(&latest).unwrap(), "version one");
+        assert_eq!(
+            fs::read_link(f.todir.join("dangling")).unwrap(),
+            Path::new("v2/not-yet")
+        );
+        f.assert_nothing_outside();
+    }
+
+    #[test]
+    fn existing_outside_symlink_in_todir_is_not_followed() {
+        // As if a previous unpack (or someone else) left a link to outside.
+        let f = fixture(&[E::File("old/evil", b"evil", 0o644)]);
+        fs::create_dir_all(&f.todir).unwrap();
+        let elsewhere = f.base.join("elsewhere");
+        fs::create_dir(&elsewhere).unwrap();
+        std::os::unix::fs::symlink(&elsewhere, f.todir.join("old")).unwrap();
+        let msg = err_text(f.run());
+        assert!(msg.contains("'old/evil' would be written outside"), "{msg}");
+        assert!(!elsewhere.join("evil").exists());
+    }
+
+    #[test]
+    fn existing_symlink_at_file_path_is_replaced() {
+        let f = fixture(&[E::File("config", b"new", 0o644)]);
+        fs::create_dir_all(&f.todir).unwrap();
+        let victim = f.base.join("victim");
+        fs::write(&victim, b"precious").unwrap();
+        std::os::unix::fs::symlink(&victim, f.todir.join("config")).unwrap();
+        f.run().unwrap();
+        assert_eq!(fs::read(&victim).unwrap(), b"precious");
+        let config = f.todir.join("config");
+        assert!(!fs::symlink_metadata(&config).unwrap().is_symlink());
+        assert_eq!(fs::read(&config).unwrap(), b"new");
+    }
+
+    #[test]
+    fn existing_inside_symlink_dir_is_followed() {
+        let f = fixture(&[E::File("current/app", b"v2", 0o644)]);
+        fs::create_dir_all(f.todir.join("v2")).unwrap();
+        std::os::unix::fs::symlink("v2", f.todir.join("current")).unwrap();
+        f.run().unwrap();
+        assert_eq!(fs::read(f.todir.join("v2/app")).unwrap(), b"v2");
+    }
+
+    #[test]
+    fn entry_named_like_the_archive_in_todir() {
+        // `unpack` downloads the zip into todir itself.
+        let tmp = tempfile::tempdir().unwrap();
+        let todir = tmp.path().join("deploy");
+        fs::create_dir(&todir).unwrap();
+        let zip = todir.join("rel.zip");
+        make_zip(
+            &zip,
+            &[
+                E::File("rel.zip", b"not the archive", 0o644),
+                E::File("after", b"still readable", 0o644),
+            ],
+        );
+        assert_eq!(extract(&zip, &todir).unwrap(), 2);
+        assert_eq!(fs::read(todir.join("rel.zip")).unwrap(), b"not the archive");
+        assert_eq!(fs::read(todir.join("after")).unwrap(), b"still readable");
+    }
+
+    #[test]
+    fn not_a_zip_is_reported() {
+        let tmp = tempfile::tempdir().unwrap();
+        let bogus = tmp.path().join("bogus.zip");
+        fs::write(&bogus, b"this is not a zip archive at all").unwrap();
+        let msg = format!(
+            "{:#}",
+            extract(&bogus, &tmp.path().join("out")).unwrap_err()
+        );
+        assert!(
+            msg.starts_with(&format!("{}: not a valid zip archive: ", bogus.display())),
+            "{msg}"
+        );
+    }
+
+    #[test]
+    fn missing_zip_is_reported() {
+        let tmp = tempfile::tempdir().unwrap();
+        let missing = tmp.path().join("missing.zip");
+        let msg = format!(
+            "{:#}",
+            extract(&missing, &tmp.path().join("out")).unwrap_err()
+        );
+        assert!(msg.contains(&missing.display().to_string()), "{msg}");
+    }
+
+    #[test]
+    fn large_entry_is_streamed() {
+        const SIZE: usize = 50 * 1024 * 1024;
+        let tmp = tempfile::tempdir().unwrap();
+        let zip = tmp.path().join("big.zip");
+        {
+            let mut w = ZipWriter::new(File::create(&zip).unwrap());
+            // Stored: deflating 50 MB in a debug build would dominate the
+            // test; the extraction path (io::copy) is the same either way.
+            let opts = SimpleFileOptions::default()
+                .compression_method(CompressionMethod::Stored)
+                .unix_permissions(0o644);
+            w.start_file("big.bin", opts).unwrap();
+            let chunk: Vec<u8> = (0..1024 * 1024).map(|i| (i % 251) as u8).collect();
+            for _ in 0..SIZE / chunk.len() {
+                w.write_all(&chunk).unwrap();
+            }
+            w.finish().unwrap();
+        }
+        let out = tmp.path().join("out");
+        assert_eq!(extract(&zip, &out).unwrap(), 1);
+        let got = out.join("big.bin");
+        assert_eq!(fs::metadata(&got).unwrap().len(), SIZE as u64);
+        let mut head = [0u8; 300];
+        File::open(&got).unwrap().read_exact(&mut head).unwrap();
+        assert!(head.iter().enumerate().all(|(i, b)| *b == (i % 251) as u8));
+    }
+
+    #[test]
+    fn deflated_entry_round_trips() {
+        let tmp = tempfile::tempdir().unwrap();
+        let zip = tmp.path().join("d.zip");
+        let data: Vec<u8> = b"abcdefgh".repeat(100_000);
+        {
+            let mut w = ZipWriter::new(File::create(&zip).unwrap());
+            let opts = SimpleFileOptions::default()
+                .compression_method(CompressionMethod::Deflated)
+                .unix_permissions(0o600);
+            w.start_file("d.txt", opts).unwrap();
+            w.write_all(&data).unwrap();
+            w.finish().unwrap();
+        }
+        let out = tmp.path().join("out");
+        extract(&zip, &out).unwrap();
+        assert_eq!(fs::read(out.join("d.txt")).unwrap(), data);
+        assert_eq!(mode_of(&out.join("d.txt")), 0o600);
+    }
+
+    #[test]
+    fn names_are_normalised_safely() {
+        let n = |s: &str| normalize(s).map(|v| v.join("/"));
+        assert_eq!(n("a/b/c").as_deref(), Some("a/b/c"));
+        assert_eq!(n("a\\b").as_deref(), Some("a/b"));
+        assert_eq!(n("./a/../b/").as_deref(), Some("b"));
+        assert_eq!(n("../x"), None);
+        assert_eq!(n("..\\x"), None);
+        assert_eq!(n("a/../../x"), None);
+        assert_eq!(n("/etc/passwd"), None);
+        assert_eq!(n("\\x"), None);
+        assert_eq!(n("C:\\x"), None);
+        assert_eq!(n("a\0b"), None);
+    }
+
+    #[test]
+    fn default_modes_when_zip_has_none() {
+        assert_eq!(perm(None, DEFAULT_FILE_MODE), 0o644);
+        assert_eq!(perm(None, DEFAULT_DIR_MODE), 0o755);
+        assert_eq!(perm(Some(0o100_000), DEFAULT_FILE_MODE), 0o644);
+        assert_eq!(perm(Some(0o104_755), DEFAULT_FILE_MODE), 0o755);
+    }
 }

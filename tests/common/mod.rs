@@ -1,0 +1,371 @@
+//! Test builders: a temporary machine (`Env`) with a config, a release
+//! store and deploy directories; release zips built in place; the real `c2`
+//! binary run against them; and a real S3 server (moto) when a test needs one.
+//!
+//! Each integration test file includes this module; not every file uses
+//! every helper.
+#![allow(dead_code)]
+
+pub mod moto;
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serde_json::{json, Value};
+
+pub use moto::Moto;
+
+/// A scratch machine: everything c2 touches lives under `root`.
+pub struct Env {
+    pub root: tempfile::TempDir,
+    config: Value,
+    format: Format,
+    envs: BTreeMap<String, String>,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Format {
+    Json,
+    Yaml,
+}
+
+impl Env {
+    /// Noproxy mode, releases in `<root>/store`, JSON config.
+    pub fn new() -> Env {
+        let root = tempfile::tempdir().expect("tempdir");
+        let r = root.path();
+        std::fs::create_dir_all(r.join("store")).unwrap();
+        let config = json!({
+            "deploysDir": r.join("deploys"),
+            "contextCache": r.join("cache"),
+            "logFile": r.join("log/c2.log"),
+            "releases": {"localdir": r.join("store")},
+        });
+        Env {
+            root,
+            config,
+            format: Format::Json,
+            envs: BTreeMap::new(),
+        }
+    }
+
+    pub fn path(&self, rel: &str) -> PathBuf {
+        self.root.path().join(rel)
+    }
+
+    /// Sets a top-level config field.
+    pub fn set(&mut self, field: &str, value: Value) -> &mut Env {
+        self.config[field] = value;
+        self
+    }
+
+    pub fn config(&self) -> &Value {
+        &self.config
+    }
+
+    pub fn format(&mut self, format: Format) -> &mut Env {
+        self.format = format;
+        self
+    }
+
+    /// Sets an environment variable for every c2 run.
+    pub fn env(&mut self, key: &str, value: &str) -> &mut Env {
+        self.envs.insert(key.into(), value.into());
+        self
+    }
+
+    /// Points the release store and S3 access at a moto bucket.
+    pub fn use_s3(&mut self, moto: &Moto, bucket: &str, prefix: &str) -> &mut Env {
+        moto.create_bucket(bucket);
+        self.set("releases", json!({"s3": format!("s3://{bucket}/{prefix}")}));
+        for (k, v) in moto.client_env() {
+            self.env(&k, &v);
+        }
+        self
+    }
+
+    /// Writes a context source file and registers it in `configSources`.
+    pub fn context_file(&mut self, name: &str, content: &str) -> &mut Env {
+        let path = self.path(&format!("sources/{name}.json"));
+        write_file(&path, content);
+        self.config["configSources"][name] = json!({"file": path});
+        self
+    }
+
+    /// Writes the config file and returns its path.
+    pub fn write_config(&self) -> PathBuf {
+        let (name, text) = match self.format {
+            Format::Json => (
+                "camus2.json",
+                serde_json::to_string_pretty(&self.config).unwrap(),
+            ),
+            Format::Yaml => ("camus2.yaml", serde_yaml::to_string(&self.config).unwrap()),
+        };
+        let path = self.path(&format!("etc/{name}"));
+        write_file(&path, &text);
+        path
+    }
+
+    /// A `c2 --config <file> args…` run, not yet started.
+    pub fn c2(&self, args: &[&str]) -> Run {
+        let config = self.write_config();
+        let mut run = Run::new(args);
+        run.cmd.arg("--config").arg(config);
+        for (k, v) in &self.envs {
+            run.cmd.env(k, v);
+        }
+        run.cmd.current_dir(self.root.path());
+        run
+    }
+
+    /// A release zip builder that publishes into the local store.
+    pub fn release(&self, name: &str) -> ReleaseBuilder {
+        ReleaseBuilder::new(name, self.path("store"))
+    }
+
+    pub fn read(&self, rel: &str) -> String {
+        let p = self.path(rel);
+        std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("read {}: {e}", p.display()))
+    }
+
+    pub fn exists(&self, rel: &str) -> bool {
+        self.path(rel).symlink_metadata().is_ok()
+    }
+
+    /// Where `deploysDir/current` points, if anywhere.
+    pub fn current(&self) -> Option<String> {
+        std::fs::read_link(self.path("deploys/current"))
+            .ok()
+            .map(|p| p.to_string_lossy().to_string())
+    }
+
+    /// The lines the releases' commands appended to `<root>/events`.
+    pub fn events(&self) -> Vec<String> {
+        std::fs::read_to_string(self.path("events"))
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_string)
+            .collect()
+    }
+}
+
+pub fn write_file(path: &Path, content: &str) {
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(path, content).unwrap();
+}
+
+/// One run of the real c2 binary.
+pub struct Run {
+    pub cmd: Command,
+}
+
+impl Run {
+    pub fn new(args: &[&str]) -> Run {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_c2"));
+        cmd.args(args);
+        // Keep the developer's own AWS setup and config out of the tests.
+        for var in [
+            "CAMUS2_CONFIG",
+            "AWS_PROFILE",
+            "AWS_ENDPOINT_URL",
+            "AWS_ENDPOINT_URL_S3",
+            "S3_ENDPOINT",
+        ] {
+            cmd.env_remove(var);
+        }
+        cmd.env("AWS_EC2_METADATA_DISABLED", "true");
+        Run { cmd }
+    }
+
+    pub fn env(mut self, key: &str, value: &str) -> Run {
+        self.cmd.env(key, value);
+        self
+    }
+
+    pub fn output(mut self) -> Output {
+        let out = self.cmd.output().expect("run c2");
+        Output {
+            code: out.status.code(),
+            stdout: String::from_utf8_lossy(&out.stdout).to_string(),
+            stderr: String::from_utf8_lossy(&out.stderr).to_string(),
+        }
+    }
+
+    /// Runs and asserts exit code 0.
+    pub fn ok(self) -> Output {
+        let out = self.output();
+        assert_eq!(out.code, Some(0), "c2 failed:\n{out}");
+        out
+    }
+
+    /// Runs and asserts a non-zero exit with a one-line error on stderr
+    /// that contains `needle`.
+    pub fn fails_with(self, needle: &str) -> Output {
+        let out = self.output();
+        assert_ne!(out.code, Some(0), "c2 unexpectedly succeeded:\n{out}");
+        let err = out.error_line();
+        assert!(
+            err.contains(needle),
+            "error line does not contain {needle:?}:\n{out}"
+        );
+        out
+    }
+}
+
+pub struct Output {
+    pub code: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Output {
+    /// The one `c2: error:` line (asserting there is exactly one).
+    pub fn error_line(&self) -> String {
+        let lines: Vec<&str> = self
+            .stderr
+            .lines()
+            .filter(|l| l.starts_with("c2: error:"))
+            .collect();
+        assert_eq!(lines.len(), 1, "expected one error line:\n{self}");
+        lines[0].to_string()
+    }
+
+    /// Log messages without their timestamps.
+    pub fn log_messages(&self) -> Vec<String> {
+        self.stdout
+            .lines()
+            .filter_map(|l| l.split_once(' ').map(|(_, m)| m.to_string()))
+            .collect()
+    }
+}
+
+impl std::fmt::Display for Output {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "exit: {:?}\n--- stdout\n{}--- stderr\n{}",
+            self.code, self.stdout, self.stderr
+        )
+    }
+}
+
+/// Builds a release zip: `release.json` plus files, templates and symlinks.
+pub struct ReleaseBuilder {
+    name: String,
+    store: PathBuf,
+    release_json: Value,
+    files: Vec<(String, Vec<u8>, u32)>,
+    symlinks: Vec<(String, String)>,
+    raw_release_json: Option<String>,
+}
+
+impl ReleaseBuilder {
+    fn new(name: &str, store: PathBuf) -> ReleaseBuilder {
+        // By default each command appends a line to <root>/events so tests
+        // can see exactly what ran, in which order, in which directory.
+        let label = name.rsplit_once('.').map(|(s, _)| s).unwrap_or(name);
+        let events = store.parent().unwrap().join("events");
+        let ev = |what: &str| format!("echo \"{what} {label} $(basename $PWD)\" >> {}", events.display());
+        ReleaseBuilder {
+            name: name.to_string(),
+            store,
+            release_json: json!({
+                "templates": [],
+                "prestartCommand": ev("prestart"),
+                "startCommand": ev("start"),
+                "stopCommand": ev("stop"),
+            }),
+            files: Vec::new(),
+            symlinks: Vec::new(),
+            raw_release_json: None,
+        }
+    }
+
+    pub fn file(mut self, path: &str, content: &str) -> Self {
+        self.files.push((path.into(), content.as_bytes().to_vec(), 0o644));
+        self
+    }
+
+    pub fn executable(mut self, path: &str, content: &str) -> Self {
+        self.files.push((path.into(), content.as_bytes().to_vec(), 0o755));
+        self
+    }
+
+    /// Adds a template file and lists it in `release.json`.
+    pub fn template(mut self, path: &str, content: &str) -> Self {
+        self.release_json["templates"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!(path));
+        self.file(path, content)
+    }
+
+    pub fn symlink(mut self, path: &str, target: &str) -> Self {
+        self.symlinks.push((path.into(), target.into()));
+        self
+    }
+
+    /// Sets a `release.json` field.
+    pub fn set(mut self, field: &str, value: Value) -> Self {
+        self.release_json[field] = value;
+        self
+    }
+
+    /// Replaces release.json with raw text (for malformed ones).
+    pub fn raw_release_json(mut self, text: &str) -> Self {
+        self.raw_release_json = Some(text.into());
+        self
+    }
+
+    /// Leaves release.json out entirely.
+    pub fn without_release_json(mut self) -> Self {
+        self.raw_release_json = Some(String::new());
+        self
+    }
+
+    pub fn zip_bytes(&self) -> Vec<u8> {
+        use zip::write::SimpleFileOptions;
+        let mut buf = std::io::Cursor::new(Vec::new());
+        {
+            let mut z = zip::ZipWriter::new(&mut buf);
+            let rj = match &self.raw_release_json {
+                Some(t) => t.clone(),
+                None => serde_json::to_string_pretty(&self.release_json).unwrap(),
+            };
+            if !(self.raw_release_json.as_deref() == Some("")) {
+                z.start_file("release.json", SimpleFileOptions::default())
+                    .unwrap();
+                z.write_all(rj.as_bytes()).unwrap();
+            }
+            for (path, data, mode) in &self.files {
+                let opts = SimpleFileOptions::default().unix_permissions(*mode);
+                z.start_file(path.as_str(), opts).unwrap();
+                z.write_all(data).unwrap();
+            }
+            for (path, target) in &self.symlinks {
+                z.add_symlink(path.as_str(), target.as_str(), SimpleFileOptions::default())
+                    .unwrap();
+            }
+            z.finish().unwrap();
+        }
+        buf.into_inner()
+    }
+
+    /// Writes the zip into the local release store.
+    pub fn publish(self) {
+        let bytes = self.zip_bytes();
+        std::fs::write(self.store.join(&self.name), bytes).unwrap();
+    }
+
+    /// Uploads the zip to S3 at `s3://bucket/prefix/<name>`.
+    pub fn publish_s3(self, moto: &Moto, bucket: &str, prefix: &str) {
+        let key = if prefix.is_empty() {
+            self.name.clone()
+        } else {
+            format!("{prefix}/{}", self.name)
+        };
+        moto.put(bucket, &key, &self.zip_bytes());
+    }
+}

@@ -1,0 +1,188 @@
+//! A real S3-compatible server for tests: moto's `moto_server` over HTTP.
+//!
+//! Tests share one server per test binary ([`Moto::shared`]) and keep out
+//! of each other's way with their own bucket names. The server runs under a
+//! tiny shell watchdog that kills it when our end of its stdin pipe closes,
+//! i.e. when the test process exits, however it exits.
+
+use std::io::Read;
+use std::net::{TcpListener, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use aws_sdk_s3::primitives::ByteStream;
+use aws_sdk_s3::Client;
+
+pub struct Moto {
+    pub endpoint: String,
+    pub port: u16,
+    child: Child,
+    client: Client,
+    rt: tokio::runtime::Runtime,
+}
+
+impl Moto {
+    /// The server shared by every test of this binary.
+    pub fn shared() -> &'static Moto {
+        static SHARED: OnceLock<Moto> = OnceLock::new();
+        SHARED.get_or_init(Moto::start)
+    }
+
+    /// Starts a server of one's own (stopped when dropped).
+    pub fn start() -> Moto {
+        let port = free_port();
+        Moto::start_on(port)
+    }
+
+    /// Starts a server on `port` (to restart one at the same address).
+    pub fn start_on(port: u16) -> Moto {
+        let bin = which("moto_server").unwrap_or_else(|| {
+            panic!("moto_server not found on PATH: run the README's test command (scripts/test), which installs moto[server]")
+        });
+        let log = std::env::temp_dir().join(format!("c2-moto-{port}.log"));
+        let script = format!(
+            "'{bin}' -H 127.0.0.1 -p {port} >'{}' 2>&1 & m=$!; read _; kill $m; wait $m",
+            log.display()
+        );
+        let child = Command::new("sh")
+            .arg("-c")
+            .arg(script)
+            .stdin(Stdio::piped())
+            .spawn()
+            .expect("start moto_server");
+        let endpoint = format!("http://127.0.0.1:{port}");
+        wait_for_port(port, &log);
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let client = rt.block_on(async {
+            let conf = aws_sdk_s3::config::Builder::new()
+                .behavior_version(aws_sdk_s3::config::BehaviorVersion::latest())
+                .region(aws_sdk_s3::config::Region::new("us-east-1"))
+                .endpoint_url(&endpoint)
+                .force_path_style(true)
+                .credentials_provider(aws_sdk_s3::config::Credentials::new(
+                    "testing", "testing", None, None, "tests",
+                ))
+                .build();
+            Client::from_conf(conf)
+        });
+        Moto {
+            endpoint,
+            port,
+            child,
+            client,
+            rt,
+        }
+    }
+
+    /// Environment variables that point c2 (or any AWS tool) at this server.
+    pub fn client_env(&self) -> Vec<(String, String)> {
+        vec![
+            ("S3_ENDPOINT".into(), self.endpoint.clone()),
+            ("AWS_ACCESS_KEY_ID".into(), "testing".into()),
+            ("AWS_SECRET_ACCESS_KEY".into(), "testing".into()),
+            ("AWS_REGION".into(), "us-east-1".into()),
+        ]
+    }
+
+    /// A bucket name no other test uses.
+    pub fn unique_bucket(prefix: &str) -> String {
+        static N: AtomicUsize = AtomicUsize::new(0);
+        format!(
+            "{prefix}-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        )
+    }
+
+    pub fn create_bucket(&self, bucket: &str) {
+        self.rt.block_on(async {
+            let r = self.client.create_bucket().bucket(bucket).send().await;
+            if let Err(e) = r {
+                let already = e
+                    .as_service_error()
+                    .is_some_and(|s| s.is_bucket_already_owned_by_you());
+                assert!(already, "create bucket {bucket}: {e:?}");
+            }
+        });
+    }
+
+    pub fn put(&self, bucket: &str, key: &str, data: &[u8]) {
+        self.rt.block_on(async {
+            self.client
+                .put_object()
+                .bucket(bucket)
+                .key(key)
+                .body(ByteStream::from(data.to_vec()))
+                .send()
+                .await
+                .unwrap_or_else(|e| panic!("put s3://{bucket}/{key}: {e:?}"));
+        });
+    }
+
+    pub fn get(&self, bucket: &str, key: &str) -> Option<Vec<u8>> {
+        self.rt.block_on(async {
+            match self.client.get_object().bucket(bucket).key(key).send().await {
+                Ok(o) => Some(o.body.collect().await.unwrap().into_bytes().to_vec()),
+                Err(_) => None,
+            }
+        })
+    }
+
+    pub fn keys(&self, bucket: &str) -> Vec<String> {
+        self.rt.block_on(async {
+            let out = self
+                .client
+                .list_objects_v2()
+                .bucket(bucket)
+                .send()
+                .await
+                .unwrap();
+            out.contents()
+                .iter()
+                .filter_map(|o| o.key().map(str::to_string))
+                .collect()
+        })
+    }
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        // Closing stdin makes the watchdog kill the server.
+        drop(self.child.stdin.take());
+        let _ = self.child.wait();
+    }
+}
+
+fn which(name: &str) -> Option<String> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|d| d.join(name))
+        .find(|p| p.is_file())
+        .map(|p| p.to_string_lossy().to_string())
+}
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn wait_for_port(port: u16, log: &std::path::Path) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline {
+        if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let mut text = String::new();
+    let _ = std::fs::File::open(log).and_then(|mut f| f.read_to_string(&mut text));
+    panic!("moto_server did not start on port {port}:\n{text}");
+}
