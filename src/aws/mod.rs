@@ -23,7 +23,8 @@ fn runtime() -> &'static tokio::runtime::Runtime {
     })
 }
 
-/// Runs an AWS future to completion on the shared runtime.
+/// Runs an AWS future to completion on the shared runtime. Not reentrant:
+/// resolve clients (which may build the config) before calling it.
 pub fn block_on<F: Future>(f: F) -> F::Output {
     runtime().block_on(f)
 }

@@ -70,8 +70,9 @@ pub fn client() -> &'static Client {
 /// The object's bytes, or `None` if it does not exist. For small objects
 /// (configs, context, state); releases go through [`download`].
 pub fn get_bytes(url: &S3Url) -> Result<Option<Vec<u8>>> {
+    let client = client();
     block_on(async {
-        let resp = client()
+        let resp = client
             .get_object()
             .bucket(&url.bucket)
             .key(&url.key)
@@ -94,8 +95,9 @@ pub fn get_bytes(url: &S3Url) -> Result<Option<Vec<u8>>> {
 
 /// Whether the object exists.
 pub fn exists(url: &S3Url) -> Result<bool> {
+    let client = client();
     block_on(async {
-        let resp = client()
+        let resp = client
             .head_object()
             .bucket(&url.bucket)
             .key(&url.key)
@@ -115,8 +117,9 @@ pub fn download(url: &S3Url, dest: &Path) -> Result<()> {
     let dir = dest.parent().unwrap_or(Path::new("."));
     let mut tmp = tempfile::NamedTempFile::new_in(dir)
         .with_context(|| format!("cannot create a file in {}", dir.display()))?;
+    let client = client();
     block_on(async {
-        let resp = client()
+        let resp = client
             .get_object()
             .bucket(&url.bucket)
             .key(&url.key)
@@ -157,9 +160,10 @@ pub struct ObjectInfo {
 
 /// Every object under `prefix` (all pages).
 pub fn list(url: &S3Url) -> Result<Vec<ObjectInfo>> {
+    let client = client();
     block_on(async {
         let mut objects = Vec::new();
-        let mut pages = client()
+        let mut pages = client
             .list_objects_v2()
             .bucket(&url.bucket)
             .prefix(&url.key)

@@ -38,12 +38,18 @@ impl Moto {
 
     /// Starts a server on `port` (to restart one at the same address).
     pub fn start_on(port: u16) -> Moto {
-        let bin = which("moto_server").unwrap_or_else(|| {
-            panic!("moto_server not found on PATH: run the README's test command (scripts/test), which installs moto[server]")
-        });
+        let python = which("python3").expect("python3 not found on PATH");
+        let probe = Command::new(&python)
+            .args(["-c", "import moto.server, flask"])
+            .output()
+            .expect("run python3");
+        assert!(
+            probe.status.success(),
+            "moto's server is not installed: run the README's test command (scripts/test), which installs moto[server]"
+        );
         let log = std::env::temp_dir().join(format!("c2-moto-{port}.log"));
         let script = format!(
-            "'{bin}' -H 127.0.0.1 -p {port} >'{}' 2>&1 & m=$!; read _; kill $m; wait $m",
+            "'{python}' -m moto.server -H 127.0.0.1 -p {port} >'{}' 2>&1 & m=$!; read _; kill $m; wait $m",
             log.display()
         );
         let child = Command::new("sh")

@@ -1,0 +1,216 @@
+//! S3 through a real S3 server (moto over HTTP): the S3 release store, a
+//! config read from S3, context sources in S3, and `fetch-context --retry`.
+
+mod common;
+
+use std::os::unix::fs::PermissionsExt;
+use std::time::{Duration, Instant};
+
+use common::{Env, Format, Moto, Run};
+use serde_json::json;
+
+#[test]
+fn start_replace_stop_from_an_s3_release_store() {
+    let moto = Moto::shared();
+    for format in [Format::Json, Format::Yaml] {
+        let bucket = Moto::unique_bucket("releases");
+        let mut env = Env::new();
+        env.format(format).use_s3(moto, &bucket, "releases/prod");
+        env.context_file("infra", r#"{"env": "prod"}"#);
+        env.release("app-1.zip")
+            .template("app.conf.tpl", "one {{infra.env}}\n")
+            .publish_s3(moto, &bucket, "releases/prod");
+        env.release("app-2.zip")
+            .template("app.conf.tpl", "two {{infra.env}}\n")
+            .publish_s3(moto, &bucket, "releases/prod");
+
+        env.c2(&["start", "app-1.zip"]).ok();
+        assert_eq!(env.read("deploys/app-1/app.conf"), "one prod\n");
+        // The zip itself was downloaded into the deploy dir, as in Camus2.
+        assert!(env.exists("deploys/app-1/app-1.zip"));
+        env.c2(&["start", "app-2.zip"]).ok();
+        assert_eq!(env.current().as_deref(), Some("app-2"));
+        assert_eq!(env.read("deploys/app-2/app.conf"), "two prod\n");
+        env.c2(&["stop", "app-2"]).ok();
+        assert_eq!(env.current(), None);
+        assert_eq!(
+            env.events(),
+            [
+                "prestart app-1 app-1",
+                "start app-1 app-1",
+                "prestart app-2 app-2",
+                "stop app-1 app-1",
+                "start app-2 app-2",
+                "stop app-2 app-2"
+            ]
+        );
+    }
+}
+
+#[test]
+fn a_release_missing_from_s3_is_named_with_the_store() {
+    let moto = Moto::shared();
+    let bucket = Moto::unique_bucket("missing");
+    let mut env = Env::new();
+    env.use_s3(moto, &bucket, "rel");
+    env.c2(&["start", "ghost.zip"]).fails_with(&format!(
+        "Release ghost.zip does not exist in release store at s3://{bucket}/rel"
+    ));
+    assert!(!env.exists("deploys/ghost"));
+}
+
+#[test]
+fn list_releases_from_s3_is_most_recent_first() {
+    let moto = Moto::shared();
+    let bucket = Moto::unique_bucket("list");
+    let mut env = Env::new();
+    env.use_s3(moto, &bucket, "rel");
+    // S3's LastModified has one-second resolution.
+    for name in ["first.zip", "second.zip", "third.zip"] {
+        moto.put(&bucket, &format!("rel/{name}"), b"zip");
+        std::thread::sleep(Duration::from_millis(1100));
+    }
+    moto.put(&bucket, "elsewhere/other.zip", b"zip");
+    assert_eq!(
+        env.c2(&["list-releases"]).ok().stdout,
+        "third.zip\nsecond.zip\nfirst.zip\n"
+    );
+}
+
+#[test]
+fn list_releases_reads_every_page() {
+    let moto = Moto::shared();
+    let bucket = Moto::unique_bucket("pages");
+    let mut env = Env::new();
+    env.use_s3(moto, &bucket, "rel");
+    for i in 0..1005 {
+        moto.put(&bucket, &format!("rel/r{i:04}.zip"), b"");
+    }
+    let out = env.c2(&["list-releases"]).ok();
+    assert_eq!(out.stdout.lines().count(), 1005);
+}
+
+#[test]
+fn the_config_can_live_in_s3() {
+    let moto = Moto::shared();
+    let bucket = Moto::unique_bucket("config");
+    let mut env = Env::new();
+    env.release("a.zip").publish();
+    moto.create_bucket(&bucket);
+    let text = serde_yaml::to_string(env.config()).unwrap();
+    moto.put(&bucket, "etc/camus2.yaml", text.as_bytes());
+    for (k, v) in moto.client_env() {
+        env.env(&k, &v);
+    }
+    let mut run = Run::new(&["list-releases"]).env("CAMUS2_CONFIG", &format!("s3://{bucket}/etc/camus2.yaml"));
+    for (k, v) in moto.client_env() {
+        run = run.env(&k, &v);
+    }
+    assert_eq!(run.ok().stdout, "a.zip\n");
+
+    let mut run = Run::new(&["list-releases"]).env("CAMUS2_CONFIG", &format!("s3://{bucket}/etc/missing.yaml"));
+    for (k, v) in moto.client_env() {
+        run = run.env(&k, &v);
+    }
+    run.fails_with(&format!("config s3://{bucket}/etc/missing.yaml does not exist"));
+}
+
+#[test]
+fn fetch_context_writes_each_source_atomically_with_mode_0600() {
+    let moto = Moto::shared();
+    let bucket = Moto::unique_bucket("ctx");
+    let mut env = Env::new();
+    env.use_s3(moto, &bucket, "rel");
+    moto.put(&bucket, "ctx/db.json", br#"{"host": "db.internal", "port": 5432}"#);
+    env.context_file("local", r#"{"a": 1}"#);
+    let mut sources = env.config()["configSources"].clone();
+    sources["db"] = json!({"s3": format!("s3://{bucket}/ctx/db.json")});
+    env.set("configSources", sources);
+
+    env.c2(&["fetch-context"]).ok();
+    let db: serde_json::Value = serde_json::from_str(&env.read("cache/db.json")).unwrap();
+    assert_eq!(db, json!({"host": "db.internal", "port": 5432}));
+    assert_eq!(env.read("cache/local.json"), r#"{"a": 1}"#);
+    for f in ["cache/db.json", "cache/local.json"] {
+        let mode = std::fs::metadata(env.path(f)).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "{f}");
+    }
+    // No temporary files are left beside them.
+    let names: Vec<String> = std::fs::read_dir(env.path("cache"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
+        .collect();
+    assert_eq!(names.len(), 2, "{names:?}");
+
+    // The S3 context is used by templates, with integers as integers.
+    env.release("app.zip")
+        .template("db.conf.tpl", "host={{db.host}} port={{db.port}}\n")
+        .publish_s3(moto, &bucket, "rel");
+    env.c2(&["start", "app.zip"]).ok();
+    assert_eq!(env.read("deploys/app/db.conf"), "host=db.internal port=5432\n");
+}
+
+#[test]
+fn fetch_context_names_a_missing_s3_source() {
+    let moto = Moto::shared();
+    let bucket = Moto::unique_bucket("ctxmiss");
+    let mut env = Env::new();
+    env.use_s3(moto, &bucket, "rel");
+    env.set(
+        "configSources",
+        json!({"db": {"s3": format!("s3://{bucket}/ctx/nope.json")}}),
+    );
+    env.c2(&["fetch-context"])
+        .fails_with(&format!("s3://{bucket}/ctx/nope.json does not exist"));
+}
+
+#[test]
+fn fetch_context_retry_waits_for_a_source_created_later() {
+    let moto = Moto::shared();
+    let bucket = Moto::unique_bucket("retry");
+    let mut env = Env::new();
+    env.use_s3(moto, &bucket, "rel");
+    env.set(
+        "configSources",
+        json!({"late": {"s3": format!("s3://{bucket}/ctx/late.json")}}),
+    );
+    let run = env.c2(&["fetch-context", "--retry"]);
+    let started = Instant::now();
+    let child = std::thread::spawn(move || run.output());
+    std::thread::sleep(Duration::from_secs(2));
+    moto.put(&bucket, "ctx/late.json", br#"{"ready": true}"#);
+    let out = child.join().unwrap();
+    assert_eq!(out.code, Some(0), "{out}");
+    assert!(
+        out.log_messages()
+            .contains(&format!("Waiting for s3://{bucket}/ctx/late.json")),
+        "{out}"
+    );
+    assert_eq!(env.read("cache/late.json"), r#"{"ready": true}"#);
+    // It checks every 10 s: the source appeared after 2 s, so one wait.
+    assert!(started.elapsed() < Duration::from_secs(25));
+}
+
+#[test]
+fn unpack_and_expand_template_from_s3() {
+    let moto = Moto::shared();
+    let bucket = Moto::unique_bucket("unpack");
+    let mut env = Env::new();
+    env.use_s3(moto, &bucket, "");
+    env.context_file("infra", r#"{"name": "c2 & co"}"#);
+    env.release("tool.zip")
+        .template("a/b.txt.tpl", "{{infra.name}}|{{{infra.name}}}\n")
+        .publish_s3(moto, &bucket, "");
+    env.c2(&["fetch-context"]).ok();
+    let todir = env.path("out");
+    env.c2(&["unpack", "tool.zip", todir.to_str().unwrap()]).ok();
+    assert_eq!(env.read("out/a/b.txt"), "c2 &amp; co|c2 & co\n");
+    assert!(env.exists("out/tool.zip") && env.exists("out/release.json"));
+
+    let tpl = env.path("single.tpl");
+    common::write_file(&tpl, "hello {{infra.name}}");
+    let dest = env.path("single.out");
+    env.c2(&["expand-template", tpl.to_str().unwrap(), dest.to_str().unwrap()])
+        .ok();
+    assert_eq!(env.read("single.out"), "hello c2 &amp; co");
+}
