@@ -123,9 +123,8 @@ pub fn run(cli: Cli) -> Result<()> {
         }
         Command::ShowLog => {
             let config = ToolConfig::load(config_path)?;
-            let text = std::fs::read_to_string(&config.log_file).with_context(|| {
-                format!("cannot read log file {}", config.log_file.display())
-            })?;
+            let text = std::fs::read_to_string(&config.log_file)
+                .with_context(|| format!("cannot read log file {}", config.log_file.display()))?;
             print!("{text}");
             Ok(())
         }

@@ -93,9 +93,7 @@ pub fn start(
         if let Some(prev) = &previous {
             log::scope("Stopping existing release", || stop_dir(prev))?;
         }
-        log::scope("Symlinking new release", || {
-            switch_current(config, &label)
-        })?;
+        log::scope("Symlinking new release", || switch_current(config, &label))?;
         log::scope("Starting new release", || {
             shell::run(
                 &format!("startCommand of {release}"),
@@ -137,7 +135,9 @@ fn stop_dir(dir: &Path) -> Result<()> {
 /// old one, so there is never a moment without `current`.
 fn switch_current(config: &ToolConfig, label: &str) -> Result<()> {
     let link = current_link(config);
-    let tmp = config.deploys_dir.join(format!(".{CURRENT}.tmp-{}", std::process::id()));
+    let tmp = config
+        .deploys_dir
+        .join(format!(".{CURRENT}.tmp-{}", std::process::id()));
     let _ = std::fs::remove_file(&tmp);
     std::os::unix::fs::symlink(label, &tmp)
         .with_context(|| format!("cannot create symlink {}", tmp.display()))?;

@@ -113,7 +113,10 @@ fn the_config_defaults_to_etc_beside_the_executable() {
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("camus2.json") && err.contains("camus2.yaml"), "{err}");
+    assert!(
+        err.contains("camus2.json") && err.contains("camus2.yaml"),
+        "{err}"
+    );
     assert_eq!(err.lines().count(), 1, "{err}");
 }
 
@@ -136,7 +139,10 @@ fn parse_errors_name_the_file_and_the_path_inside_it() {
     );
 
     let mut env = Env::new();
-    env.set("deployMode", json!({"proxy": {"endPoints": {}}, "noproxy": null}));
+    env.set(
+        "deployMode",
+        json!({"proxy": {"endPoints": {}}, "noproxy": null}),
+    );
     env.c2(&["list-releases"])
         .fails_with("camus2.json: deployMode: expected string or singleton object for union");
 
@@ -175,7 +181,11 @@ fn unknown_fields_are_accepted_with_a_warning_naming_their_path() {
     env.release("a.zip").publish();
     let out = env.c2(&["list-releases"]).ok();
     assert_eq!(out.stdout, "a.zip\n");
-    assert!(out.stderr.contains("camus2.json: unknown field deploysDirr"), "{out}");
+    assert!(
+        out.stderr
+            .contains("camus2.json: unknown field deploysDirr"),
+        "{out}"
+    );
     assert!(
         out.stderr
             .contains("camus2.json: unknown field deployMode.proxy.endPoints.main.colour"),
@@ -220,7 +230,8 @@ fn list_releases_shows_local_files_newest_first() {
     let env = Env::new();
     for (i, name) in ["old.zip", "mid.zip", "new.zip"].iter().enumerate() {
         env.release(name).publish();
-        let t = std::time::SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_700_000_000 + i as u64 * 60);
+        let t = std::time::SystemTime::UNIX_EPOCH
+            + std::time::Duration::from_secs(1_700_000_000 + i as u64 * 60);
         let f = std::fs::File::options()
             .write(true)
             .open(env.path(&format!("store/{name}")))

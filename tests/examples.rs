@@ -40,14 +40,20 @@ fn example_zips_match_their_sources() {
     for v in ["1.0", "2.0"] {
         let zip = zip_entries(&Path::new(EXAMPLE).join(format!("releases/hello-{v}.zip")));
         let src = dir_entries(&Path::new(EXAMPLE).join(format!("src/hello-{v}")));
-        assert_eq!(zip, src, "examples/hello/releases/hello-{v}.zip is stale: rebuild it from src/hello-{v}");
+        assert_eq!(
+            zip, src,
+            "examples/hello/releases/hello-{v}.zip is stale: rebuild it from src/hello-{v}"
+        );
     }
 }
 
 #[test]
 fn example_releases_deploy_replace_and_stop() {
     let mut env = Env::new();
-    env.set("releases", json!({"localdir": Path::new(EXAMPLE).join("releases")}));
+    env.set(
+        "releases",
+        json!({"localdir": Path::new(EXAMPLE).join("releases")}),
+    );
     let www = env.path("www");
     env.context_file(
         "site",

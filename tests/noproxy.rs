@@ -17,7 +17,9 @@ fn publish_app(env: &Env, name: &str, greeting: &str) {
     env.release(name)
         .template(
             "conf/app.conf.tpl",
-            &format!("{greeting} {{{{infra.env}}}} db={{{{infra.db.host}}}} v={{{{app.version}}}}\n"),
+            &format!(
+                "{greeting} {{{{infra.env}}}} db={{{{infra.db.host}}}} v={{{{app.version}}}}\n"
+            ),
         )
         .file("app.json", &format!(r#"{{"version": "{name}"}}"#))
         .set("configSources", json!({"app": "app.json"}))
@@ -51,7 +53,10 @@ fn start_replace_stop_runs_each_step_in_order() {
 
         // Replace: prestart of the new one before the old one stops.
         let out = env.c2(&["start", "app-2.zip"]).ok();
-        assert!(out.log_messages().iter().any(|m| m == ".Stopping existing release"));
+        assert!(out
+            .log_messages()
+            .iter()
+            .any(|m| m == ".Stopping existing release"));
         assert_eq!(env.current().as_deref(), Some("app-2"));
         assert_eq!(
             env.events()[2..],
@@ -185,9 +190,15 @@ fn a_malformed_release_json_names_the_field() {
     let env = env_with_context();
     publish_app(&env, "app-1.zip", "hi");
     env.release("bad.zip")
-        .raw_release_json(r#"{"templates": [], "prestartCommand": "", "startCommand": 3, "stopCommand": ""}"#)
+        .raw_release_json(
+            r#"{"templates": [], "prestartCommand": "", "startCommand": 3, "stopCommand": ""}"#,
+        )
         .publish();
-    assert_failed_start_keeps_live_release(&env, "bad.zip", "release.json: startCommand: invalid type");
+    assert_failed_start_keeps_live_release(
+        &env,
+        "bad.zip",
+        "release.json: startCommand: invalid type",
+    );
 }
 
 #[test]
@@ -240,7 +251,9 @@ fn invalid_json_in_a_release_context_file_is_named() {
 fn a_zip_entry_escaping_the_deploy_dir_is_refused_and_nothing_lands_outside() {
     let env = env_with_context();
     publish_app(&env, "app-1.zip", "hi");
-    env.release("evil.zip").file("../../escaped", "pwned").publish();
+    env.release("evil.zip")
+        .file("../../escaped", "pwned")
+        .publish();
     assert_failed_start_keeps_live_release(&env, "evil.zip", "../../escaped");
     assert!(!env.exists("escaped"));
     assert!(!env.exists("deploys/escaped"));
@@ -284,7 +297,10 @@ fn templates_keep_their_permissions_and_missing_names_warn() {
     let mut env = Env::new();
     env.context_file("infra", r#"{"env": "prod"}"#);
     env.release("app-1.zip")
-        .executable("run.sh.tpl", "#!/bin/sh\necho {{infra.env}} {{nothere.x}}\n")
+        .executable(
+            "run.sh.tpl",
+            "#!/bin/sh\necho {{infra.env}} {{nothere.x}}\n",
+        )
         .set("templates", json!(["run.sh.tpl"]))
         .set("startCommand", json!("./run.sh > out.txt"))
         .publish();
@@ -294,4 +310,41 @@ fn templates_keep_their_permissions_and_missing_names_warn() {
         out.stderr.contains("warning:") && out.stderr.contains("nothere.x"),
         "no warning for the missing name:\n{out}"
     );
+}
+
+#[test]
+fn concurrent_runs_are_serialised_by_a_lock() {
+    let env = env_with_context();
+    let events = env.path("events");
+    for name in ["slow-a.zip", "slow-b.zip"] {
+        let label = name.trim_end_matches(".zip");
+        env.release(name)
+            .set(
+                "prestartCommand",
+                json!(format!(
+                    "echo 'begin {label}' >> {0}; sleep 1; echo 'end {label}' >> {0}",
+                    events.display()
+                )),
+            )
+            .set("startCommand", json!(""))
+            .set("stopCommand", json!(""))
+            .publish();
+    }
+    let a = env.c2(&["start", "slow-a.zip"]);
+    let b = env.c2(&["start", "slow-b.zip"]);
+    let ta = std::thread::spawn(move || a.output());
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let tb = std::thread::spawn(move || b.output());
+    let (oa, ob) = (ta.join().unwrap(), tb.join().unwrap());
+    assert_eq!(oa.code, Some(0), "{oa}");
+    assert_eq!(ob.code, Some(0), "{ob}");
+    assert_eq!(
+        env.events(),
+        ["begin slow-a", "end slow-a", "begin slow-b", "end slow-b"]
+    );
+    assert!(
+        ob.stdout.contains("Waiting for another c2 run to finish"),
+        "{ob}"
+    );
+    assert_eq!(env.current().as_deref(), Some("slow-b"));
 }

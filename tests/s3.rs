@@ -102,17 +102,21 @@ fn the_config_can_live_in_s3() {
     for (k, v) in moto.client_env() {
         env.env(&k, &v);
     }
-    let mut run = Run::new(&["list-releases"]).env("CAMUS2_CONFIG", &format!("s3://{bucket}/etc/camus2.yaml"));
+    let mut run = Run::new(&["list-releases"])
+        .env("CAMUS2_CONFIG", &format!("s3://{bucket}/etc/camus2.yaml"));
     for (k, v) in moto.client_env() {
         run = run.env(&k, &v);
     }
     assert_eq!(run.ok().stdout, "a.zip\n");
 
-    let mut run = Run::new(&["list-releases"]).env("CAMUS2_CONFIG", &format!("s3://{bucket}/etc/missing.yaml"));
+    let mut run = Run::new(&["list-releases"])
+        .env("CAMUS2_CONFIG", &format!("s3://{bucket}/etc/missing.yaml"));
     for (k, v) in moto.client_env() {
         run = run.env(&k, &v);
     }
-    run.fails_with(&format!("config s3://{bucket}/etc/missing.yaml does not exist"));
+    run.fails_with(&format!(
+        "config s3://{bucket}/etc/missing.yaml does not exist"
+    ));
 }
 
 #[test]
@@ -121,7 +125,11 @@ fn fetch_context_writes_each_source_atomically_with_mode_0600() {
     let bucket = Moto::unique_bucket("ctx");
     let mut env = Env::new();
     env.use_s3(moto, &bucket, "rel");
-    moto.put(&bucket, "ctx/db.json", br#"{"host": "db.internal", "port": 5432}"#);
+    moto.put(
+        &bucket,
+        "ctx/db.json",
+        br#"{"host": "db.internal", "port": 5432}"#,
+    );
     env.context_file("local", r#"{"a": 1}"#);
     let mut sources = env.config()["configSources"].clone();
     sources["db"] = json!({"s3": format!("s3://{bucket}/ctx/db.json")});
@@ -147,7 +155,10 @@ fn fetch_context_writes_each_source_atomically_with_mode_0600() {
         .template("db.conf.tpl", "host={{db.host}} port={{db.port}}\n")
         .publish_s3(moto, &bucket, "rel");
     env.c2(&["start", "app.zip"]).ok();
-    assert_eq!(env.read("deploys/app/db.conf"), "host=db.internal port=5432\n");
+    assert_eq!(
+        env.read("deploys/app/db.conf"),
+        "host=db.internal port=5432\n"
+    );
 }
 
 #[test]
@@ -203,14 +214,19 @@ fn unpack_and_expand_template_from_s3() {
         .publish_s3(moto, &bucket, "");
     env.c2(&["fetch-context"]).ok();
     let todir = env.path("out");
-    env.c2(&["unpack", "tool.zip", todir.to_str().unwrap()]).ok();
+    env.c2(&["unpack", "tool.zip", todir.to_str().unwrap()])
+        .ok();
     assert_eq!(env.read("out/a/b.txt"), "c2 &amp; co|c2 & co\n");
     assert!(env.exists("out/tool.zip") && env.exists("out/release.json"));
 
     let tpl = env.path("single.tpl");
     common::write_file(&tpl, "hello {{infra.name}}");
     let dest = env.path("single.out");
-    env.c2(&["expand-template", tpl.to_str().unwrap(), dest.to_str().unwrap()])
-        .ok();
+    env.c2(&[
+        "expand-template",
+        tpl.to_str().unwrap(),
+        dest.to_str().unwrap(),
+    ])
+    .ok();
     assert_eq!(env.read("single.out"), "hello c2 &amp; co");
 }

@@ -60,7 +60,10 @@ pub fn client() -> &'static Client {
     static CLIENT: OnceLock<Client> = OnceLock::new();
     CLIENT.get_or_init(|| {
         let mut builder = aws_sdk_s3::config::Builder::from(sdk_config());
-        if let Some(endpoint) = std::env::var(S3_ENDPOINT_ENV).ok().filter(|e| !e.is_empty()) {
+        if let Some(endpoint) = std::env::var(S3_ENDPOINT_ENV)
+            .ok()
+            .filter(|e| !e.is_empty())
+        {
             builder = builder.endpoint_url(endpoint).force_path_style(true);
         }
         Client::from_conf(builder.build())
@@ -170,7 +173,8 @@ pub fn list(url: &S3Url) -> Result<Vec<ObjectInfo>> {
             .into_paginator()
             .send();
         while let Some(page) = pages.next().await {
-            let page = page.map_err(|e| anyhow::anyhow!("cannot list {url}: {}", describe_error(&e)))?;
+            let page =
+                page.map_err(|e| anyhow::anyhow!("cannot list {url}: {}", describe_error(&e)))?;
             for obj in page.contents() {
                 objects.push(ObjectInfo {
                     key: obj.key().unwrap_or_default().to_string(),

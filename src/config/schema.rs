@@ -11,9 +11,10 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 /// ADL's `Maybe<T>`: `"nothing"` or `{"just": value}`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub enum Maybe<T> {
+    #[default]
     Nothing,
     Just(T),
 }
@@ -24,12 +25,6 @@ impl<T> Maybe<T> {
             Maybe::Nothing => None,
             Maybe::Just(v) => Some(v),
         }
-    }
-}
-
-impl<T> Default for Maybe<T> {
-    fn default() -> Self {
-        Maybe::Nothing
     }
 }
 

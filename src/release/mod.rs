@@ -36,7 +36,10 @@ impl ReleaseConfig {
     pub fn read(dir: &Path) -> Result<ReleaseConfig> {
         let path = dir.join(RELEASE_JSON);
         if !path.is_file() {
-            bail!("{} is missing: the release has no release.json", path.display());
+            bail!(
+                "{} is missing: the release has no release.json",
+                path.display()
+            );
         }
         let value = fsutil::read_json(&path)?;
         crate::config::parse_value(value, &path.display().to_string())
@@ -88,8 +91,7 @@ pub fn unpack(
     infra: &BTreeMap<String, Value>,
     ports: Option<&Ports>,
 ) -> Result<ReleaseConfig> {
-    std::fs::create_dir_all(todir)
-        .with_context(|| format!("cannot create {}", todir.display()))?;
+    std::fs::create_dir_all(todir).with_context(|| format!("cannot create {}", todir.display()))?;
     let zip_path = todir.join(release);
     log::scope(
         &format!("Fetching {release} from {}", store.describe()),

@@ -42,7 +42,9 @@ pub fn check_release_name(release: &str) -> Result<()> {
         || release.contains('/')
         || release.contains('\0')
     {
-        anyhow::bail!("invalid release name '{release}': expected a file name such as shop-1.4.zip");
+        anyhow::bail!(
+            "invalid release name '{release}': expected a file name such as shop-1.4.zip"
+        );
     }
     Ok(())
 }

@@ -267,7 +267,12 @@ impl ReleaseBuilder {
         // can see exactly what ran, in which order, in which directory.
         let label = name.rsplit_once('.').map(|(s, _)| s).unwrap_or(name);
         let events = store.parent().unwrap().join("events");
-        let ev = |what: &str| format!("echo \"{what} {label} $(basename $PWD)\" >> {}", events.display());
+        let ev = |what: &str| {
+            format!(
+                "echo \"{what} {label} $(basename $PWD)\" >> {}",
+                events.display()
+            )
+        };
         ReleaseBuilder {
             name: name.to_string(),
             store,
@@ -284,12 +289,14 @@ impl ReleaseBuilder {
     }
 
     pub fn file(mut self, path: &str, content: &str) -> Self {
-        self.files.push((path.into(), content.as_bytes().to_vec(), 0o644));
+        self.files
+            .push((path.into(), content.as_bytes().to_vec(), 0o644));
         self
     }
 
     pub fn executable(mut self, path: &str, content: &str) -> Self {
-        self.files.push((path.into(), content.as_bytes().to_vec(), 0o755));
+        self.files
+            .push((path.into(), content.as_bytes().to_vec(), 0o755));
         self
     }
 
@@ -334,7 +341,7 @@ impl ReleaseBuilder {
                 Some(t) => t.clone(),
                 None => serde_json::to_string_pretty(&self.release_json).unwrap(),
             };
-            if !(self.raw_release_json.as_deref() == Some("")) {
+            if self.raw_release_json.as_deref() != Some("") {
                 z.start_file("release.json", SimpleFileOptions::default())
                     .unwrap();
                 z.write_all(rj.as_bytes()).unwrap();

@@ -132,7 +132,14 @@ impl Moto {
 
     pub fn get(&self, bucket: &str, key: &str) -> Option<Vec<u8>> {
         self.rt.block_on(async {
-            match self.client.get_object().bucket(bucket).key(key).send().await {
+            match self
+                .client
+                .get_object()
+                .bucket(bucket)
+                .key(key)
+                .send()
+                .await
+            {
                 Ok(o) => Some(o.body.collect().await.unwrap().into_bytes().to_vec()),
                 Err(_) => None,
             }
