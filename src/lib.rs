@@ -17,6 +17,7 @@ pub mod context;
 pub mod fsutil;
 pub mod log;
 pub mod noproxy;
+pub mod proxy;
 pub mod release;
 pub mod shell;
 pub mod store;

@@ -123,6 +123,14 @@ pub fn stop(config: &ToolConfig, deploy: &str) -> Result<()> {
 }
 
 fn stop_dir(dir: &Path) -> Result<()> {
+    if !dir.exists() {
+        // A dangling `current` must not block every later deploy.
+        log::warn(&format!(
+            "current points to {}, which does not exist: nothing to stop",
+            dir.display()
+        ));
+        return Ok(());
+    }
     let rc = ReleaseConfig::read(dir)?;
     shell::run(
         &format!("stopCommand of {}", file_name(dir)),

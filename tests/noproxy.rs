@@ -348,3 +348,15 @@ fn concurrent_runs_are_serialised_by_a_lock() {
     );
     assert_eq!(env.current().as_deref(), Some("slow-b"));
 }
+
+#[test]
+fn a_dangling_current_link_does_not_block_the_next_deploy() {
+    let env = env_with_context();
+    publish_app(&env, "app-1.zip", "hi");
+    publish_app(&env, "app-2.zip", "hey");
+    env.c2(&["start", "app-1.zip"]).ok();
+    std::fs::remove_dir_all(env.path("deploys/app-1")).unwrap();
+    let out = env.c2(&["start", "app-2.zip"]).ok();
+    assert!(out.stderr.contains("nothing to stop"), "{out}");
+    assert_eq!(env.current().as_deref(), Some("app-2"));
+}

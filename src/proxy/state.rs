@@ -1,0 +1,157 @@
+//! Proxy-mode state (SPEC §6.1): which deploys exist and which endpoint is
+//! connected to which deploy, and the rules that change it.
+//!
+//! The rules are pure functions from a state to a new state, so the same
+//! code serves local state, the master state of remote mode, and tests.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use serde::{Deserialize, Serialize};
+
+use crate::config::ProxyModeConfig;
+use crate::fsutil;
+
+/// `state.json`, mirroring `adl/state.adl`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct State {
+    #[serde(default)]
+    pub deploys: BTreeMap<String, Deploy>,
+    #[serde(default)]
+    pub connections: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Deploy {
+    pub label: String,
+    pub release: String,
+    pub port: u32,
+}
+
+impl State {
+    /// Reads a state file; a missing file is the empty state.
+    pub fn read(path: &Path) -> Result<State> {
+        match std::fs::read_to_string(path) {
+            Ok(text) => parse(&text, &path.display().to_string()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(State::default()),
+            Err(e) => Err(e).with_context(|| format!("cannot read {}", path.display())),
+        }
+    }
+
+    /// Writes the state file atomically.
+    pub fn write(&self, path: &Path) -> Result<()> {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)
+                .with_context(|| format!("cannot create {}", dir.display()))?;
+        }
+        fsutil::write_atomic(path, &self.to_json(), 0o644)
+    }
+
+    pub fn to_json(&self) -> Vec<u8> {
+        let mut v = serde_json::to_vec_pretty(self).expect("state serializes");
+        v.push(b'\n');
+        v
+    }
+
+    /// The endpoint a deploy is connected to, if any (the first in label order).
+    pub fn connected_endpoint(&self, label: &str) -> Option<&str> {
+        self.connections
+            .iter()
+            .find(|(_, d)| d.as_str() == label)
+            .map(|(e, _)| e.as_str())
+    }
+}
+
+/// Parses state JSON; `name` is used in messages.
+pub fn parse(text: &str, name: &str) -> Result<State> {
+    serde_json::from_str(text).with_context(|| format!("{name}: invalid state"))
+}
+
+/// `<deploysDir>/frontend-proxy`: the proxy's config and the local state.
+pub fn proxy_dir(deploys_dir: &Path) -> PathBuf {
+    deploys_dir.join("frontend-proxy")
+}
+
+pub fn state_path(deploys_dir: &Path) -> PathBuf {
+    proxy_dir(deploys_dir).join("state.json")
+}
+
+/// `start <release> [label]`: adds a deploy on the lowest free port.
+/// Starting a label that exists with the same release changes nothing;
+/// with another release it is refused [better]: re-creating it would drop
+/// a connected endpoint's traffic.
+pub fn start(state: &State, config: &ProxyModeConfig, release: &str, label: &str) -> Result<State> {
+    if let Some(existing) = state.deploys.get(label) {
+        if existing.release == release {
+            return Ok(state.clone());
+        }
+        bail!(
+            "deploy {label} already exists with release {}: stop it first, or choose another deploy label",
+            existing.release
+        );
+    }
+    let (lo, hi) = (config.dynamic_port_range.v1, config.dynamic_port_range.v2);
+    let port = (lo..hi)
+        .find(|p| !state.deploys.values().any(|d| d.port == *p))
+        .with_context(|| format!("no more ports available in [{lo}, {hi}) (dynamicPortRange)"))?;
+    let mut next = state.clone();
+    next.deploys.insert(
+        label.to_string(),
+        Deploy {
+            label: label.to_string(),
+            release: release.to_string(),
+            port,
+        },
+    );
+    Ok(next)
+}
+
+/// `stop <deploy>`: removes a deploy that no endpoint is connected to.
+pub fn stop(state: &State, label: &str) -> Result<State> {
+    if !state.deploys.contains_key(label) {
+        bail!("no deploy called {label}");
+    }
+    if let Some(endpoint) = state.connected_endpoint(label) {
+        bail!("deploy is connected to {endpoint}: connect {endpoint} to another deploy or disconnect it first");
+    }
+    let mut next = state.clone();
+    next.deploys.remove(label);
+    Ok(next)
+}
+
+/// `connect <endpoint> <deploy>`.
+pub fn connect(
+    state: &State,
+    config: &ProxyModeConfig,
+    endpoint: &str,
+    label: &str,
+) -> Result<State> {
+    check_endpoint(config, endpoint)?;
+    if !state.deploys.contains_key(label) {
+        bail!("no deploy called {label}");
+    }
+    let mut next = state.clone();
+    next.connections
+        .insert(endpoint.to_string(), label.to_string());
+    Ok(next)
+}
+
+/// `disconnect <endpoint>`.
+pub fn disconnect(state: &State, config: &ProxyModeConfig, endpoint: &str) -> Result<State> {
+    check_endpoint(config, endpoint)?;
+    let mut next = state.clone();
+    next.connections.remove(endpoint);
+    Ok(next)
+}
+
+fn check_endpoint(config: &ProxyModeConfig, endpoint: &str) -> Result<()> {
+    if !config.end_points.contains_key(endpoint) {
+        let known: Vec<&str> = config.end_points.keys().map(String::as_str).collect();
+        bail!(
+            "no endpoint called {endpoint} (configured: {})",
+            known.join(", ")
+        );
+    }
+    Ok(())
+}
