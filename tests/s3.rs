@@ -230,3 +230,21 @@ fn unpack_and_expand_template_from_s3() {
     .ok();
     assert_eq!(env.read("single.out"), "hello c2 &amp; co");
 }
+
+#[test]
+fn an_unreachable_s3_server_is_a_clear_one_line_error() {
+    let moto = Moto::shared();
+    let bucket = Moto::unique_bucket("down");
+    let mut env = Env::new();
+    env.use_s3(moto, &bucket, "rel");
+    let closed = format!("http://127.0.0.1:{}", common::moto::free_port());
+    env.env("S3_ENDPOINT", &closed);
+    let out = env
+        .c2(&["start", "app.zip"])
+        .fails_with(&format!("cannot check s3://{bucket}/rel/app.zip"));
+    assert!(out.error_line().contains("Connection refused"), "{out}");
+    assert!(
+        !out.error_line().contains("DispatchFailure"),
+        "Debug dump in {out}"
+    );
+}

@@ -43,10 +43,19 @@ pub fn sdk_config() -> &'static SdkConfig {
     })
 }
 
-/// A full, one-line description of an SDK error (the SDK's own Display
-/// prints only "service error").
-pub fn describe_error<E: std::error::Error>(e: &E) -> String {
-    aws_smithy_types::error::display::DisplayErrorContext(e)
-        .to_string()
-        .replace('\n', " ")
+/// A full, one-line description of an SDK error: its chain of causes
+/// joined by ": " (the SDK's own Display prints only "service error", and
+/// its context printer appends a Debug dump no operator wants to read).
+pub fn describe_error(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let mut cause = Some(e);
+    while let Some(err) = cause {
+        let text = err.to_string().replace('\n', " ");
+        // Layers often repeat the message of the layer below.
+        if !text.is_empty() && !parts.iter().any(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+        cause = err.source();
+    }
+    parts.join(": ")
 }
