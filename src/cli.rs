@@ -5,8 +5,9 @@ use std::path::PathBuf;
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
 
-use crate::config::{DeployMode, ToolConfig};
-use crate::{context, fsutil, log, noproxy, release, store};
+use crate::config::{DeployMode, ProxyModeConfig, ToolConfig};
+use crate::proxy::{self, Change};
+use crate::{context, log, noproxy, release, store};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -164,26 +165,56 @@ fn run_mutating(config: &ToolConfig, command: Command) -> Result<()> {
         }
         Command::Start { release, deploy } => {
             store::check_release_name(&release)?;
-            let _lock = lock_deploys(config)?;
+            let store = store::open(&config.releases)?;
             match &config.deploy_mode {
                 DeployMode::Noproxy => {
-                    let store = store::open(&config.releases)?;
+                    let _lock = proxy::lock(config)?;
                     noproxy::start(config, store.as_ref(), &release, deploy.as_deref())
                 }
-                DeployMode::Proxy(_) => not_yet("start in proxy mode"),
+                DeployMode::Proxy(p) => {
+                    let label = proxy::label_for(&release, deploy.as_deref())?;
+                    proxy::check_release_exists(store.as_ref(), &release)?;
+                    let change = Change::Start {
+                        release: &release,
+                        label: &label,
+                    };
+                    proxy::run_local(config, p, store.as_ref(), change)
+                }
             }
         }
-        Command::Stop { deploy } => {
-            let _lock = lock_deploys(config)?;
-            match &config.deploy_mode {
-                DeployMode::Noproxy => noproxy::stop(config, &deploy),
-                DeployMode::Proxy(_) => not_yet("stop in proxy mode"),
+        Command::Stop { deploy } => match &config.deploy_mode {
+            DeployMode::Noproxy => {
+                let _lock = proxy::lock(config)?;
+                noproxy::stop(config, &deploy)
             }
+            DeployMode::Proxy(p) => {
+                let store = store::open(&config.releases)?;
+                proxy::run_local(config, p, store.as_ref(), Change::Stop { label: &deploy })
+            }
+        },
+        Command::Connect { endpoint, deploy } => {
+            let (p, store) = proxy_mode(config, "connect")?;
+            let change = Change::Connect {
+                endpoint: &endpoint,
+                label: &deploy,
+            };
+            proxy::run_local(config, p, store.as_ref(), change)
         }
-        Command::Connect { .. } => not_yet("connect"),
-        Command::Disconnect { .. } => not_yet("disconnect"),
-        Command::RestartFrontendProxy => not_yet("restart-frontend-proxy"),
-        Command::ShutdownFrontendProxy => not_yet("shutdown-frontend-proxy"),
+        Command::Disconnect { endpoint } => {
+            let (p, store) = proxy_mode(config, "disconnect")?;
+            let change = Change::Disconnect {
+                endpoint: &endpoint,
+            };
+            proxy::run_local(config, p, store.as_ref(), change)
+        }
+        Command::RestartFrontendProxy => {
+            let (p, store) = proxy_mode(config, "restart-frontend-proxy")?;
+            proxy::restart_frontend(config, p, store.as_ref())
+        }
+        Command::ShutdownFrontendProxy => {
+            let (p, store) = proxy_mode(config, "shutdown-frontend-proxy")?;
+            proxy::shutdown_frontend(config, p, store.as_ref())
+        }
         Command::GenerateSslCertificate => not_yet("generate-ssl-certificate"),
         Command::SlaveUpdate { .. } => not_yet("slave-update"),
         Command::SlaveFlush => not_yet("slave-flush"),
@@ -191,9 +222,15 @@ fn run_mutating(config: &ToolConfig, command: Command) -> Result<()> {
     }
 }
 
-/// Serialises c2 runs that change this machine's deploys.
-fn lock_deploys(config: &ToolConfig) -> Result<fsutil::Lock> {
-    fsutil::lock(&config.deploys_dir.join(".c2.lock"))
+/// The proxy config and release store, for commands that need proxy mode.
+fn proxy_mode<'a>(
+    config: &'a ToolConfig,
+    command: &str,
+) -> Result<(&'a ProxyModeConfig, Box<dyn store::ReleaseStore>)> {
+    match config.proxy_mode() {
+        Some(p) => Ok((p, store::open(&config.releases)?)),
+        None => bail!("{command} needs proxy mode (deployMode is noproxy in the config)"),
+    }
 }
 
 fn status(config: &ToolConfig, _show_slaves: bool, json_output: bool) -> Result<()> {
@@ -211,7 +248,7 @@ fn status(config: &ToolConfig, _show_slaves: bool, json_output: bool) -> Result<
             }
             Ok(())
         }
-        DeployMode::Proxy(_) => not_yet("status in proxy mode"),
+        DeployMode::Proxy(p) => proxy::status(config, p, json_output),
     }
 }
 

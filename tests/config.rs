@@ -268,8 +268,8 @@ fn show_log_prints_the_log_file() {
 fn commands_of_later_versions_fail_clearly() {
     let env = Env::new();
     for args in [
-        vec!["connect", "main", "x"],
         vec!["slave-update"],
+        vec!["generate-ssl-certificate"],
         vec!["aws-docker-login-cmd"],
     ] {
         env.c2(&args).fails_with("not yet implemented");

@@ -6,6 +6,7 @@
 //! every helper.
 #![allow(dead_code)]
 
+pub mod http;
 pub mod moto;
 
 use std::collections::BTreeMap;
@@ -86,6 +87,81 @@ impl Env {
         self
     }
 
+    /// Proxy mode with the host nginx frontend on a free port, endpoints
+    /// `(label, server name)` (all httpOnly), and a port range of this
+    /// Env's own so tests running in parallel never share ports.
+    pub fn proxy(&mut self, endpoints: &[(&str, &str)]) -> &mut Env {
+        let eps: serde_json::Map<String, Value> = endpoints
+            .iter()
+            .map(|(label, name)| {
+                (
+                    label.to_string(),
+                    json!({"serverNames": [name], "etype": "httpOnly"}),
+                )
+            })
+            .collect();
+        let base = next_port_range();
+        self.set(
+            "deployMode",
+            json!({"proxy": {
+                "endPoints": eps,
+                "frontendProxy": {"host": {"nginxBinary": nginx_binary()}},
+                "httpPort": moto::free_port(),
+                "httpsPort": moto::free_port(),
+                "dynamicPortRange": {"v1": base, "v2": base + PORT_RANGE_WIDTH},
+            }}),
+        );
+        self
+    }
+
+    /// Sets a field of the proxy mode config.
+    pub fn proxy_set(&mut self, field: &str, value: Value) -> &mut Env {
+        self.config["deployMode"]["proxy"][field] = value;
+        self
+    }
+
+    pub fn http_port(&self) -> u16 {
+        self.config["deployMode"]["proxy"]["httpPort"]
+            .as_u64()
+            .unwrap() as u16
+    }
+
+    pub fn port_range(&self) -> (u32, u32) {
+        let r = &self.config["deployMode"]["proxy"]["dynamicPortRange"];
+        (
+            r["v1"].as_u64().unwrap() as u32,
+            r["v2"].as_u64().unwrap() as u32,
+        )
+    }
+
+    /// GET `path` through the frontend proxy with `Host: host`.
+    pub fn get(&self, host: &str, path: &str) -> http::Response {
+        http::get(self.http_port(), host, path)
+    }
+
+    /// A release whose start command serves HTTP on `{{ports.http}}`,
+    /// answering `<name> <path>` (see tests/support/serve.py).
+    pub fn http_release(&self, name: &str) -> ReleaseBuilder {
+        let label = name.trim_end_matches(".zip");
+        self.release(name)
+            .file("serve.py", include_str!("../support/serve.py"))
+            .template("port.tpl", "{{ports.http}}")
+            .set(
+                "startCommand",
+                json!(format!("python3 serve.py $(cat port) {label}")),
+            )
+            .set("stopCommand", json!("kill $(cat server.pid)"))
+    }
+
+    /// The state file, parsed.
+    pub fn state(&self) -> Value {
+        let p = self.path("deploys/frontend-proxy/state.json");
+        match std::fs::read_to_string(&p) {
+            Ok(t) => serde_json::from_str(&t).unwrap(),
+            Err(_) => json!(null),
+        }
+    }
+
     /// Writes a context source file and registers it in `configSources`.
     pub fn context_file(&mut self, name: &str, content: &str) -> &mut Env {
         let path = self.path(&format!("sources/{name}.json"));
@@ -104,7 +180,11 @@ impl Env {
             Format::Yaml => ("camus2.yaml", serde_yaml::to_string(&self.config).unwrap()),
         };
         let path = self.path(&format!("etc/{name}"));
-        write_file(&path, &text);
+        // Atomically: c2 runs started in parallel may be reading it.
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        let tmp = tempfile::NamedTempFile::new_in(path.parent().unwrap()).unwrap();
+        std::fs::write(tmp.path(), text).unwrap();
+        tmp.persist(&path).unwrap();
         path
     }
 
@@ -149,6 +229,57 @@ impl Env {
             .map(str::to_string)
             .collect()
     }
+}
+
+/// Stops whatever the test left running: release servers and nginx.
+impl Drop for Env {
+    fn drop(&mut self) {
+        let deploys = self.path("deploys");
+        let mut pid_files = vec![deploys.join("frontend-proxy/nginx.pid")];
+        if let Ok(entries) = std::fs::read_dir(&deploys) {
+            for e in entries.flatten() {
+                pid_files.push(e.path().join("server.pid"));
+            }
+        }
+        for f in pid_files {
+            if let Some(pid) = std::fs::read_to_string(&f)
+                .ok()
+                .and_then(|t| t.trim().parse::<i32>().ok())
+            {
+                // SAFETY: kill(2) with a pid read from our own pid file.
+                unsafe {
+                    libc::kill(pid, libc::SIGTERM);
+                }
+            }
+        }
+    }
+}
+
+pub const PORT_RANGE_WIDTH: u32 = 10;
+
+/// A port range no other Env of this test run uses: below the ephemeral
+/// range, offset by the process id so consecutive runs differ too. The
+/// `extra` ports (P + k·W, SPEC §3) stay inside the 50 ports reserved here.
+fn next_port_range() -> u32 {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    let slot = (std::process::id() * 7 + n) % 300;
+    15000 + slot * 5 * PORT_RANGE_WIDTH
+}
+
+/// The nginx binary for host-driver tests.
+pub fn nginx_binary() -> String {
+    for candidate in [
+        "/usr/sbin/nginx",
+        "/usr/local/sbin/nginx",
+        "/usr/local/nginx/sbin/nginx",
+    ] {
+        if Path::new(candidate).is_file() {
+            return candidate.to_string();
+        }
+    }
+    panic!("nginx not found: run the README's test command (scripts/test), which installs it")
 }
 
 pub fn write_file(path: &Path, content: &str) {

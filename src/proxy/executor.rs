@@ -1,0 +1,169 @@
+//! Performing planned actions (SPEC §6.2) on this machine.
+//!
+//! After each action the local state file records that action's effect, so
+//! whenever a step fails (or c2 is killed) the state says exactly what is
+//! running. A CreateDeploy that fails leaves nothing half-registered: its
+//! directory is removed and the state never lists it.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+
+use crate::config::{ProxyModeConfig, ToolConfig};
+use crate::context::{self, Ports};
+use crate::release::{self, ReleaseConfig};
+use crate::store::ReleaseStore;
+use crate::{log, shell};
+
+use super::frontend::{self, Frontend};
+use super::nginx;
+use super::planner::{plan, Action};
+use super::state::{self, Deploy, State};
+
+pub struct Executor<'a> {
+    config: &'a ToolConfig,
+    proxy: &'a ProxyModeConfig,
+    store: &'a dyn ReleaseStore,
+    frontend: Box<dyn Frontend>,
+    state_path: PathBuf,
+}
+
+impl<'a> Executor<'a> {
+    pub fn new(
+        config: &'a ToolConfig,
+        proxy: &'a ProxyModeConfig,
+        store: &'a dyn ReleaseStore,
+    ) -> Executor<'a> {
+        let dir = state::proxy_dir(&config.deploys_dir);
+        Executor {
+            config,
+            proxy,
+            store,
+            frontend: frontend::open(config, proxy, &dir),
+            state_path: state::state_path(&config.deploys_dir),
+        }
+    }
+
+    /// Brings `current` (this machine's state) to `target`, one action at a
+    /// time, recording each action's effect in the state file.
+    pub fn apply(&self, current: &mut State, target: &State) -> Result<()> {
+        for action in plan(current, target, self.proxy.end_points.keys()) {
+            match action {
+                Action::CreateDeploy(d) => {
+                    log::scope(&format!("Creating deploy {}", d.label), || {
+                        self.create_deploy(&d)
+                    })?;
+                    current.deploys.insert(d.label.clone(), d);
+                }
+                Action::DestroyDeploy(d) => {
+                    log::scope(&format!("Destroying deploy {}", d.label), || {
+                        self.destroy_deploy(&d)
+                    })?;
+                    current.deploys.remove(&d.label);
+                    // A connection to a deploy that is gone routes nowhere.
+                    current.connections.retain(|_, label| *label != d.label);
+                }
+                Action::SetEndPoints(pairs) => {
+                    log::scope("Configuring the frontend proxy", || {
+                        self.set_endpoints(&pairs)
+                    })?;
+                    current.connections = target.connections.clone();
+                }
+            }
+            current.write(&self.state_path)?;
+        }
+        // Connections to endpoints unknown to the config change no action
+        // but still belong in the state.
+        if current.connections != target.connections {
+            current.connections = target.connections.clone();
+            current.write(&self.state_path)?;
+        }
+        Ok(())
+    }
+
+    fn deploy_dir(&self, label: &str) -> PathBuf {
+        self.config.deploys_dir.join(label)
+    }
+
+    fn create_deploy(&self, d: &Deploy) -> Result<()> {
+        let dir = self.deploy_dir(&d.label);
+        if dir.exists() {
+            // Not in the state, so nothing runs from it: a leftover.
+            std::fs::remove_dir_all(&dir)
+                .with_context(|| format!("cannot remove stale {}", dir.display()))?;
+        }
+        let range = (
+            self.proxy.dynamic_port_range.v1,
+            self.proxy.dynamic_port_range.v2,
+        );
+        let ports = Ports::new(d.port, range);
+        let mut started = false;
+        let result = (|| -> Result<()> {
+            context::fetch(self.config, false)?;
+            let infra = context::infrastructure(self.config)?;
+            let rc = release::unpack(self.store, &d.release, &dir, &infra, Some(&ports))?;
+            log::scope("Running prestart script", || {
+                shell::run(
+                    &format!("prestartCommand of {}", d.release),
+                    &rc.prestart_command,
+                    &dir,
+                )
+            })?;
+            started = true;
+            log::scope("Running start script", || {
+                shell::run(
+                    &format!("startCommand of {}", d.release),
+                    &rc.start_command,
+                    &dir,
+                )
+            })
+        })();
+        if let Err(e) = result {
+            if started {
+                // The start may have left processes behind: stop them
+                // before the directory (and the state) forget the deploy.
+                if let Err(stop_err) = self.run_stop(&dir, d) {
+                    log::warn(&format!(
+                        "cleaning up the failed deploy {}: {stop_err:#}",
+                        d.label
+                    ));
+                }
+            }
+            let _ = std::fs::remove_dir_all(&dir);
+            return Err(e);
+        }
+        Ok(())
+    }
+
+    fn destroy_deploy(&self, d: &Deploy) -> Result<()> {
+        let dir = self.deploy_dir(&d.label);
+        if !dir.exists() {
+            log::warn(&format!(
+                "{} does not exist: nothing to stop",
+                dir.display()
+            ));
+            return Ok(());
+        }
+        log::scope("Running stop script", || self.run_stop(&dir, d))?;
+        std::fs::remove_dir_all(&dir).with_context(|| format!("cannot remove {}", dir.display()))
+    }
+
+    fn run_stop(&self, dir: &std::path::Path, d: &Deploy) -> Result<()> {
+        let rc = ReleaseConfig::read(dir)?;
+        shell::run(
+            &format!("stopCommand of {}", d.release),
+            &rc.stop_command,
+            dir,
+        )
+    }
+
+    /// Rewrites the nginx config for `pairs` and makes the proxy serve it.
+    pub fn set_endpoints(&self, pairs: &[(String, Deploy)]) -> Result<()> {
+        let files = nginx::files(self.config, self.proxy, pairs)?;
+        self.frontend.apply(&files)
+    }
+
+    pub fn shutdown_frontend(&self) -> Result<()> {
+        self.frontend.shutdown()
+    }
+}

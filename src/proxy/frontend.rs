@@ -1,0 +1,317 @@
+//! Frontend proxy drivers (SPEC §6.2 SetEndPoints, §9 frontendProxy):
+//! make a running nginx serve a new config, and stop it.
+//!
+//! - `docker`: nginx in the `frontendproxy` container from a compose file,
+//!   reloaded with SIGHUP (the old tool's way).
+//! - `host` [new]: the nginx binary run directly, with its pid file and error
+//!   log in the frontend-proxy directory. The new config is checked with
+//!   `nginx -t` first, so a config nginx refuses never replaces the one it
+//!   serves; and a reload returns only once nginx routes by the new config.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+
+use crate::config::{FrontendProxy, ProxyModeConfig, ToolConfig};
+use crate::{fsutil, log, shell};
+
+use super::nginx::{conf_path, NginxFiles};
+
+pub trait Frontend {
+    /// Installs the new config and makes the proxy serve it, starting the
+    /// proxy if it is not running.
+    fn apply(&self, files: &NginxFiles) -> Result<()>;
+    /// Stops the proxy.
+    fn shutdown(&self) -> Result<()>;
+}
+
+pub fn open(config: &ToolConfig, proxy: &ProxyModeConfig, dir: &Path) -> Box<dyn Frontend> {
+    match &proxy.frontend_proxy {
+        FrontendProxy::Docker => Box::new(DockerFrontend {
+            dir: dir.to_path_buf(),
+            config: config.clone(),
+        }),
+        FrontendProxy::Host(host) => Box::new(HostFrontend {
+            dir: dir.to_path_buf(),
+            nginx: host.nginx_binary.clone(),
+        }),
+    }
+}
+
+pub const CONTAINER_NAME: &str = "frontendproxy";
+
+pub struct DockerFrontend {
+    dir: PathBuf,
+    config: ToolConfig,
+}
+
+impl DockerFrontend {
+    /// `composeCommand`, else `docker compose` if that works, else
+    /// `docker-compose` (SPEC §9).
+    pub fn compose_command(&self) -> String {
+        if let Some(cmd) = self.config.compose_command.as_option() {
+            return cmd.clone();
+        }
+        let v2 = Command::new("docker")
+            .args(["compose", "version"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        if v2 {
+            "docker compose".into()
+        } else {
+            "docker-compose".into()
+        }
+    }
+
+    fn compose_file(&self) -> String {
+        let c = &self.config;
+        let le = c.letsencrypt_prefix_dir.join("etc/letsencrypt");
+        let www = &c.letsencrypt_www_dir;
+        // `version` keeps docker-compose 1.x reading this as a v3 file.
+        format!(
+            "version: '3'\n\
+             services:\n\
+             \x20 nginx:\n\
+             \x20   container_name: {CONTAINER_NAME}\n\
+             \x20   image: \"{}:{}\"\n\
+             \x20   network_mode: host\n\
+             \x20   volumes:\n\
+             \x20     - ./nginx.conf:/etc/nginx/nginx.conf\n\
+             \x20     - {}:{}\n\
+             \x20     - {}:{}\n\
+             \x20   restart: always\n",
+            c.nginx_docker_image,
+            c.nginx_docker_version,
+            le.display(),
+            le.display(),
+            www.display(),
+            www.display(),
+        )
+    }
+}
+
+impl Frontend for DockerFrontend {
+    fn apply(&self, files: &NginxFiles) -> Result<()> {
+        std::fs::create_dir_all(&self.dir)
+            .with_context(|| format!("cannot create {}", self.dir.display()))?;
+        fsutil::write_atomic(
+            &self.dir.join("docker-compose.yml"),
+            self.compose_file().as_bytes(),
+            0o644,
+        )?;
+        // Written in place, not renamed: the container bind-mounts this one
+        // file, and a rename would leave it reading the old inode.
+        let conf = conf_path(&self.dir);
+        std::fs::write(&conf, &files.conf)
+            .with_context(|| format!("cannot write {}", conf.display()))?;
+        fsutil::write_atomic(
+            &self.dir.join("nginx.ctx.json"),
+            files.ctx_json.as_bytes(),
+            0o644,
+        )?;
+        let compose = self.compose_command();
+        shell::run(
+            "the frontend proxy (compose up)",
+            &format!("{compose} up -d"),
+            &self.dir,
+        )?;
+        shell::run(
+            "the frontend proxy reload",
+            &format!("docker kill --signal=SIGHUP {CONTAINER_NAME}"),
+            &self.dir,
+        )
+    }
+
+    fn shutdown(&self) -> Result<()> {
+        if !self.dir.join("docker-compose.yml").exists() {
+            log::info("The frontend proxy was never started: nothing to shut down");
+            return Ok(());
+        }
+        let compose = self.compose_command();
+        shell::run(
+            "the frontend proxy shutdown",
+            &format!("{compose} kill"),
+            &self.dir,
+        )
+    }
+}
+
+pub struct HostFrontend {
+    dir: PathBuf,
+    nginx: String,
+}
+
+/// How long a reload or shutdown may take before c2 says so.
+const NGINX_TIMEOUT: Duration = Duration::from_secs(15);
+
+impl HostFrontend {
+    fn pid_file(&self) -> PathBuf {
+        self.dir.join("nginx.pid")
+    }
+
+    fn error_log(&self) -> PathBuf {
+        self.dir.join("error.log")
+    }
+
+    /// nginx with this proxy's prefix, config, error log and pid file.
+    fn nginx(&self, conf: &Path) -> Command {
+        let mut cmd = Command::new(&self.nginx);
+        cmd.arg("-p")
+            .arg(&self.dir)
+            .arg("-c")
+            .arg(conf)
+            .arg("-e")
+            .arg(self.error_log())
+            .arg("-g")
+            .arg(format!("pid {};", self.pid_file().display()));
+        cmd
+    }
+
+    fn run_nginx(&self, what: &str, mut cmd: Command) -> Result<()> {
+        let out = cmd
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .output()
+            .with_context(|| {
+                format!("cannot run {} (frontendProxy.host.nginxBinary)", self.nginx)
+            })?;
+        if !out.status.success() {
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            let detail: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
+            bail!("{what}: {}", detail.join("; "));
+        }
+        Ok(())
+    }
+
+    /// The running master's pid, if nginx runs from this directory.
+    fn master_pid(&self) -> Option<u32> {
+        let pid: u32 = std::fs::read_to_string(self.pid_file())
+            .ok()?
+            .trim()
+            .parse()
+            .ok()?;
+        let title = process_title(pid)?;
+        title.starts_with("nginx: master").then_some(pid)
+    }
+}
+
+impl Frontend for HostFrontend {
+    fn apply(&self, files: &NginxFiles) -> Result<()> {
+        std::fs::create_dir_all(&self.dir)
+            .with_context(|| format!("cannot create {}", self.dir.display()))?;
+        // Check the candidate before it replaces what nginx serves.
+        let candidate = self.dir.join("nginx.conf.new");
+        fsutil::write_atomic(&candidate, files.conf.as_bytes(), 0o644)?;
+        let mut test = self.nginx(&candidate);
+        test.arg("-t").arg("-q");
+        if let Err(e) = self.run_nginx("nginx refused the generated config", test) {
+            let _ = std::fs::remove_file(&candidate);
+            return Err(e);
+        }
+        let conf = conf_path(&self.dir);
+        std::fs::rename(&candidate, &conf)
+            .with_context(|| format!("cannot write {}", conf.display()))?;
+        fsutil::write_atomic(
+            &self.dir.join("nginx.ctx.json"),
+            files.ctx_json.as_bytes(),
+            0o644,
+        )?;
+        match self.master_pid() {
+            Some(master) => {
+                let old_workers = children(master);
+                let mut reload = self.nginx(&conf);
+                reload.arg("-s").arg("reload");
+                self.run_nginx("nginx reload failed", reload)?;
+                wait_for_reload(master, &old_workers).with_context(|| {
+                    format!(
+                        "nginx did not apply the new config (see {})",
+                        self.error_log().display()
+                    )
+                })
+            }
+            None => {
+                log::info("Starting nginx");
+                self.run_nginx("nginx failed to start", self.nginx(&conf))?;
+                let deadline = Instant::now() + NGINX_TIMEOUT;
+                while self.master_pid().is_none() {
+                    if Instant::now() > deadline {
+                        bail!("nginx did not start (see {})", self.error_log().display());
+                    }
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+                Ok(())
+            }
+        }
+    }
+
+    fn shutdown(&self) -> Result<()> {
+        let Some(master) = self.master_pid() else {
+            log::info("nginx is not running: nothing to shut down");
+            return Ok(());
+        };
+        let mut quit = self.nginx(&conf_path(&self.dir));
+        quit.arg("-s").arg("quit");
+        self.run_nginx("nginx shutdown failed", quit)?;
+        let deadline = Instant::now() + NGINX_TIMEOUT;
+        while process_title(master).is_some() {
+            if Instant::now() > deadline {
+                bail!("nginx (pid {master}) did not stop within {NGINX_TIMEOUT:?}");
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        Ok(())
+    }
+}
+
+/// A process's title (nginx sets it to e.g. `nginx: worker process`).
+fn process_title(pid: u32) -> Option<String> {
+    let raw = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+    let text = String::from_utf8_lossy(&raw);
+    Some(text.trim_end_matches('\0').replace('\0', " "))
+}
+
+/// The pids whose parent is `parent`.
+fn children(parent: u32) -> Vec<u32> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                .ok()
+                .and_then(|stat| {
+                    // The fields after the parenthesised command name.
+                    let rest = stat.rsplit_once(')')?.1;
+                    rest.split_whitespace().nth(1)?.parse::<u32>().ok()
+                })
+                == Some(parent)
+        })
+        .collect()
+}
+
+/// After a reload signal, waits until nginx has started workers with the
+/// new config and every old worker has stopped accepting connections (it
+/// then calls itself "worker process is shutting down", or is gone). From
+/// then on every new connection is routed by the new config.
+fn wait_for_reload(master: u32, old_workers: &[u32]) -> Result<()> {
+    let deadline = Instant::now() + NGINX_TIMEOUT;
+    loop {
+        let now = children(master);
+        let new_started = now.iter().any(|p| !old_workers.contains(p));
+        let old_accepting = old_workers
+            .iter()
+            .any(|p| process_title(*p).is_some_and(|t| t == "nginx: worker process"));
+        if new_started && !old_accepting {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            bail!("timed out after {NGINX_TIMEOUT:?} waiting for nginx to reload");
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}

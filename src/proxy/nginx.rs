@@ -1,0 +1,300 @@
+//! The nginx config of the frontend proxy (SPEC §6.3): its context, built
+//! from the config and the routed endpoints, and its rendering.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use serde::Serialize;
+
+use crate::config::{EndPointType, ProxyModeConfig, SslCertMode, ToolConfig};
+use crate::release::template;
+
+use super::state::Deploy;
+
+/// The built-in template (`c2 show-default-nginx-config`).
+pub const DEFAULT_TEMPLATE: &str = include_str!("../../templates/nginx.conf.tpl");
+
+/// The template context, mirroring `adl/nginx.adl`. `None` fields are left
+/// out of the JSON, as the spec says.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NginxContext {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub health_check: Option<HealthCheck>,
+    pub end_points: Vec<EndPointEntry>,
+    pub http_port: u32,
+    pub https_port: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HealthCheck {
+    pub incoming_path: String,
+    pub outgoing_path: String,
+    pub outgoing_port: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum EndPointEntry {
+    Http(HttpEndPoint),
+    Https(HttpsEndPoint),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HttpEndPoint {
+    pub server_names: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub port: Option<u32>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HttpsEndPoint {
+    pub server_names: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub port: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ssl_cert_path: Option<PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ssl_cert_key_path: Option<PathBuf>,
+    pub letsencrypt_www_dir: PathBuf,
+}
+
+/// Where a generated certificate lives (SPEC §6.3).
+pub fn generated_cert_dir(config: &ToolConfig) -> PathBuf {
+    config
+        .letsencrypt_prefix_dir
+        .join("etc/letsencrypt/live")
+        .join(&config.auto_cert_name)
+}
+
+/// Builds the context for routing `pairs` (endpoint label → deploy).
+pub fn context(
+    config: &ToolConfig,
+    proxy: &ProxyModeConfig,
+    pairs: &[(String, Deploy)],
+) -> NginxContext {
+    let port_of = |endpoint: &str| {
+        pairs
+            .iter()
+            .find(|(e, _)| e == endpoint)
+            .map(|(_, d)| d.port)
+    };
+    let end_points = proxy
+        .end_points
+        .iter()
+        .map(|(label, ep)| {
+            let server_names = ep.server_names.join(" ");
+            let port = port_of(label);
+            match &ep.etype {
+                EndPointType::HttpOnly => EndPointEntry::Http(HttpEndPoint { server_names, port }),
+                EndPointType::HttpsWithRedirect(mode) => {
+                    let (cert, key) = match mode {
+                        SslCertMode::Generated => {
+                            let dir = generated_cert_dir(config);
+                            let existing = |name: &str| {
+                                let p = dir.join(name);
+                                p.exists().then_some(p)
+                            };
+                            (existing("fullchain.pem"), existing("privkey.pem"))
+                        }
+                        SslCertMode::Explicit(paths) => (
+                            Some(paths.ssl_certificate.clone()),
+                            Some(paths.ssl_certificate_key.clone()),
+                        ),
+                    };
+                    EndPointEntry::Https(HttpsEndPoint {
+                        server_names,
+                        port,
+                        ssl_cert_path: cert,
+                        ssl_cert_key_path: key,
+                        letsencrypt_www_dir: config.letsencrypt_www_dir.clone(),
+                    })
+                }
+            }
+        })
+        .collect();
+    let health_check = config.health_check.as_option().and_then(|hc| {
+        let endpoint = match hc.endpoint.as_option() {
+            Some(e) => e.clone(),
+            None => proxy.end_points.keys().next()?.clone(),
+        };
+        Some(HealthCheck {
+            incoming_path: hc.incoming_path.clone(),
+            outgoing_path: hc.outgoing_path.clone(),
+            outgoing_port: port_of(&endpoint)?,
+        })
+    });
+    NginxContext {
+        health_check,
+        end_points,
+        http_port: proxy.http_port,
+        https_port: proxy.https_port,
+    }
+}
+
+/// Renders nginx.conf from the configured template (or the built-in one).
+pub fn render(proxy: &ProxyModeConfig, ctx: &NginxContext) -> Result<String> {
+    let value = serde_json::to_value(ctx)?;
+    let rendered = match proxy.nginx_conf_template_path.as_option() {
+        Some(path) => template::render_file(path, &value)
+            .with_context(|| format!("nginxConfTemplatePath {}", path.display()))?,
+        None => template::render_str(DEFAULT_TEMPLATE, &value, &mut |_| Ok(None))
+            .context("built-in nginx template")?,
+    };
+    // No missing-name warnings here: the context leaves absent values out
+    // by design (`port` of an unconnected endpoint, the other branch of
+    // `http`/`https`), so they would only be noise.
+    Ok(rendered.text)
+}
+
+/// The rendered config and its context, as written to the proxy directory.
+pub struct NginxFiles {
+    pub conf: String,
+    pub ctx_json: String,
+}
+
+pub fn files(
+    config: &ToolConfig,
+    proxy: &ProxyModeConfig,
+    pairs: &[(String, Deploy)],
+) -> Result<NginxFiles> {
+    let ctx = context(config, proxy, pairs);
+    Ok(NginxFiles {
+        conf: render(proxy, &ctx)?,
+        ctx_json: serde_json::to_string_pretty(&ctx)? + "\n",
+    })
+}
+
+pub fn conf_path(proxy_dir: &Path) -> PathBuf {
+    proxy_dir.join("nginx.conf")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn config(extra_proxy: serde_json::Value) -> ToolConfig {
+        let mut proxy = json!({
+            "endPoints": {
+                "main": {"serverNames": ["a.example", "b.example"], "etype": "httpOnly"},
+                "secure": {"serverNames": ["c.example"], "etype": {"httpsWithRedirect": "generated"}},
+                "zexplicit": {"serverNames": ["d.example"], "etype": {"httpsWithRedirect": {"explicit": {"sslCertificate": "/c.pem", "sslCertificateKey": "/k.pem"}}}}
+            }
+        });
+        for (k, v) in extra_proxy.as_object().unwrap() {
+            proxy[k] = v.clone();
+        }
+        crate::config::parse_value(
+            json!({
+                "releases": {"localdir": "/r"},
+                "letsencryptPrefixDir": "/nonexistent-prefix",
+                "deployMode": {"proxy": proxy}
+            }),
+            "test",
+        )
+        .unwrap()
+    }
+
+    fn d(label: &str, port: u32) -> Deploy {
+        Deploy {
+            label: label.into(),
+            release: format!("{label}.zip"),
+            port,
+        }
+    }
+
+    #[test]
+    fn context_has_the_exact_shape_of_the_spec() {
+        let c = config(json!({}));
+        let p = c.proxy_mode().unwrap();
+        let ctx = context(&c, p, &[("main".into(), d("a", 8001))]);
+        assert_eq!(
+            serde_json::to_value(&ctx).unwrap(),
+            json!({
+                "healthCheck": {"incomingPath": "/health-check", "outgoingPath": "/", "outgoingPort": 8001},
+                "endPoints": [
+                    {"http": {"serverNames": "a.example b.example", "port": 8001}},
+                    {"https": {"serverNames": "c.example", "letsencryptWwwDir": "/opt/var/www"}},
+                    {"https": {"serverNames": "d.example", "sslCertPath": "/c.pem", "sslCertKeyPath": "/k.pem", "letsencryptWwwDir": "/opt/var/www"}}
+                ],
+                "httpPort": 80,
+                "httpsPort": 443
+            })
+        );
+    }
+
+    #[test]
+    fn health_check_needs_its_endpoint_connected() {
+        let c = config(json!({}));
+        let p = c.proxy_mode().unwrap();
+        let ctx = context(&c, p, &[("secure".into(), d("a", 8001))]);
+        assert_eq!(ctx.health_check, None);
+    }
+
+    #[test]
+    fn a_named_health_check_endpoint_is_used() {
+        let mut c = config(json!({"httpPort": 8080}));
+        c.health_check = crate::config::Maybe::Just(crate::config::HealthCheckConfig {
+            incoming_path: "/hc".into(),
+            outgoing_path: "/status".into(),
+            endpoint: crate::config::Maybe::Just("secure".into()),
+        });
+        let p = c.proxy_mode().unwrap().clone();
+        let ctx = context(
+            &c,
+            &p,
+            &[
+                ("main".into(), d("a", 8001)),
+                ("secure".into(), d("b", 8002)),
+            ],
+        );
+        assert_eq!(ctx.health_check.unwrap().outgoing_port, 8002);
+        assert_eq!(ctx.http_port, 8080);
+    }
+
+    #[test]
+    fn generated_certificates_appear_once_they_exist() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut c = config(json!({}));
+        c.letsencrypt_prefix_dir = dir.path().to_path_buf();
+        let live = generated_cert_dir(&c);
+        std::fs::create_dir_all(&live).unwrap();
+        std::fs::write(live.join("fullchain.pem"), "x").unwrap();
+        std::fs::write(live.join("privkey.pem"), "x").unwrap();
+        let p = c.proxy_mode().unwrap().clone();
+        let ctx = context(&c, &p, &[]);
+        let EndPointEntry::Https(h) = &ctx.end_points[1] else {
+            panic!()
+        };
+        assert_eq!(
+            h.ssl_cert_path.as_deref(),
+            Some(live.join("fullchain.pem").as_path())
+        );
+        assert_eq!(
+            h.ssl_cert_key_path.as_deref(),
+            Some(live.join("privkey.pem").as_path())
+        );
+    }
+
+    #[test]
+    fn the_built_in_template_routes_connected_endpoints_and_503s_the_rest() {
+        let c = config(json!({}));
+        let p = c.proxy_mode().unwrap();
+        let conf = render(p, &context(&c, p, &[("main".into(), d("a", 8001))])).unwrap();
+        assert!(conf.contains("listen 80 default_server;"), "{conf}");
+        assert!(
+            conf.contains("location /health-check {\n      proxy_pass http://localhost:8001/;"),
+            "{conf}"
+        );
+        assert!(conf.contains("server_name a.example b.example;\n    location / {\n      proxy_pass http://localhost:8001;"), "{conf}");
+        // https endpoint with no certificate: port-80 redirect only.
+        assert!(conf.contains("server_name c.example;\n    location /.well-known/acme-challenge {\n      root /opt/var/www;"), "{conf}");
+        // explicit certificate, not connected: a 443 server returning 503.
+        assert!(conf.contains("listen 443 ssl;\n    server_name d.example;\n    ssl_certificate /c.pem;\n    ssl_certificate_key /k.pem;\n    location / {\n      return 503;"), "{conf}");
+        assert_eq!(conf.matches("listen 443 ssl;").count(), 1, "{conf}");
+    }
+}

@@ -1,0 +1,91 @@
+//! `status` output (SPEC §6.4): text for people, JSON for scripts.
+
+use std::fmt::Write;
+
+use crate::config::{EndPointType, ProxyModeConfig};
+
+use super::state::{Deploy, State};
+
+/// A heading line: 21 dashes, the title, dashes up to 70 characters.
+pub fn heading(title: &str) -> String {
+    let head = format!("{}{title}", "-".repeat(21));
+    format!("{head}{}", "-".repeat(70usize.saturating_sub(head.len())))
+}
+
+/// How a deploy is named: `label`, or `label (release)` when they differ.
+fn deploy_name(d: &Deploy) -> String {
+    if d.label == d.release {
+        d.label.clone()
+    } else {
+        format!("{} ({})", d.label, d.release)
+    }
+}
+
+/// The endpoints and deploys of a state, as in the spec's example.
+pub fn state_text(proxy: &ProxyModeConfig, state: &State) -> String {
+    let mut out = String::from("Endpoints:\n");
+    for (label, ep) in &proxy.end_points {
+        let ports = match ep.etype {
+            EndPointType::HttpOnly => proxy.http_port.to_string(),
+            EndPointType::HttpsWithRedirect(_) => {
+                format!("{},{}", proxy.http_port, proxy.https_port)
+            }
+        };
+        let names: Vec<String> = ep
+            .server_names
+            .iter()
+            .map(|n| format!("{n}:{ports}"))
+            .collect();
+        let target = match state.connections.get(label) {
+            Some(deploy) if state.deploys.contains_key(deploy) => deploy.clone(),
+            Some(deploy) => format!("{deploy} (missing)"),
+            None => "(not connected)".to_string(),
+        };
+        let _ = writeln!(out, "  {label}: ({}) -> {target}", names.join(", "));
+    }
+    out.push_str("\nDeploys:\n");
+    for d in state.deploys.values() {
+        let _ = writeln!(out, "  {}: (localhost:{})", deploy_name(d), d.port);
+    }
+    out
+}
+
+pub fn master_text(proxy: &ProxyModeConfig, state: &State) -> String {
+    format!("{}\n{}", heading("MASTER"), state_text(proxy, state))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn matches_the_spec_example() {
+        let config: crate::config::ToolConfig = crate::config::parse_value(
+            json!({
+                "releases": {"localdir": "/r"},
+                "deployMode": {"proxy": {"endPoints": {
+                    "main": {"serverNames": ["main.example"], "etype": "httpOnly"},
+                    "test": {"serverNames": ["test.example"], "etype": {"httpsWithRedirect": "generated"}}
+                }}}
+            }),
+            "test",
+        )
+        .unwrap();
+        let state: State = serde_json::from_value(json!({
+            "deploys": {"shop-1.4": {"label": "shop-1.4", "release": "shop-1.4.zip", "port": 8000}},
+            "connections": {"main": "shop-1.4"}
+        }))
+        .unwrap();
+        assert_eq!(
+            master_text(config.proxy_mode().unwrap(), &state),
+            "---------------------MASTER-------------------------------------------\n\
+             Endpoints:\n\
+             \x20 main: (main.example:80) -> shop-1.4\n\
+             \x20 test: (test.example:80,443) -> (not connected)\n\
+             \n\
+             Deploys:\n\
+             \x20 shop-1.4 (shop-1.4.zip): (localhost:8000)\n"
+        );
+    }
+}

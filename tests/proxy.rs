@@ -1,0 +1,314 @@
+//! Proxy mode with local state (SPEC §6) end to end: real releases serving
+//! HTTP on their allocated ports, a real nginx (host driver) in front, and
+//! requests through it.
+
+mod common;
+
+use common::{Env, PORT_RANGE_WIDTH};
+use serde_json::json;
+
+fn two_endpoints() -> Env {
+    let mut env = Env::new();
+    env.proxy(&[("main", "main.example"), ("test", "test.example")]);
+    env
+}
+
+#[test]
+fn endpoints_route_to_their_deploys_through_nginx() {
+    let env = two_endpoints();
+    env.http_release("blue.zip").publish();
+    env.http_release("green.zip").publish();
+    let (lo, _) = env.port_range();
+
+    env.c2(&["start", "blue.zip"]).ok();
+    env.c2(&["start", "green.zip"]).ok();
+    assert_eq!(
+        env.state(),
+        json!({
+            "deploys": {
+                "blue": {"label": "blue", "release": "blue.zip", "port": lo},
+                "green": {"label": "green", "release": "green.zip", "port": lo + 1}
+            },
+            "connections": {}
+        })
+    );
+    // The ports context reached the templates.
+    assert_eq!(env.read("deploys/green/port"), (lo + 1).to_string());
+
+    env.c2(&["connect", "main", "blue"]).ok();
+    env.c2(&["connect", "test", "green"]).ok();
+    assert_eq!(env.get("main.example", "/").body, "blue /");
+    assert_eq!(env.get("test.example", "/x?y=1").body, "green /x?y=1");
+    // The health check goes to the first endpoint's deploy, at outgoingPath.
+    assert_eq!(env.get("anything", "/health-check").body, "blue /");
+    // Unknown hosts hit the default server.
+    assert_eq!(env.get("nobody.example", "/").status, 404);
+
+    env.c2(&["disconnect", "test"]).ok();
+    assert_eq!(env.get("test.example", "/").status, 503);
+    assert_eq!(env.get("main.example", "/").body, "blue /");
+    assert_eq!(env.state()["connections"], json!({"main": "blue"}));
+
+    // Blue/green: switch main to green.
+    env.c2(&["connect", "main", "green"]).ok();
+    assert_eq!(env.get("main.example", "/").body, "green /");
+    assert_eq!(env.get("x", "/health-check").body, "green /");
+
+    // The context nginx was rendered with is kept beside its config.
+    let ctx: serde_json::Value =
+        serde_json::from_str(&env.read("deploys/frontend-proxy/nginx.ctx.json")).unwrap();
+    assert_eq!(
+        ctx,
+        json!({
+            "healthCheck": {"incomingPath": "/health-check", "outgoingPath": "/", "outgoingPort": lo + 1},
+            "endPoints": [
+                {"http": {"serverNames": "main.example", "port": lo + 1}},
+                {"http": {"serverNames": "test.example"}}
+            ],
+            "httpPort": env.http_port(),
+            "httpsPort": env.config()["deployMode"]["proxy"]["httpsPort"]
+        })
+    );
+}
+
+#[test]
+fn a_connected_deploy_can_never_be_stopped() {
+    let env = two_endpoints();
+    env.http_release("blue.zip").publish();
+    env.c2(&["start", "blue.zip"]).ok();
+    env.c2(&["connect", "main", "blue"]).ok();
+    env.c2(&["stop", "blue"])
+        .fails_with("deploy is connected to main");
+    assert_eq!(env.get("main.example", "/").body, "blue /");
+    assert!(env.exists("deploys/blue"));
+
+    env.c2(&["disconnect", "main"]).ok();
+    env.c2(&["stop", "blue"]).ok();
+    assert!(!env.exists("deploys/blue"));
+    assert_eq!(env.state()["deploys"], json!({}));
+    // Its server is gone too: the stop command ran.
+    assert_eq!(
+        common::http::get(env.port_range().0 as u16, "x", "/").status,
+        0
+    );
+}
+
+#[test]
+fn status_shows_endpoints_and_deploys() {
+    let env = two_endpoints();
+    env.http_release("blue.zip").publish();
+    env.c2(&["start", "blue.zip"]).ok();
+    env.c2(&["start", "blue.zip", "canary"]).ok();
+    env.c2(&["connect", "main", "canary"]).ok();
+    let (lo, _) = env.port_range();
+    let port = env.http_port();
+    assert_eq!(
+        env.c2(&["status"]).ok().stdout,
+        format!(
+            "---------------------MASTER-------------------------------------------\n\
+             Endpoints:\n\
+             \x20 main: (main.example:{port}) -> canary\n\
+             \x20 test: (test.example:{port}) -> (not connected)\n\
+             \n\
+             Deploys:\n\
+             \x20 blue (blue.zip): (localhost:{lo})\n\
+             \x20 canary (blue.zip): (localhost:{})\n",
+            lo + 1
+        )
+    );
+    let json: serde_json::Value =
+        serde_json::from_str(&env.c2(&["status", "--json-output"]).ok().stdout).unwrap();
+    assert_eq!(json, json!({"master": env.state()}));
+}
+
+#[test]
+fn starting_the_same_release_again_changes_nothing() {
+    let env = two_endpoints();
+    env.http_release("blue.zip").publish();
+    env.c2(&["start", "blue.zip"]).ok();
+    let before = env.state();
+    let out = env.c2(&["start", "blue.zip"]).ok();
+    assert!(!out.stdout.contains("Creating deploy"), "{out}");
+    assert_eq!(env.state(), before);
+}
+
+/// Runs a command that must fail with `needle`, and checks the state file
+/// and what nginx serves did not change.
+fn assert_refused(env: &Env, args: &[&str], needle: &str) {
+    let state = env.state();
+    let served = env.get("main.example", "/");
+    env.c2(args).fails_with(needle);
+    assert_eq!(env.state(), state, "state changed by a refused `{args:?}`");
+    assert_eq!(env.get("main.example", "/"), served);
+}
+
+#[test]
+fn bad_input_is_refused_and_changes_nothing() {
+    let mut env = two_endpoints();
+    env.http_release("blue.zip").publish();
+    env.http_release("green.zip").publish();
+    env.c2(&["start", "blue.zip"]).ok();
+    env.c2(&["connect", "main", "blue"]).ok();
+
+    assert_refused(
+        &env,
+        &["connect", "nope", "blue"],
+        "no endpoint called nope",
+    );
+    assert_refused(&env, &["disconnect", "nope"], "no endpoint called nope");
+    assert_refused(
+        &env,
+        &["connect", "main", "ghost"],
+        "no deploy called ghost",
+    );
+    assert_refused(&env, &["stop", "ghost"], "no deploy called ghost");
+    let store = env.path("store");
+    assert_refused(
+        &env,
+        &["start", "missing.zip"],
+        &format!(
+            "Release missing.zip does not exist in release store at {}",
+            store.display()
+        ),
+    );
+    // The label clash (old tool: silently destroyed and re-created it).
+    assert_refused(
+        &env,
+        &["start", "green.zip", "blue"],
+        "deploy blue already exists with release blue.zip",
+    );
+
+    // Port range exhausted.
+    let (lo, _) = env.port_range();
+    env.proxy_set("dynamicPortRange", json!({"v1": lo, "v2": lo + 1}));
+    assert_refused(&env, &["start", "green.zip"], "no more ports available");
+    assert!(!env.exists("deploys/green"));
+    let _ = PORT_RANGE_WIDTH;
+}
+
+#[test]
+fn a_custom_template_that_does_not_parse_is_refused() {
+    let mut env = two_endpoints();
+    env.http_release("blue.zip").publish();
+    env.c2(&["start", "blue.zip"]).ok();
+    env.c2(&["connect", "main", "blue"]).ok();
+    let tpl = env.path("nginx.conf.tpl");
+    common::write_file(&tpl, "events {}\nhttp { {{#endPoints}} }\n");
+    env.proxy_set("nginxConfTemplatePath", json!({"just": tpl}));
+    assert_refused(&env, &["disconnect", "main"], "nginx.conf.tpl");
+    assert_refused(
+        &env,
+        &["disconnect", "main"],
+        "unclosed section 'endPoints'",
+    );
+}
+
+#[test]
+fn a_config_nginx_refuses_keeps_the_old_one_serving() {
+    let mut env = two_endpoints();
+    env.http_release("blue.zip").publish();
+    env.c2(&["start", "blue.zip"]).ok();
+    env.c2(&["connect", "main", "blue"]).ok();
+    let conf_before = env.read("deploys/frontend-proxy/nginx.conf");
+
+    // A custom template that renders, but with a directive nginx rejects.
+    let builtin = common::Run::new(&["show-default-nginx-config"]).ok().stdout;
+    let tpl = env.path("custom.tpl");
+    common::write_file(
+        &tpl,
+        &builtin.replace("events {", "no_such_directive on;\nevents {"),
+    );
+    env.proxy_set("nginxConfTemplatePath", json!({"just": tpl}));
+    let out = env
+        .c2(&["disconnect", "main"])
+        .fails_with("nginx refused the generated config");
+    assert!(out.error_line().contains("no_such_directive"), "{out}");
+    assert_eq!(env.read("deploys/frontend-proxy/nginx.conf"), conf_before);
+    assert_eq!(env.get("main.example", "/").body, "blue /");
+    assert_eq!(env.state()["connections"], json!({"main": "blue"}));
+}
+
+#[test]
+fn a_custom_template_is_used() {
+    let mut env = two_endpoints();
+    env.http_release("blue.zip").publish();
+    let builtin = common::Run::new(&["show-default-nginx-config"]).ok().stdout;
+    let tpl = env.path("custom.tpl");
+    common::write_file(&tpl, &builtin.replace("return 503;", "return 418;"));
+    env.proxy_set("nginxConfTemplatePath", json!({"just": tpl}));
+    env.c2(&["start", "blue.zip"]).ok();
+    env.c2(&["connect", "main", "blue"]).ok();
+    assert_eq!(env.get("test.example", "/").status, 418);
+    assert_eq!(env.get("main.example", "/").body, "blue /");
+}
+
+#[test]
+fn a_failed_start_leaves_no_half_registered_deploy() {
+    let env = two_endpoints();
+    // The start command launches the server, then fails.
+    env.http_release("broken.zip")
+        .set(
+            "startCommand",
+            json!("python3 serve.py $(cat port) broken && exit 4"),
+        )
+        .publish();
+    env.c2(&["start", "broken.zip"])
+        .fails_with("startCommand of broken.zip failed with exit code 4");
+    assert_eq!(env.state(), json!(null), "no state change was recorded");
+    assert!(!env.exists("deploys/broken"), "directory left behind");
+    // Its stop command ran: nothing listens on the port it was given.
+    let (lo, _) = env.port_range();
+    assert_eq!(common::http::get(lo as u16, "x", "/").status, 0);
+
+    // A prestart failure: nothing started, nothing left.
+    env.http_release("nopull.zip")
+        .set("prestartCommand", json!("exit 9"))
+        .publish();
+    env.c2(&["start", "nopull.zip"]).fails_with("exit code 9");
+    assert!(!env.exists("deploys/nopull"));
+}
+
+#[test]
+fn restart_and_shutdown_of_the_frontend_proxy() {
+    let env = two_endpoints();
+    env.http_release("blue.zip").publish();
+    env.c2(&["start", "blue.zip"]).ok();
+    env.c2(&["connect", "main", "blue"]).ok();
+    env.c2(&["shutdown-frontend-proxy"]).ok();
+    assert_eq!(
+        env.get("main.example", "/").status,
+        0,
+        "nginx still answers"
+    );
+    env.c2(&["restart-frontend-proxy"]).ok();
+    assert_eq!(env.get("main.example", "/").body, "blue /");
+    // Restarting a running proxy reloads it.
+    env.c2(&["restart-frontend-proxy"]).ok();
+    assert_eq!(env.get("main.example", "/").body, "blue /");
+    env.c2(&["shutdown-frontend-proxy"]).ok();
+    env.c2(&["shutdown-frontend-proxy"]).ok();
+}
+
+#[test]
+fn concurrent_commands_are_serialised() {
+    let env = two_endpoints();
+    for n in 0..6 {
+        env.http_release(&format!("r{n}.zip")).publish();
+    }
+    let runs: Vec<_> = (0..6)
+        .map(|n| env.c2(&["start", &format!("r{n}.zip")]))
+        .map(|run| std::thread::spawn(move || run.output()))
+        .collect();
+    for r in runs {
+        let out = r.join().unwrap();
+        assert_eq!(out.code, Some(0), "{out}");
+    }
+    let state = env.state();
+    let ports: std::collections::BTreeSet<u64> = state["deploys"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|d| d["port"].as_u64().unwrap())
+        .collect();
+    assert_eq!(ports.len(), 6, "lost or duplicated a deploy: {state}");
+}

@@ -1,0 +1,33 @@
+# A tiny HTTP server for test releases: answers every GET with
+# "<name> <path>". Started by a release's startCommand; it binds its port
+# before the command returns, then runs detached, its pid in server.pid.
+import http.server
+import os
+import sys
+
+port, name = int(sys.argv[1]), sys.argv[2]
+
+
+class Handler(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        body = f"{name} {self.path}".encode()
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+
+server = http.server.ThreadingHTTPServer(("127.0.0.1", port), Handler)
+pid = os.fork()
+if pid:
+    with open("server.pid", "w") as f:
+        f.write(str(pid))
+    sys.exit(0)
+os.setsid()
+null = os.open(os.devnull, os.O_RDWR)
+for fd in (0, 1, 2):
+    os.dup2(null, fd)
+server.serve_forever()
