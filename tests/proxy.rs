@@ -312,3 +312,95 @@ fn concurrent_commands_are_serialised() {
         .collect();
     assert_eq!(ports.len(), 6, "lost or duplicated a deploy: {state}");
 }
+
+/// GET over https through curl (the TLS client), resolving `host` to
+/// 127.0.0.1 and trusting the test's self-signed certificate.
+fn https_get(env: &Env, host: &str, path: &str) -> (String, String) {
+    let port = env.config()["deployMode"]["proxy"]["httpsPort"]
+        .as_u64()
+        .unwrap();
+    let out = std::process::Command::new("curl")
+        .args(["-sk", "-w", "\n%{http_code}", "--resolve"])
+        .arg(format!("{host}:{port}:127.0.0.1"))
+        .arg(format!("https://{host}:{port}{path}"))
+        .output()
+        .expect("curl");
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    let (body, code) = text.rsplit_once('\n').unwrap_or(("", &text));
+    (code.to_string(), body.to_string())
+}
+
+fn self_signed_cert(env: &Env, name: &str) -> (std::path::PathBuf, std::path::PathBuf) {
+    let (cert, key) = (env.path("tls/cert.pem"), env.path("tls/key.pem"));
+    std::fs::create_dir_all(env.path("tls")).unwrap();
+    let ok = std::process::Command::new("openssl")
+        .args([
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj",
+        ])
+        .arg(format!("/CN={name}"))
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .expect("openssl")
+        .status
+        .success();
+    assert!(ok, "openssl could not make a certificate");
+    (cert, key)
+}
+
+#[test]
+fn https_endpoints_redirect_serve_acme_challenges_and_terminate_tls() {
+    let mut env = Env::new();
+    env.proxy(&[("main", "main.example")]);
+    let (cert, key) = self_signed_cert(&env, "secure.example");
+    let mut eps = env.config()["deployMode"]["proxy"]["endPoints"].clone();
+    eps["secure"] = json!({"serverNames": ["secure.example"], "etype": {"httpsWithRedirect": {"explicit": {"sslCertificate": cert, "sslCertificateKey": key}}}});
+    env.proxy_set("endPoints", eps);
+    let www = env.path("www");
+    env.set("letsencryptWwwDir", json!(www));
+    common::write_file(
+        &www.join(".well-known/acme-challenge/tok123"),
+        "proof-of-control",
+    );
+    env.http_release("blue.zip").publish();
+    env.c2(&["start", "blue.zip"]).ok();
+
+    // Not connected yet: the TLS server answers 503.
+    env.c2(&["restart-frontend-proxy"]).ok();
+    assert_eq!(https_get(&env, "secure.example", "/").0, "503");
+
+    env.c2(&["connect", "secure", "blue"]).ok();
+    assert_eq!(
+        https_get(&env, "secure.example", "/a?b=c"),
+        ("200".to_string(), "blue /a?b=c".to_string())
+    );
+    // Plain http: ACME challenges from the webroot, everything else redirected.
+    let challenge = env.get("secure.example", "/.well-known/acme-challenge/tok123");
+    assert_eq!(
+        (challenge.status, challenge.body.as_str()),
+        (200, "proof-of-control")
+    );
+    assert_eq!(env.get("secure.example", "/page").status, 301);
+    // main is not connected: 503, and its name is not served over TLS.
+    assert_eq!(env.get("main.example", "/").status, 503);
+}
+
+#[test]
+fn the_health_check_follows_its_configured_endpoint() {
+    let mut env = two_endpoints();
+    env.set(
+        "healthCheck",
+        json!({"just": {"incomingPath": "/hc", "outgoingPath": "/status", "endpoint": {"just": "test"}}}),
+    );
+    env.http_release("blue.zip").publish();
+    env.http_release("green.zip").publish();
+    env.c2(&["start", "blue.zip"]).ok();
+    env.c2(&["start", "green.zip"]).ok();
+    env.c2(&["connect", "main", "blue"]).ok();
+    // Its endpoint is not connected: no health-check location at all.
+    assert_eq!(env.get("lb", "/hc").status, 404);
+    env.c2(&["connect", "test", "green"]).ok();
+    assert_eq!(env.get("lb", "/hc").body, "green /status");
+}
