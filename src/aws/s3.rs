@@ -187,3 +187,112 @@ pub fn list(url: &S3Url) -> Result<Vec<ObjectInfo>> {
         Ok(objects)
     })
 }
+
+/// The result of a conditional read.
+#[derive(Debug)]
+pub enum Fetched {
+    Missing,
+    /// Unchanged since the ETag given (HTTP 304): no body was sent.
+    NotModified,
+    Found {
+        bytes: Vec<u8>,
+        etag: String,
+    },
+}
+
+/// Reads an object unless its ETag is still `known` (a conditional GET:
+/// an unchanged object costs one small request and no body).
+pub fn get_if_changed(url: &S3Url, known: Option<&str>) -> Result<Fetched> {
+    let client = client();
+    block_on(async {
+        let mut req = client.get_object().bucket(&url.bucket).key(&url.key);
+        if let Some(etag) = known {
+            req = req.if_none_match(etag);
+        }
+        match req.send().await {
+            Ok(out) => {
+                let etag = out.e_tag().unwrap_or_default().to_string();
+                let data = out
+                    .body
+                    .collect()
+                    .await
+                    .with_context(|| format!("reading {url}"))?;
+                Ok(Fetched::Found {
+                    bytes: data.into_bytes().to_vec(),
+                    etag,
+                })
+            }
+            Err(e) if status_of(&e) == Some(304) => Ok(Fetched::NotModified),
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_key()) => {
+                Ok(Fetched::Missing)
+            }
+            Err(e) => bail!("cannot read {url}: {}", describe_error(&e)),
+        }
+    })
+}
+
+/// The precondition of a conditional write.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Precondition {
+    None,
+    /// Only if the object still has this ETag (`If-Match`).
+    Matches(String),
+    /// Only if there is no object yet (`If-None-Match: *`).
+    Absent,
+}
+
+/// Writes an object; with a precondition, returns `Ok(false)` when someone
+/// else changed it first (HTTP 412, or 409 for a concurrent conditional write).
+pub fn put(url: &S3Url, bytes: Vec<u8>, pre: &Precondition) -> Result<bool> {
+    let client = client();
+    block_on(async {
+        let mut req = client
+            .put_object()
+            .bucket(&url.bucket)
+            .key(&url.key)
+            .content_type("application/json")
+            .body(bytes.into());
+        match pre {
+            Precondition::None => {}
+            Precondition::Matches(etag) => req = req.if_match(etag),
+            Precondition::Absent => req = req.if_none_match("*"),
+        }
+        match req.send().await {
+            Ok(_) => Ok(true),
+            Err(e) if matches!(status_of(&e), Some(412) | Some(409)) => Ok(false),
+            Err(e) => bail!("cannot write {url}: {}", describe_error(&e)),
+        }
+    })
+}
+
+pub fn delete(url: &S3Url) -> Result<()> {
+    let client = client();
+    block_on(async {
+        client
+            .delete_object()
+            .bucket(&url.bucket)
+            .key(&url.key)
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| anyhow::anyhow!("cannot delete {url}: {}", describe_error(&e)))
+    })
+}
+
+fn status_of<E, R>(e: &aws_sdk_s3::error::SdkError<E, R>) -> Option<u16>
+where
+    R: HttpStatus,
+{
+    e.raw_response().map(HttpStatus::status_code)
+}
+
+/// The HTTP status of a raw SDK response.
+pub trait HttpStatus {
+    fn status_code(&self) -> u16;
+}
+
+impl HttpStatus for aws_smithy_runtime_api::http::Response {
+    fn status_code(&self) -> u16 {
+        self.status().as_u16()
+    }
+}

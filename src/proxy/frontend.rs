@@ -71,25 +71,39 @@ impl DockerFrontend {
         let c = &self.config;
         let le = c.letsencrypt_prefix_dir.join("etc/letsencrypt");
         let www = &c.letsencrypt_www_dir;
-        // `version` keeps docker-compose 1.x reading this as a v3 file.
-        format!(
-            "version: '3'\n\
-             services:\n\
-             \x20 nginx:\n\
-             \x20   container_name: {CONTAINER_NAME}\n\
-             \x20   image: \"{}:{}\"\n\
-             \x20   network_mode: host\n\
-             \x20   volumes:\n\
-             \x20     - ./nginx.conf:/etc/nginx/nginx.conf\n\
-             \x20     - {}:{}\n\
-             \x20     - {}:{}\n\
-             \x20   restart: always\n",
-            c.nginx_docker_image,
-            c.nginx_docker_version,
-            le.display(),
-            le.display(),
-            www.display(),
-            www.display(),
+        let mount = |p: &Path| format!("{}:{}", p.display(), p.display());
+        // `version` keeps docker-compose 1.x reading this as a v3 file;
+        // serde_yaml quotes whatever the paths contain.
+        let file = serde_json::json!({
+            "version": "3",
+            "services": {
+                "nginx": {
+                    "container_name": CONTAINER_NAME,
+                    "image": format!("{}:{}", c.nginx_docker_image, c.nginx_docker_version),
+                    "network_mode": "host",
+                    "volumes": [
+                        "./nginx.conf:/etc/nginx/nginx.conf",
+                        mount(&le),
+                        mount(www),
+                    ],
+                    "restart": "always",
+                }
+            }
+        });
+        serde_yaml::to_string(&file).expect("compose file serializes")
+    }
+
+    fn up_and_reload(&self) -> Result<()> {
+        let compose = self.compose_command();
+        shell::run(
+            "the frontend proxy (compose up)",
+            &format!("{compose} up -d"),
+            &self.dir,
+        )?;
+        shell::run(
+            "the frontend proxy reload",
+            &format!("docker kill --signal=SIGHUP {CONTAINER_NAME}"),
+            &self.dir,
         )
     }
 }
@@ -106,24 +120,27 @@ impl Frontend for DockerFrontend {
         // Written in place, not renamed: the container bind-mounts this one
         // file, and a rename would leave it reading the old inode.
         let conf = conf_path(&self.dir);
+        let ctx = self.dir.join("nginx.ctx.json");
+        let previous = (std::fs::read(&conf).ok(), std::fs::read(&ctx).ok());
         std::fs::write(&conf, &files.conf)
             .with_context(|| format!("cannot write {}", conf.display()))?;
-        fsutil::write_atomic(
-            &self.dir.join("nginx.ctx.json"),
-            files.ctx_json.as_bytes(),
-            0o644,
-        )?;
-        let compose = self.compose_command();
-        shell::run(
-            "the frontend proxy (compose up)",
-            &format!("{compose} up -d"),
-            &self.dir,
-        )?;
-        shell::run(
-            "the frontend proxy reload",
-            &format!("docker kill --signal=SIGHUP {CONTAINER_NAME}"),
-            &self.dir,
-        )
+        fsutil::write_atomic(&ctx, files.ctx_json.as_bytes(), 0o644)?;
+        let result = self.up_and_reload();
+        if result.is_err() {
+            // The state keeps the old connections, so the files must too:
+            // the container re-reads nginx.conf whenever it restarts.
+            match previous {
+                (Some(old_conf), Some(old_ctx)) => {
+                    let _ = std::fs::write(&conf, old_conf);
+                    let _ = fsutil::write_atomic(&ctx, &old_ctx, 0o644);
+                }
+                _ => {
+                    let _ = std::fs::remove_file(&conf);
+                    let _ = std::fs::remove_file(&ctx);
+                }
+            }
+        }
+        result
     }
 
     fn shutdown(&self) -> Result<()> {
