@@ -7,7 +7,7 @@ use clap::{Parser, Subcommand};
 
 use crate::config::{DeployMode, ProxyModeConfig, ToolConfig};
 use crate::proxy::{self, Change};
-use crate::{context, log, noproxy, release, store};
+use crate::{context, log, noproxy, release, remote, store};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -178,7 +178,7 @@ fn run_mutating(config: &ToolConfig, command: Command) -> Result<()> {
                         release: &release,
                         label: &label,
                     };
-                    proxy::run_local(config, p, store.as_ref(), change)
+                    apply_change(config, p, store.as_ref(), change)
                 }
             }
         }
@@ -189,7 +189,7 @@ fn run_mutating(config: &ToolConfig, command: Command) -> Result<()> {
             }
             DeployMode::Proxy(p) => {
                 let store = store::open(&config.releases)?;
-                proxy::run_local(config, p, store.as_ref(), Change::Stop { label: &deploy })
+                apply_change(config, p, store.as_ref(), Change::Stop { label: &deploy })
             }
         },
         Command::Connect { endpoint, deploy } => {
@@ -198,14 +198,14 @@ fn run_mutating(config: &ToolConfig, command: Command) -> Result<()> {
                 endpoint: &endpoint,
                 label: &deploy,
             };
-            proxy::run_local(config, p, store.as_ref(), change)
+            apply_change(config, p, store.as_ref(), change)
         }
         Command::Disconnect { endpoint } => {
             let (p, store) = proxy_mode(config, "disconnect")?;
             let change = Change::Disconnect {
                 endpoint: &endpoint,
             };
-            proxy::run_local(config, p, store.as_ref(), change)
+            apply_change(config, p, store.as_ref(), change)
         }
         Command::RestartFrontendProxy => {
             let (p, store) = proxy_mode(config, "restart-frontend-proxy")?;
@@ -216,9 +216,45 @@ fn run_mutating(config: &ToolConfig, command: Command) -> Result<()> {
             proxy::shutdown_frontend(config, p, store.as_ref())
         }
         Command::GenerateSslCertificate => not_yet("generate-ssl-certificate"),
-        Command::SlaveUpdate { .. } => not_yet("slave-update"),
-        Command::SlaveFlush => not_yet("slave-flush"),
+        Command::SlaveUpdate { repeat } => {
+            let (p, store) = proxy_mode(config, "slave-update")?;
+            let remote = remote_store(p, "slave-update")?;
+            let mut slave = remote::slave::Slave::new(config, p, store.as_ref(), remote)?;
+            match repeat {
+                None => slave.update_once(),
+                Some(n) => slave.repeat(std::time::Duration::from_secs(n.max(1))),
+            }
+        }
+        Command::SlaveFlush => {
+            let (p, _) = proxy_mode(config, "slave-flush")?;
+            remote::status::flush(remote_store(p, "slave-flush")?.as_ref())
+        }
         other => unreachable!("{other:?} is dispatched in run()"),
+    }
+}
+
+/// Applies a change to the master state (remote state) or to this machine.
+fn apply_change(
+    config: &ToolConfig,
+    p: &ProxyModeConfig,
+    store: &dyn store::ReleaseStore,
+    change: Change,
+) -> Result<()> {
+    match p.remote_state_s3.as_option() {
+        Some(location) => {
+            remote::master::update(remote::store::open(location)?.as_ref(), p, change)
+        }
+        None => proxy::run_local(config, p, store, change),
+    }
+}
+
+/// The remote state store, for commands that need one.
+fn remote_store(p: &ProxyModeConfig, command: &str) -> Result<Box<dyn remote::store::RemoteStore>> {
+    match p.remote_state_s3.as_option() {
+        Some(location) => remote::store::open(location),
+        None => {
+            bail!("{command} needs remote state: set deployMode.proxy.remoteStateS3 in the config")
+        }
     }
 }
 
@@ -233,7 +269,7 @@ fn proxy_mode<'a>(
     }
 }
 
-fn status(config: &ToolConfig, _show_slaves: bool, json_output: bool) -> Result<()> {
+fn status(config: &ToolConfig, show_slaves: bool, json_output: bool) -> Result<()> {
     match &config.deploy_mode {
         // [better] noproxy mode shows the current release instead of failing.
         DeployMode::Noproxy => {
@@ -248,7 +284,16 @@ fn status(config: &ToolConfig, _show_slaves: bool, json_output: bool) -> Result<
             }
             Ok(())
         }
-        DeployMode::Proxy(p) => proxy::status(config, p, json_output),
+        DeployMode::Proxy(p) => match p.remote_state_s3.as_option() {
+            Some(location) => {
+                let remote = remote::store::open(location)?;
+                remote::status::print(remote.as_ref(), p, show_slaves, json_output)
+            }
+            None if show_slaves => {
+                bail!("--show-slaves needs remote state: set deployMode.proxy.remoteStateS3 in the config")
+            }
+            None => proxy::status(config, p, json_output),
+        },
     }
 }
 

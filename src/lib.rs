@@ -7,6 +7,8 @@
 //! - [`release`]: fetch, unzip, `release.json`, templates;
 //! - [`context`]: template context (cache, sources, ports);
 //! - [`noproxy`]: one live release behind a `current` symlink;
+//! - [`proxy`]: many deploys behind nginx (state, planner, executor, drivers);
+//! - [`remote`]: master state and slaves over S3 or a shared directory;
 //! - [`aws`]: shared AWS SDK config and S3 access;
 //! - [`log`], [`shell`], [`fsutil`]: logging, commands, safe file writes.
 
@@ -19,5 +21,7 @@ pub mod log;
 pub mod noproxy;
 pub mod proxy;
 pub mod release;
+pub mod remote;
 pub mod shell;
+pub mod signals;
 pub mod store;

@@ -268,7 +268,6 @@ fn show_log_prints_the_log_file() {
 fn commands_of_later_versions_fail_clearly() {
     let env = Env::new();
     for args in [
-        vec!["slave-update"],
         vec!["generate-ssl-certificate"],
         vec!["aws-docker-login-cmd"],
     ] {

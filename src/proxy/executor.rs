@@ -48,6 +48,11 @@ impl<'a> Executor<'a> {
     /// time, recording each action's effect in the state file.
     pub fn apply(&self, current: &mut State, target: &State) -> Result<()> {
         for action in plan(current, target, self.proxy.end_points.keys()) {
+            if crate::signals::stop_requested() {
+                // Under systemd's SIGTERM: every finished action is recorded.
+                log::info("Stop requested: leaving the remaining actions for later");
+                return Ok(());
+            }
             match action {
                 Action::CreateDeploy(d) => {
                     log::scope(&format!("Creating deploy {}", d.label), || {
@@ -72,8 +77,8 @@ impl<'a> Executor<'a> {
             }
             current.write(&self.state_path)?;
         }
-        // Connections to endpoints unknown to the config change no action
-        // but still belong in the state.
+        // Connections to endpoints unknown to the config (or to deploys that
+        // failed) change no action but still belong in the state.
         if current.connections != target.connections {
             current.connections = target.connections.clone();
             current.write(&self.state_path)?;

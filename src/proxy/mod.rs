@@ -40,7 +40,7 @@ impl Change<'_> {
         }
     }
 
-    fn describe(&self) -> String {
+    pub fn describe(&self) -> String {
         match *self {
             Change::Start { release, label } => format!("Starting {release} as deploy {label}"),
             Change::Stop { label } => format!("Stopping deploy {label}"),

@@ -114,6 +114,50 @@ impl Env {
         self
     }
 
+    /// Remote state at `location` (an s3:// URL or a directory); this
+    /// machine reports as a slave labelled `master` on the loopback.
+    pub fn remote(&mut self, location: &str) -> &mut Env {
+        self.proxy_set("remoteStateS3", json!({"just": location}));
+        self.proxy_set("slaveLabel", json!({"label": "master"}));
+        self.proxy_set("slaveInterfaceName", json!("lo"));
+        self
+    }
+
+    /// Another machine following the same master: the same config and
+    /// environment, its own deploysDir, context cache, log and nginx ports.
+    pub fn slave(&self, label: &str) -> Env {
+        let mut slave = Env::new();
+        let store = self.config["releases"].clone();
+        let deploys = slave.config["deploysDir"].clone();
+        let cache = slave.config["contextCache"].clone();
+        let log = slave.config["logFile"].clone();
+        slave.config = self.config.clone();
+        slave.set("releases", store);
+        slave.set("deploysDir", deploys);
+        slave.set("contextCache", cache);
+        slave.set("logFile", log);
+        slave.proxy_set("slaveLabel", json!({"label": label}));
+        slave.proxy_set("httpPort", json!(moto::free_port()));
+        slave.proxy_set("httpsPort", json!(moto::free_port()));
+        slave.envs = self.envs.clone();
+        slave
+    }
+
+    /// `status --show-slaves --json-output`, parsed.
+    pub fn status_json(&self) -> Value {
+        let out = self.c2(&["status", "--show-slaves", "--json-output"]).ok();
+        serde_json::from_str(&out.stdout).unwrap_or_else(|e| panic!("{e}: {out}"))
+    }
+
+    /// The report of slave `label` in `status_json`, if any.
+    pub fn slave_report(&self, label: &str) -> Option<Value> {
+        self.status_json()["slaves"]
+            .as_array()?
+            .iter()
+            .find(|s| s["label"] == label)
+            .cloned()
+    }
+
     /// Sets a field of the proxy mode config.
     pub fn proxy_set(&mut self, field: &str, value: Value) -> &mut Env {
         self.config["deployMode"]["proxy"][field] = value;

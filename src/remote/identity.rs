@@ -1,0 +1,130 @@
+//! Who this slave is (SPEC §7): its label, IPv4 address and host name.
+
+use std::ffi::CStr;
+
+use anyhow::{bail, Context, Result};
+
+use crate::config::{ProxyModeConfig, SlaveLabel};
+
+/// `{"label": x}`, or the EC2 instance id from the instance metadata
+/// service (IMDSv2; `AWS_EC2_METADATA_SERVICE_ENDPOINT` is honoured).
+pub fn label(proxy: &ProxyModeConfig) -> Result<String> {
+    match &proxy.slave_label {
+        SlaveLabel::Label(l) => Ok(l.clone()),
+        SlaveLabel::Ec2InstanceId => imds::instance_id().context(
+            "cannot read the EC2 instance id from the instance metadata service (slaveLabel is ec2InstanceId)",
+        ),
+    }
+}
+
+/// A minimal IMDSv2 client: two small HTTP requests (a session token, then
+/// the instance id). Written out rather than taken from aws-config, whose
+/// client insists on a token TTL header that IMDS emulators do not send.
+mod imds {
+    use std::io::{Read, Write};
+    use std::net::{TcpStream, ToSocketAddrs};
+    use std::time::Duration;
+
+    use anyhow::{bail, Context, Result};
+
+    const DEFAULT_ENDPOINT: &str = "http://169.254.169.254";
+    const TIMEOUT: Duration = Duration::from_secs(2);
+
+    pub fn instance_id() -> Result<String> {
+        let endpoint = std::env::var("AWS_EC2_METADATA_SERVICE_ENDPOINT")
+            .ok()
+            .filter(|e| !e.is_empty())
+            .unwrap_or_else(|| DEFAULT_ENDPOINT.to_string());
+        let authority = endpoint
+            .strip_prefix("http://")
+            .with_context(|| format!("unsupported metadata endpoint {endpoint} (http:// only)"))?
+            .trim_end_matches('/');
+        let token = request(
+            authority,
+            "PUT",
+            "/latest/api/token",
+            "X-aws-ec2-metadata-token-ttl-seconds: 21600",
+        )?;
+        let id = request(
+            authority,
+            "GET",
+            "/latest/meta-data/instance-id",
+            &format!("X-aws-ec2-metadata-token: {}", token.trim()),
+        )?;
+        let id = id.trim().to_string();
+        if id.is_empty() {
+            bail!("the metadata service returned an empty instance id");
+        }
+        Ok(id)
+    }
+
+    fn request(authority: &str, method: &str, path: &str, header: &str) -> Result<String> {
+        let addr = authority
+            .to_socket_addrs()
+            .with_context(|| format!("cannot resolve {authority}"))?
+            .next()
+            .with_context(|| format!("cannot resolve {authority}"))?;
+        let mut s = TcpStream::connect_timeout(&addr, TIMEOUT)
+            .with_context(|| format!("cannot reach the metadata service at {authority}"))?;
+        s.set_read_timeout(Some(TIMEOUT))?;
+        write!(
+            s,
+            "{method} {path} HTTP/1.1\r\nHost: {authority}\r\n{header}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+        )?;
+        let mut raw = Vec::new();
+        s.read_to_end(&mut raw)
+            .with_context(|| format!("reading {path} from the metadata service"))?;
+        let text = String::from_utf8_lossy(&raw);
+        let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+        let status = head.split_whitespace().nth(1).unwrap_or("");
+        if status != "200" {
+            bail!("{method} {path} answered HTTP {status}");
+        }
+        Ok(body.to_string())
+    }
+}
+
+/// The IPv4 address of interface `name`.
+pub fn ipv4_of(name: &str) -> Result<String> {
+    let mut addrs: *mut libc::ifaddrs = std::ptr::null_mut();
+    // SAFETY: getifaddrs fills a list we free below with freeifaddrs; we
+    // only read entries while the list is alive.
+    unsafe {
+        if libc::getifaddrs(&mut addrs) != 0 {
+            bail!(
+                "cannot list network interfaces: {}",
+                std::io::Error::last_os_error()
+            );
+        }
+        let mut found = None;
+        let mut cur = addrs;
+        while !cur.is_null() {
+            let ifa = &*cur;
+            if !ifa.ifa_addr.is_null()
+                && i32::from((*ifa.ifa_addr).sa_family) == libc::AF_INET
+                && CStr::from_ptr(ifa.ifa_name).to_bytes() == name.as_bytes()
+            {
+                let sin = &*(ifa.ifa_addr as *const libc::sockaddr_in);
+                found = Some(std::net::Ipv4Addr::from(u32::from_be(sin.sin_addr.s_addr)));
+                break;
+            }
+            cur = ifa.ifa_next;
+        }
+        libc::freeifaddrs(addrs);
+        match found {
+            Some(ip) => Ok(ip.to_string()),
+            None => bail!("slaveInterfaceName {name}: no such interface with an IPv4 address"),
+        }
+    }
+}
+
+pub fn host_name() -> String {
+    let mut buf = [0u8; 256];
+    // SAFETY: gethostname writes at most buf.len() bytes into buf.
+    let rc = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
+    if rc != 0 {
+        return String::new();
+    }
+    let end = buf.iter().position(|b| *b == 0).unwrap_or(buf.len());
+    String::from_utf8_lossy(&buf[..end]).to_string()
+}

@@ -1,0 +1,8 @@
+//! Remote state (SPEC §7): commands edit a master state in S3 (or a shared
+//! directory); every machine runs `slave-update` to match it and report.
+
+pub mod identity;
+pub mod master;
+pub mod slave;
+pub mod status;
+pub mod store;

@@ -1,0 +1,123 @@
+//! `status` and `slave-flush` with remote state (SPEC §6.4, §7).
+
+use std::time::{Duration, SystemTime};
+
+use anyhow::Result;
+use serde_json::{json, Value};
+
+use crate::config::ProxyModeConfig;
+use crate::log;
+use crate::proxy::state::State;
+use crate::proxy::status::{heading, state_text};
+
+use super::store::{MasterRead, RemoteStore, SlaveEntry, SlaveStatus};
+
+/// Slave reports older than this are flushed.
+pub const FLUSH_AGE: Duration = Duration::from_secs(5 * 60);
+
+fn master_state(remote: &dyn RemoteStore) -> Result<State> {
+    match remote.read_master(None)? {
+        MasterRead::Changed(state, _) => Ok(state),
+        MasterRead::Unchanged => unreachable!("no version was given"),
+    }
+}
+
+fn time_text(t: Option<SystemTime>) -> String {
+    t.map(|t| humantime::format_rfc3339_seconds(t).to_string())
+        .unwrap_or_default()
+}
+
+pub fn print(
+    remote: &dyn RemoteStore,
+    proxy: &ProxyModeConfig,
+    show_slaves: bool,
+    json_output: bool,
+) -> Result<()> {
+    let master = master_state(remote)?;
+    let slaves = if show_slaves {
+        remote.slaves()?
+    } else {
+        Vec::new()
+    };
+    if json_output {
+        let mut out = json!({ "master": master });
+        if show_slaves {
+            out["slaves"] = Value::Array(slaves.iter().map(|s| slave_json(s, &master)).collect());
+        }
+        println!("{out}");
+        return Ok(());
+    }
+    print!("{}\n{}", heading("MASTER"), state_text(proxy, &master));
+    if show_slaves {
+        println!("{}", heading("SLAVES"));
+        for s in &slaves {
+            print!("{}", slave_text(s, &master, proxy));
+            println!("{}", "-".repeat(70));
+        }
+    }
+    Ok(())
+}
+
+fn slave_json(s: &SlaveEntry, master: &State) -> Value {
+    let mut v = json!({
+        "label": s.label,
+        "lastModified": s.last_modified.map(|t| time_text(Some(t))),
+    });
+    match &s.report {
+        Ok(report) => {
+            v["state"] = serde_json::to_value(report).unwrap_or(Value::Null);
+            // [new] whether this slave has reached the master's state.
+            v["inSync"] = json!(report.state == *master);
+        }
+        Err(e) => {
+            v["state"] = Value::Null;
+            v["error"] = json!(e);
+            v["inSync"] = json!(false);
+        }
+    }
+    v
+}
+
+fn slave_text(s: &SlaveEntry, master: &State, proxy: &ProxyModeConfig) -> String {
+    let mut out = format!("Slave: {}\n", s.label);
+    match &s.report {
+        Ok(r) => {
+            out += &format!("Slave IP: {}\n", r.ip_address);
+            out += &format!("Slave Hostname: {}\n", r.host_name);
+            out += &match &r.status {
+                SlaveStatus::Ok => "Status: OK\n".to_string(),
+                SlaveStatus::Error(e) => format!("Status: Error ({e})\n"),
+            };
+            out += &format!("Updated: {}\n", time_text(s.last_modified));
+            let sync = if r.state == *master { "yes" } else { "no" };
+            out += &format!("In sync with master: {sync}\n");
+            out += &state_text(proxy, &r.state);
+        }
+        Err(e) => {
+            out += &format!("Status: Error (unreadable report: {e})\n");
+            out += &format!("Updated: {}\n", time_text(s.last_modified));
+            out += "In sync with master: no\n";
+        }
+    }
+    out
+}
+
+/// `slave-flush`: deletes slave reports not updated for 5 minutes.
+pub fn flush(remote: &dyn RemoteStore) -> Result<()> {
+    let now = SystemTime::now();
+    for s in remote.slaves()? {
+        let stale = s
+            .last_modified
+            .and_then(|t| now.duration_since(t).ok())
+            .is_some_and(|age| age > FLUSH_AGE);
+        if stale {
+            log::info(&format!(
+                "Flushing slave {} (last updated {})",
+                s.label,
+                time_text(s.last_modified)
+            ));
+            remote.delete_slave(&s.label)?;
+        }
+    }
+    Ok(())
+}

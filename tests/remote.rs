@@ -1,0 +1,413 @@
+//! Remote state (SPEC §7): commands edit a master state in S3 (moto) or a
+//! shared directory; slaves, run as separate real processes, converge to it
+//! and report back.
+
+mod common;
+
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{Env, Moto};
+use serde_json::{json, Value};
+
+/// The two backends: a moto bucket, and a directory.
+enum Backend {
+    S3(&'static Moto),
+    Dir,
+}
+
+/// A master Env on `backend` with one endpoint, and its remote location.
+fn master_on(backend: &Backend) -> Env {
+    let mut env = Env::new();
+    env.proxy(&[("main", "main.example")]);
+    let location = match backend {
+        Backend::S3(moto) => {
+            let bucket = Moto::unique_bucket("remote");
+            env.use_s3(moto, &bucket, "releases");
+            moto.create_bucket(&bucket);
+            format!("s3://{bucket}/camus2")
+        }
+        Backend::Dir => env.path("shared").to_string_lossy().to_string(),
+    };
+    env.remote(&location);
+    env
+}
+
+fn publish_http(master: &Env, backend: &Backend, name: &str) {
+    let release = master.http_release(name);
+    match backend {
+        Backend::S3(moto) => {
+            let url = master.config()["releases"]["s3"].as_str().unwrap();
+            let rest = url.strip_prefix("s3://").unwrap();
+            let (bucket, prefix) = rest.split_once('/').unwrap();
+            release.publish_s3(moto, bucket, prefix);
+        }
+        Backend::Dir => release.publish(),
+    }
+}
+
+fn backends() -> Vec<Backend> {
+    vec![Backend::Dir, Backend::S3(Moto::shared())]
+}
+
+#[test]
+fn master_commands_edit_only_the_master_and_slaves_converge() {
+    for backend in backends() {
+        let master = master_on(&backend);
+        publish_http(&master, &backend, "blue.zip");
+        let slave = master.slave("web1");
+
+        master.c2(&["start", "blue.zip"]).ok();
+        master.c2(&["connect", "main", "blue"]).ok();
+        // Nothing ran on the master machine: it only edited the master state.
+        assert!(!master.exists("deploys/blue"));
+        let status = master.status_json();
+        assert_eq!(status["master"]["connections"], json!({"main": "blue"}));
+
+        slave.c2(&["slave-update"]).ok();
+        assert_eq!(slave.get("main.example", "/").body, "blue /");
+        let report = master.slave_report("web1").expect("no report from web1");
+        assert_eq!(report["state"]["status"], json!("ok"));
+        assert_eq!(report["state"]["ipAddress"], json!("127.0.0.1"));
+        assert_eq!(report["state"]["state"], status["master"]);
+        assert_eq!(report["inSync"], json!(true));
+
+        master.c2(&["disconnect", "main"]).ok();
+        master.c2(&["stop", "blue"]).ok();
+        let report = master.slave_report("web1").unwrap();
+        assert_eq!(report["inSync"], json!(false), "the master moved on");
+        slave.c2(&["slave-update"]).ok();
+        assert!(!slave.exists("deploys/blue"), "the deploy was not removed");
+        assert_eq!(slave.get("main.example", "/").status, 503);
+        assert_eq!(master.slave_report("web1").unwrap()["inSync"], json!(true));
+    }
+}
+
+#[test]
+fn the_master_rules_apply_to_the_master_state() {
+    for backend in backends() {
+        let master = master_on(&backend);
+        publish_http(&master, &backend, "blue.zip");
+        master.c2(&["start", "blue.zip"]).ok();
+        master.c2(&["connect", "main", "blue"]).ok();
+        master
+            .c2(&["stop", "blue"])
+            .fails_with("deploy is connected to main");
+        master
+            .c2(&["connect", "nope", "blue"])
+            .fails_with("no endpoint called nope");
+        master
+            .c2(&["start", "missing.zip"])
+            .fails_with("Release missing.zip does not exist");
+        assert_eq!(
+            master.status_json()["master"]["deploys"]
+                .as_object()
+                .unwrap()
+                .len(),
+            1
+        );
+    }
+}
+
+#[test]
+fn twenty_concurrent_master_commands_lose_no_update() {
+    for backend in backends() {
+        let mut master = master_on(&backend);
+        master.proxy_set("dynamicPortRange", json!({"v1": 30000, "v2": 30100}));
+        publish_http(&master, &backend, "app.zip");
+        let runs: Vec<_> = (0..20)
+            .map(|n| master.c2(&["start", "app.zip", &format!("app-{n}")]))
+            .map(|run| std::thread::spawn(move || run.output()))
+            .collect();
+        for r in runs {
+            let out = r.join().unwrap();
+            assert_eq!(out.code, Some(0), "{out}");
+        }
+        let deploys = master.status_json()["master"]["deploys"].clone();
+        let labels: Vec<&String> = deploys.as_object().unwrap().keys().collect();
+        assert_eq!(labels.len(), 20, "lost updates: {deploys}");
+        let ports: std::collections::BTreeSet<u64> = deploys
+            .as_object()
+            .unwrap()
+            .values()
+            .map(|d| d["port"].as_u64().unwrap())
+            .collect();
+        assert_eq!(ports.len(), 20, "two deploys share a port: {deploys}");
+    }
+}
+
+/// A `slave-update --repeat 1` process that is stopped when dropped.
+struct Follower {
+    child: Child,
+    log: std::path::PathBuf,
+}
+
+impl Follower {
+    fn start(slave: &Env, extra_env: &[(&str, &str)]) -> Follower {
+        let log = slave.path("follower.out");
+        let mut run = slave.c2(&["slave-update", "--repeat", "1"]);
+        for (k, v) in extra_env {
+            run.cmd.env(k, v);
+        }
+        let child = run
+            .cmd
+            .stdout(Stdio::from(std::fs::File::create(&log).unwrap()))
+            .stderr(Stdio::from(
+                std::fs::File::create(slave.path("follower.err")).unwrap(),
+            ))
+            .spawn()
+            .unwrap();
+        Follower { child, log }
+    }
+
+    fn output(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// SIGTERM, then the exit code.
+    fn terminate(mut self) -> Option<i32> {
+        // SAFETY: kill(2) on our own child.
+        unsafe {
+            libc::kill(self.child.id() as i32, libc::SIGTERM);
+        }
+        let status = self.child.wait().unwrap();
+        status.code()
+    }
+}
+
+impl Drop for Follower {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Waits until `check` holds, for at most `secs`.
+fn eventually(secs: u64, what: &str, mut check: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while !check() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn a_slave_whose_release_fails_once_reports_the_error_and_converges_next_round() {
+    let master = master_on(&Backend::Dir);
+    // The start command fails the first time it runs on a machine.
+    master
+        .http_release("flaky.zip")
+        .set(
+            "startCommand",
+            json!("if [ ! -e ../tried ]; then touch ../tried; echo boom; exit 5; fi; python3 serve.py $(cat port) flaky"),
+        )
+        .publish();
+    master.c2(&["start", "flaky.zip"]).ok();
+    master.c2(&["connect", "main", "flaky"]).ok();
+    let slave = master.slave("web1");
+
+    // Once: the round fails, the report says why, the local state is true.
+    slave
+        .c2(&["slave-update"])
+        .fails_with("startCommand of flaky.zip failed with exit code 5");
+    let report = master.slave_report("web1").unwrap();
+    let error = report["state"]["status"]["error"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(error.contains("exit code 5"), "{report}");
+    assert_eq!(report["state"]["state"]["deploys"], json!({}));
+    assert!(!slave.exists("deploys/flaky"));
+
+    // Repeating: the next round converges.
+    let follower = Follower::start(&slave, &[]);
+    eventually(30, "the slave to converge", || {
+        master
+            .slave_report("web1")
+            .is_some_and(|r| r["inSync"] == json!(true) && r["state"]["status"] == json!("ok"))
+    });
+    assert_eq!(slave.get("main.example", "/").body, "flaky /");
+    assert_eq!(follower.terminate(), Some(0), "SIGTERM must exit 0");
+}
+
+#[test]
+fn a_slave_started_while_s3_is_down_keeps_looping_and_converges_once_it_is_back() {
+    let moto = Moto::start();
+    let port = moto.port;
+    let bucket = Moto::unique_bucket("downtime");
+    let mut master = Env::new();
+    master.proxy(&[("main", "main.example")]);
+    master.use_s3(&moto, &bucket, "releases");
+    master.remote(&format!("s3://{bucket}/camus2"));
+    let slave = master.slave("web1");
+    drop(moto);
+
+    let follower = Follower::start(&slave, &[]);
+    eventually(30, "a failed round to be logged", || {
+        follower.output().contains("Exception: ")
+    });
+    assert!(follower.output().contains("(slave state not updated)"));
+
+    // The server comes back (empty, as a restarted moto is), and an
+    // operator writes a master state.
+    let moto = Moto::start_on(port);
+    moto.create_bucket(&bucket);
+    master
+        .http_release("blue.zip")
+        .publish_s3(&moto, &bucket, "releases");
+    master.c2(&["start", "blue.zip"]).ok();
+    eventually(30, "the slave to converge after the outage", || {
+        master
+            .slave_report("web1")
+            .is_some_and(|r| r["inSync"] == json!(true))
+    });
+    assert!(slave.exists("deploys/blue"));
+    assert_eq!(follower.terminate(), Some(0));
+}
+
+#[test]
+fn status_shows_slaves_as_text() {
+    let master = master_on(&Backend::Dir);
+    master.http_release("blue.zip").publish();
+    master.c2(&["start", "blue.zip"]).ok();
+    let slave = master.slave("web1");
+    slave.c2(&["slave-update"]).ok();
+    let out = master.c2(&["status", "--show-slaves"]).ok().stdout;
+    let lines: Vec<&str> = out.lines().collect();
+    let at = lines.iter().position(|l| l.contains("SLAVES")).unwrap();
+    assert_eq!(
+        lines[at],
+        "---------------------SLAVES-------------------------------------------"
+    );
+    assert_eq!(lines[at + 1], "Slave: web1");
+    assert_eq!(lines[at + 2], "Slave IP: 127.0.0.1");
+    assert!(lines[at + 3].starts_with("Slave Hostname: "));
+    assert_eq!(lines[at + 4], "Status: OK");
+    assert!(lines[at + 5].starts_with("Updated: 20"));
+    assert_eq!(lines[at + 6], "In sync with master: yes");
+    assert_eq!(lines[at + 7], "Endpoints:");
+    assert_eq!(*lines.last().unwrap(), "-".repeat(70));
+}
+
+#[test]
+fn slave_flush_removes_reports_older_than_five_minutes() {
+    let master = master_on(&Backend::Dir);
+    for label in ["old", "fresh"] {
+        master.slave(label).c2(&["slave-update"]).ok();
+    }
+    let old = master.path("shared/slaves/old/state.json");
+    let six_minutes_ago = std::time::SystemTime::now() - Duration::from_secs(360);
+    std::fs::File::options()
+        .write(true)
+        .open(&old)
+        .unwrap()
+        .set_modified(six_minutes_ago)
+        .unwrap();
+    let out = master.c2(&["slave-flush"]).ok();
+    assert!(out.stdout.contains("Flushing slave old"), "{out}");
+    let labels: Vec<Value> = master.status_json()["slaves"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["label"].clone())
+        .collect();
+    assert_eq!(labels, [json!("fresh")]);
+}
+
+#[test]
+fn slave_commands_need_remote_state() {
+    let mut env = Env::new();
+    env.proxy(&[("main", "main.example")]);
+    env.c2(&["slave-update"])
+        .fails_with("slave-update needs remote state");
+    env.c2(&["slave-flush"])
+        .fails_with("slave-flush needs remote state");
+    env.c2(&["status", "--show-slaves"])
+        .fails_with("--show-slaves needs remote state");
+}
+
+#[test]
+fn the_slave_label_can_come_from_the_instance_metadata_service() {
+    let moto = Moto::shared();
+    let master = master_on(&Backend::Dir);
+    let mut slave = master.slave("unused");
+    slave.proxy_set("slaveLabel", json!("ec2InstanceId"));
+    let out = slave
+        .c2(&["slave-update"])
+        .env("AWS_EC2_METADATA_DISABLED", "false")
+        .env("AWS_EC2_METADATA_SERVICE_ENDPOINT", &moto.endpoint)
+        .ok();
+    let status = master.status_json();
+    let labels: Vec<&str> = status["slaves"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["label"].as_str().unwrap())
+        .collect();
+    assert_eq!(labels.len(), 1, "{out}");
+    assert!(
+        labels[0].starts_with("i-"),
+        "not an instance id: {labels:?}"
+    );
+}
+
+/// Requests moto logged (method, path, status) since the log had `skip` lines.
+fn moto_requests(log: &std::path::Path, skip: usize) -> Vec<String> {
+    std::fs::read_to_string(log)
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| l.contains("\" "))
+        .skip(skip)
+        .filter_map(|l| {
+            let (_, rest) = l.split_once('"')?;
+            let (request, after) = rest.split_once('"')?;
+            let mut parts = request.split_whitespace();
+            let method = parts.next()?;
+            let path = parts.next()?.split('?').next()?;
+            let status = after.split_whitespace().next()?;
+            Some(format!("{method} {path} {status}"))
+        })
+        .collect()
+}
+
+#[test]
+fn an_idle_slave_sends_one_conditional_get_per_round_and_no_put() {
+    let moto = Box::leak(Box::new(Moto::start()));
+    let backend = Backend::S3(moto);
+    let master = master_on(&backend);
+    publish_http(&master, &backend, "blue.zip");
+    master.c2(&["start", "blue.zip"]).ok();
+    let slave = master.slave("web1");
+    let log = std::env::temp_dir().join(format!("c2-moto-{}.log", moto.port));
+
+    let follower = Follower::start(&slave, &[]);
+    eventually(30, "the slave to converge", || {
+        master
+            .slave_report("web1")
+            .is_some_and(|r| r["inSync"] == json!(true))
+    });
+    // Let it settle, then count what 5 idle rounds send.
+    std::thread::sleep(Duration::from_millis(1500));
+    let before = moto_requests(&log, 0).len();
+    let watch_start = Instant::now();
+    std::thread::sleep(Duration::from_secs(5));
+    let idle = moto_requests(&log, before);
+    let rounds = watch_start.elapsed().as_secs();
+    drop(follower);
+
+    let master_key = "/camus2/master/state.json";
+    let gets: Vec<&String> = idle.iter().filter(|r| r.contains(master_key)).collect();
+    assert!(
+        idle.iter()
+            .all(|r| r.starts_with("GET ") && r.contains(master_key) && r.ends_with(" 304")),
+        "an idle round sent more than a conditional GET: {idle:?}"
+    );
+    assert!(
+        gets.len() as u64 >= rounds - 1 && gets.len() as u64 <= rounds + 1,
+        "{} GETs in {rounds} rounds: {idle:?}",
+        gets.len()
+    );
+    eprintln!(
+        "idle slave: {} requests in {rounds} rounds of --repeat 1, all `GET master 304`, 0 PUT",
+        idle.len()
+    );
+}
