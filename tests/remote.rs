@@ -411,3 +411,28 @@ fn an_idle_slave_sends_one_conditional_get_per_round_and_no_put() {
         idle.len()
     );
 }
+
+#[test]
+fn sigterm_during_an_action_finishes_it_records_it_and_exits_0() {
+    let master = master_on(&Backend::Dir);
+    for name in ["slow-a.zip", "slow-b.zip"] {
+        master
+            .release(name)
+            .set("startCommand", json!("sleep 2"))
+            .publish();
+        master.c2(&["start", name]).ok();
+    }
+    let slave = master.slave("web1");
+    let follower = Follower::start(&slave, &[]);
+    eventually(10, "the first deploy to start", || {
+        follower.output().contains("Running start script")
+    });
+    assert_eq!(follower.terminate(), Some(0));
+    // The action under way (slow-a, created first) finished and is recorded;
+    // the next one was left for the next run.
+    let local: Value =
+        serde_json::from_str(&slave.read("deploys/frontend-proxy/state.json")).unwrap();
+    let labels: Vec<&String> = local["deploys"].as_object().unwrap().keys().collect();
+    assert_eq!(labels, ["slow-a"]);
+    assert!(slave.exists("deploys/slow-a") && !slave.exists("deploys/slow-b"));
+}
