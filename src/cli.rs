@@ -5,9 +5,9 @@ use std::path::PathBuf;
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
 
-use crate::config::{DeployMode, ProxyModeConfig, ToolConfig};
+use crate::config::{DeployMode, LetsEncryptConfig, ProxyModeConfig, ToolConfig};
 use crate::proxy::{self, Change};
-use crate::{context, log, noproxy, release, remote, store};
+use crate::{aws, context, letsencrypt, log, noproxy, release, remote, store};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -136,10 +136,15 @@ pub fn run(cli: Cli) -> Result<()> {
             let config = ToolConfig::load(config_path)?;
             status(&config, show_slaves, json_output)
         }
-        Command::AwsDockerLoginCmd { .. } => not_yet("aws-docker-login-cmd"),
-        Command::LeGetCerts => not_yet("le-get-certs"),
-        Command::LeAuthHook => not_yet("le-auth-hook"),
-        Command::LeCleanupHook => not_yet("le-cleanup-hook"),
+        // Its output is a command for scripts (`$(c2 aws-docker-login-cmd)`):
+        // no log lines on stdout, and the password nowhere else.
+        Command::AwsDockerLoginCmd { registry_id } => {
+            println!("{}", aws::ecr::login_command(registry_id.as_deref())?);
+            Ok(())
+        }
+        Command::LeGetCerts => letsencrypt::get_certs(&LetsEncryptConfig::load()?),
+        Command::LeAuthHook => letsencrypt::auth_hook(&LetsEncryptConfig::load()?),
+        Command::LeCleanupHook => letsencrypt::cleanup_hook(&LetsEncryptConfig::load()?),
         mutating => {
             let config = ToolConfig::load(config_path)?;
             log::open_file(&config.log_file)?;
@@ -215,7 +220,10 @@ fn run_mutating(config: &ToolConfig, command: Command) -> Result<()> {
             let (p, store) = proxy_mode(config, "shutdown-frontend-proxy")?;
             proxy::shutdown_frontend(config, p, store.as_ref())
         }
-        Command::GenerateSslCertificate => not_yet("generate-ssl-certificate"),
+        Command::GenerateSslCertificate => {
+            let (p, store) = proxy_mode(config, "generate-ssl-certificate")?;
+            proxy::generate_ssl_certificate(config, p, store.as_ref())
+        }
         Command::SlaveUpdate { repeat } => {
             let (p, store) = proxy_mode(config, "slave-update")?;
             let remote = remote_store(p, "slave-update")?;
@@ -295,8 +303,4 @@ fn status(config: &ToolConfig, show_slaves: bool, json_output: bool) -> Result<(
             None => proxy::status(config, p, json_output),
         },
     }
-}
-
-fn not_yet(what: &str) -> Result<()> {
-    bail!("{what} is not yet implemented in this version of c2")
 }

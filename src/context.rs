@@ -10,6 +10,7 @@ use anyhow::{bail, Context, Result};
 use serde_json::{Map, Value};
 
 use crate::aws::s3::{self, S3Url};
+use crate::aws::secrets;
 use crate::config::{JsonSource, ToolConfig};
 use crate::fsutil;
 use crate::log;
@@ -65,7 +66,7 @@ fn source_exists(source: &JsonSource) -> Result<bool> {
     match source {
         JsonSource::File(path) => Ok(path.exists()),
         JsonSource::S3(url) => s3::exists(&S3Url::parse(url)?),
-        JsonSource::AwsSecretArn(_) => secrets_not_yet(),
+        JsonSource::AwsSecretArn(arn) => Ok(secrets::secret_string(arn)?.is_some()),
     }
 }
 
@@ -76,12 +77,11 @@ fn read_source(source: &JsonSource) -> Result<Vec<u8>> {
         JsonSource::S3(url) => {
             s3::get_bytes(&S3Url::parse(url)?)?.with_context(|| format!("{url} does not exist"))
         }
-        JsonSource::AwsSecretArn(_) => secrets_not_yet(),
+        // The value itself never reaches a log or an error message.
+        JsonSource::AwsSecretArn(arn) => secrets::secret_string(arn)?
+            .map(String::into_bytes)
+            .with_context(|| format!("secret {arn} does not exist")),
     }
-}
-
-fn secrets_not_yet<T>() -> Result<T> {
-    bail!("awsSecretArn context sources are not yet implemented in this version of c2")
 }
 
 /// The infrastructure context: each configured source's cached JSON.

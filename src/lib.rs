@@ -17,6 +17,7 @@ pub mod cli;
 pub mod config;
 pub mod context;
 pub mod fsutil;
+pub mod letsencrypt;
 pub mod log;
 pub mod noproxy;
 pub mod proxy;

@@ -30,3 +30,23 @@ pub fn run(what: &str, command: &str, dir: &Path) -> Result<()> {
     }
     Ok(())
 }
+
+/// Runs `program` with `args` (no shell: arguments pass as they are) in
+/// `dir`. `what` names it in errors.
+pub fn run_args(what: &str, program: &str, args: &[String], dir: &Path) -> Result<()> {
+    use std::io::Write;
+    let _ = std::io::stdout().flush();
+    let status = Command::new(program)
+        .args(args)
+        .current_dir(dir)
+        .status()
+        .with_context(|| format!("cannot run {program} ({what})"))?;
+    if !status.success() {
+        let how = match status.code() {
+            Some(code) => format!("exit code {code}"),
+            None => "a signal".to_string(),
+        };
+        bail!("{what} failed with {how}: {program} {}", args.join(" "));
+    }
+    Ok(())
+}

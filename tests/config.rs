@@ -263,14 +263,3 @@ fn show_log_prints_the_log_file() {
     assert_eq!(out.stdout, env.read("log/c2.log"));
     assert!(out.stdout.contains("Fetched context 'infra'"));
 }
-
-#[test]
-fn commands_of_later_versions_fail_clearly() {
-    let env = Env::new();
-    for args in [
-        vec!["generate-ssl-certificate"],
-        vec!["aws-docker-login-cmd"],
-    ] {
-        env.c2(&args).fails_with("not yet implemented");
-    }
-}

@@ -5,7 +5,10 @@
 //! caller async. The configuration is built on first use, so commands that
 //! never touch AWS never pay for credential discovery.
 
+pub mod ecr;
+pub mod route53;
 pub mod s3;
+pub mod secrets;
 
 use std::future::Future;
 use std::sync::OnceLock;

@@ -5,6 +5,7 @@
 //! `executor` performs them, `nginx` and `frontend` render and serve the
 //! proxy config, `status` prints it all.
 
+pub mod certificate;
 pub mod executor;
 pub mod frontend;
 pub mod nginx;
@@ -94,11 +95,36 @@ pub fn restart_frontend(
     store: &dyn ReleaseStore,
 ) -> Result<()> {
     let _lock = lock(config)?;
+    restart_frontend_locked(config, proxy, store)
+}
+
+fn restart_frontend_locked(
+    config: &ToolConfig,
+    proxy: &ProxyModeConfig,
+    store: &dyn ReleaseStore,
+) -> Result<()> {
     let current = State::read(&state::state_path(&config.deploys_dir))?;
     let pairs = planner::endpoint_pairs(&current, proxy.end_points.keys());
     log::scope("Restarting the frontend proxy", || {
         Executor::new(config, proxy, store).set_endpoints(&pairs)
     })
+}
+
+/// `generate-ssl-certificate` (SPEC §6.5): restart the proxy (so it serves
+/// the ACME webroot), request the certificate, and [better] restart again
+/// so the new certificate is served.
+pub fn generate_ssl_certificate(
+    config: &ToolConfig,
+    proxy: &ProxyModeConfig,
+    store: &dyn ReleaseStore,
+) -> Result<()> {
+    let _lock = lock(config)?;
+    restart_frontend_locked(config, proxy, store)?;
+    certificate::request(config, proxy)?;
+    if !certificate::server_names(proxy).is_empty() {
+        restart_frontend_locked(config, proxy, store)?;
+    }
+    Ok(())
 }
 
 /// `shutdown-frontend-proxy`.

@@ -89,10 +89,30 @@ impl Moto {
     pub fn client_env(&self) -> Vec<(String, String)> {
         vec![
             ("S3_ENDPOINT".into(), self.endpoint.clone()),
+            ("AWS_ENDPOINT_URL".into(), self.endpoint.clone()),
             ("AWS_ACCESS_KEY_ID".into(), "testing".into()),
             ("AWS_SECRET_ACCESS_KEY".into(), "testing".into()),
             ("AWS_REGION".into(), "us-east-1".into()),
         ]
+    }
+
+    /// An AWS SDK config pointing at this server, to build a client of any
+    /// service for test setup and checks (independent of c2's own code).
+    pub fn sdk_config(&self) -> aws_config::SdkConfig {
+        self.rt.block_on(
+            aws_config::defaults(aws_config::BehaviorVersion::latest())
+                .region(aws_config::Region::new("us-east-1"))
+                .endpoint_url(&self.endpoint)
+                .credentials_provider(aws_sdk_s3::config::Credentials::new(
+                    "testing", "testing", None, None, "tests",
+                ))
+                .load(),
+        )
+    }
+
+    /// Runs a future (an SDK call) on this fixture's runtime.
+    pub fn block_on<F: std::future::Future>(&self, f: F) -> F::Output {
+        self.rt.block_on(f)
     }
 
     /// A bucket name no other test uses.
