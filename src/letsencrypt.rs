@@ -75,36 +75,28 @@ fn certbot_env(name: &str) -> Result<String> {
     })
 }
 
-fn record_name(domain: &str) -> String {
-    format!("_acme-challenge.{domain}")
+/// The challenge record certbot asks for: its name and quoted value.
+fn challenge() -> Result<(String, String)> {
+    let domain = certbot_env("CERTBOT_DOMAIN")?;
+    let validation = certbot_env("CERTBOT_VALIDATION")?;
+    Ok((
+        format!("_acme-challenge.{domain}"),
+        format!("\"{validation}\""),
+    ))
 }
 
 /// `le-auth-hook`: publishes the validation and waits until it is in sync.
 pub fn auth_hook(cfg: &LetsEncryptConfig) -> Result<()> {
-    let domain = certbot_env("CERTBOT_DOMAIN")?;
-    let validation = certbot_env("CERTBOT_VALIDATION")?;
-    let name = record_name(&domain);
+    let (name, value) = challenge()?;
     say(cfg, &format!("Creating TXT {name}"));
-    route53::upsert_txt(
-        &cfg.aws_hosted_zone_id,
-        &name,
-        &format!("\"{validation}\""),
-        TXT_TTL,
-    )
+    route53::upsert_txt(&cfg.aws_hosted_zone_id, &name, &value, TXT_TTL)
 }
 
 /// `le-cleanup-hook`: deletes the record the auth hook created.
 pub fn cleanup_hook(cfg: &LetsEncryptConfig) -> Result<()> {
-    let domain = certbot_env("CERTBOT_DOMAIN")?;
-    let validation = certbot_env("CERTBOT_VALIDATION")?;
-    let name = record_name(&domain);
+    let (name, value) = challenge()?;
     say(cfg, &format!("Deleting TXT {name}"));
-    route53::delete_txt(
-        &cfg.aws_hosted_zone_id,
-        &name,
-        &format!("\"{validation}\""),
-        TXT_TTL,
-    )
+    route53::delete_txt(&cfg.aws_hosted_zone_id, &name, &value, TXT_TTL)
 }
 
 /// Progress lines only with `verbosity: noisy`: certbot shows hook output.

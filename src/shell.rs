@@ -1,4 +1,4 @@
-//! Running a release's shell commands (SPEC §2.3).
+//! Running a release's shell commands (SPEC §2.3) and other programs.
 
 use std::path::Path;
 use std::process::Command;
@@ -12,12 +12,26 @@ pub fn run(what: &str, command: &str, dir: &Path) -> Result<()> {
     if command.trim().is_empty() {
         return Ok(());
     }
+    let mut cmd = Command::new("/bin/sh");
+    cmd.arg("-c").arg(command);
+    status_of(what, cmd, dir, command)
+}
+
+/// Runs `program` with `args` (no shell: arguments pass as they are) in
+/// `dir`. `what` names it in errors.
+pub fn run_args(what: &str, program: &str, args: &[String], dir: &Path) -> Result<()> {
+    let mut cmd = Command::new(program);
+    cmd.args(args);
+    status_of(what, cmd, dir, &format!("{program} {}", args.join(" ")))
+}
+
+/// Runs `cmd` in `dir` and fails unless it exits 0; `shown` is the command
+/// line quoted in the error.
+fn status_of(what: &str, mut cmd: Command, dir: &Path, shown: &str) -> Result<()> {
     // Flush our own log lines first so output stays in order.
     use std::io::Write;
     let _ = std::io::stdout().flush();
-    let status = Command::new("/bin/sh")
-        .arg("-c")
-        .arg(command)
+    let status = cmd
         .current_dir(dir)
         .status()
         .with_context(|| format!("cannot run {what} in {}", dir.display()))?;
@@ -26,27 +40,7 @@ pub fn run(what: &str, command: &str, dir: &Path) -> Result<()> {
             Some(code) => format!("exit code {code}"),
             None => "a signal".to_string(),
         };
-        bail!("{what} failed with {how}: {command}");
-    }
-    Ok(())
-}
-
-/// Runs `program` with `args` (no shell: arguments pass as they are) in
-/// `dir`. `what` names it in errors.
-pub fn run_args(what: &str, program: &str, args: &[String], dir: &Path) -> Result<()> {
-    use std::io::Write;
-    let _ = std::io::stdout().flush();
-    let status = Command::new(program)
-        .args(args)
-        .current_dir(dir)
-        .status()
-        .with_context(|| format!("cannot run {program} ({what})"))?;
-    if !status.success() {
-        let how = match status.code() {
-            Some(code) => format!("exit code {code}"),
-            None => "a signal".to_string(),
-        };
-        bail!("{what} failed with {how}: {program} {}", args.join(" "));
+        bail!("{what} failed with {how}: {shown}");
     }
     Ok(())
 }

@@ -73,26 +73,9 @@ pub fn client() -> &'static Client {
 /// The object's bytes, or `None` if it does not exist. For small objects
 /// (configs, context, state); releases go through [`download`].
 pub fn get_bytes(url: &S3Url) -> Result<Option<Vec<u8>>> {
-    let client = client();
-    block_on(async {
-        let resp = client
-            .get_object()
-            .bucket(&url.bucket)
-            .key(&url.key)
-            .send()
-            .await;
-        match resp {
-            Ok(out) => {
-                let data = out
-                    .body
-                    .collect()
-                    .await
-                    .with_context(|| format!("reading {url}"))?;
-                Ok(Some(data.into_bytes().to_vec()))
-            }
-            Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_key()) => Ok(None),
-            Err(e) => bail!("cannot read {url}: {}", describe_error(&e)),
-        }
+    Ok(match get_if_changed(url, None)? {
+        Fetched::Found { bytes, .. } => Some(bytes),
+        Fetched::Missing | Fetched::NotModified => None,
     })
 }
 
