@@ -70,9 +70,12 @@ pub fn get_certs(cfg: &LetsEncryptConfig) -> Result<()> {
 }
 
 fn certbot_env(name: &str) -> Result<String> {
-    std::env::var(name).with_context(|| {
-        format!("{name} is not set: le-auth-hook and le-cleanup-hook are run by certbot")
-    })
+    match std::env::var(name) {
+        Ok(v) if !v.is_empty() => Ok(v),
+        _ => {
+            anyhow::bail!("{name} is not set: le-auth-hook and le-cleanup-hook are run by certbot")
+        }
+    }
 }
 
 /// The challenge record certbot asks for: its name and quoted value.
@@ -89,14 +92,14 @@ fn challenge() -> Result<(String, String)> {
 pub fn auth_hook(cfg: &LetsEncryptConfig) -> Result<()> {
     let (name, value) = challenge()?;
     say(cfg, &format!("Creating TXT {name}"));
-    route53::upsert_txt(&cfg.aws_hosted_zone_id, &name, &value, TXT_TTL)
+    route53::add_txt_value(&cfg.aws_hosted_zone_id, &name, &value, TXT_TTL)
 }
 
 /// `le-cleanup-hook`: deletes the record the auth hook created.
 pub fn cleanup_hook(cfg: &LetsEncryptConfig) -> Result<()> {
     let (name, value) = challenge()?;
     say(cfg, &format!("Deleting TXT {name}"));
-    route53::delete_txt(&cfg.aws_hosted_zone_id, &name, &value, TXT_TTL)
+    route53::remove_txt_value(&cfg.aws_hosted_zone_id, &name, &value)
 }
 
 /// Progress lines only with `verbosity: noisy`: certbot shows hook output.

@@ -67,6 +67,7 @@ http {
     }
   }
 {{#sslCertPath}}
+{{#sslCertKeyPath}}
 
   server {
     listen {{httpsPort}} ssl;
@@ -84,6 +85,7 @@ http {
     }
 {{/port}}
   }
+{{/sslCertKeyPath}}
 {{/sslCertPath}}
 {{/https}}
 {{/endPoints}}

@@ -273,3 +273,32 @@ fn quiet_hooks_print_nothing_and_missing_variables_are_named() {
         .env("HX_LETSENCRYPT_CONFIG", "/nonexistent/le.json")
         .fails_with("/nonexistent/le.json");
 }
+
+#[test]
+fn two_validations_on_one_name_coexist_and_are_removed_one_by_one() {
+    // A certificate for example.test and *.example.test: certbot runs the
+    // auth hook twice with the same CERTBOT_DOMAIN.
+    let moto = Moto::shared();
+    let domain = format!("{}.test", Moto::unique_bucket("wild"));
+    let zone = hosted_zone(moto, &domain);
+    let env = Env::new();
+    let config = letsencrypt_config(&env, &zone, "quiet");
+    let name = format!("_acme-challenge.{domain}.");
+    hook(moto, "le-auth-hook", &config, &domain, "one");
+    hook(moto, "le-auth-hook", &config, &domain, "two");
+    assert_eq!(
+        txt_records(moto, &zone),
+        [(
+            name.clone(),
+            60,
+            vec!["\"one\"".to_string(), "\"two\"".to_string()]
+        )]
+    );
+    hook(moto, "le-cleanup-hook", &config, &domain, "one");
+    assert_eq!(
+        txt_records(moto, &zone),
+        [(name, 60, vec!["\"two\"".to_string()])]
+    );
+    hook(moto, "le-cleanup-hook", &config, &domain, "two");
+    assert_eq!(txt_records(moto, &zone), []);
+}

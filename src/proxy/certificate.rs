@@ -39,8 +39,8 @@ pub fn certbot_command(
     let logs = prefix.join("var/log/letsencrypt").display().to_string();
     let challenge = format!("{www}/.well-known/acme-challenge");
     let s = |x: &str| x.to_string();
-    let common = |deploy_hook_dir: &str| -> Vec<String> {
-        vec![
+    let common = |deploy_hook: Option<&str>| -> Vec<String> {
+        let mut args = vec![
             s("certonly"),
             s("--cert-name"),
             config.auto_cert_name.clone(),
@@ -51,12 +51,12 @@ pub fn certbot_command(
             www.clone(),
             s("-m"),
             config.auto_cert_contact_email.clone(),
-            s("--deploy-hook"),
-            format!("chmod -R ag+rX {deploy_hook_dir}"),
-            s("--non-interactive"),
-            s("--agree-tos"),
-            s("--debug"),
-        ]
+        ];
+        if let Some(hook) = deploy_hook {
+            args.extend([s("--deploy-hook"), s(hook)]);
+        }
+        args.extend([s("--non-interactive"), s("--agree-tos"), s("--debug")]);
+        args
     };
     let domains = names.iter().flat_map(|n| [s("-d"), n.clone()]);
     match proxy.frontend_proxy {
@@ -74,12 +74,16 @@ pub fn certbot_command(
                 format!("{challenge}:{challenge}"),
                 s("certbot/certbot"),
             ];
-            args.extend(common("/etc/letsencrypt"));
+            // The nginx container's workers must read what certbot's
+            // container wrote as root.
+            args.extend(common(Some("chmod -R ag+rX /etc/letsencrypt")));
             args.extend(domains);
             (s("docker"), args)
         }
         FrontendProxy::Host(_) => {
-            let mut args = common(&le);
+            // No chmod: the host's nginx master reads the keys as root, and
+            // private keys stay private.
+            let mut args = common(None);
             args.extend([
                 s("--config-dir"),
                 le.clone(),

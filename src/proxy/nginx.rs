@@ -281,6 +281,23 @@ mod tests {
     }
 
     #[test]
+    fn no_tls_server_until_both_certificate_files_exist() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut c = config(json!({}));
+        c.letsencrypt_prefix_dir = dir.path().to_path_buf();
+        let live = generated_cert_dir(&c);
+        std::fs::create_dir_all(&live).unwrap();
+        std::fs::write(live.join("fullchain.pem"), "x").unwrap();
+        let p = c.proxy_mode().unwrap().clone();
+        let conf = render(&p, &context(&c, &p, &[])).unwrap();
+        assert!(
+            !conf.contains("server_name c.example;\n    ssl_certificate"),
+            "{conf}"
+        );
+        assert!(!conf.contains("ssl_certificate_key ;"), "{conf}");
+    }
+
+    #[test]
     fn the_built_in_template_routes_connected_endpoints_and_503s_the_rest() {
         let c = config(json!({}));
         let p = c.proxy_mode().unwrap();
