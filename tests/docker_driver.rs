@@ -16,6 +16,9 @@ use serde_json::{json, Value};
 
 const FAKE_DOCKER: &str = include_str!("support/fake-docker.sh");
 const SIGHUP: &str = "docker kill --signal=SIGHUP frontendproxy";
+/// The driver asks whether the proxy container runs (and its nginx pid)
+/// before and after bringing it up; the fake answers nothing: not running.
+const INSPECT: &str = "docker inspect -f {{.State.Running}} {{.State.Pid}} frontendproxy";
 
 /// Proxy mode with the docker frontend, the Let's Encrypt directories
 /// under the Env's root, and the fake docker commands first on PATH.
@@ -162,9 +165,15 @@ fn connect_writes_compose_file_and_nginx_config_then_brings_nginx_up_and_reloads
     let calls = take_calls(&env);
     assert_eq!(
         commands(&calls),
-        ["docker compose version", "docker compose up -d", SIGHUP]
+        [
+            INSPECT,
+            "docker compose version",
+            "docker compose up -d",
+            SIGHUP,
+            INSPECT
+        ]
     );
-    assert_ran_in_proxy_dir(&env, &calls[1..]);
+    assert_ran_in_proxy_dir(&env, &calls);
 
     assert_eq!(compose_file(&env), expected_compose(&env, "nginx:1.21.3"));
 
@@ -214,9 +223,15 @@ fn without_compose_v2_docker_compose_is_used() {
     let calls = take_calls(&env);
     assert_eq!(
         commands(&calls),
-        ["docker compose version", "docker-compose up -d", SIGHUP]
+        [
+            INSPECT,
+            "docker compose version",
+            "docker-compose up -d",
+            SIGHUP,
+            INSPECT
+        ]
     );
-    assert_ran_in_proxy_dir(&env, &calls[1..]);
+    assert_ran_in_proxy_dir(&env, &calls);
     assert_routes(&env, "main.example", port_of(&env, "blue"));
 }
 
@@ -229,7 +244,10 @@ fn a_configured_compose_command_is_used_without_detection() {
 
     env.c2(&["connect", "main", "blue"]).ok();
     let calls = take_calls(&env);
-    assert_eq!(commands(&calls), ["my-compose --flag up -d", SIGHUP]);
+    assert_eq!(
+        commands(&calls),
+        [INSPECT, "my-compose --flag up -d", SIGHUP, INSPECT]
+    );
     assert_ran_in_proxy_dir(&env, &calls);
 
     env.c2(&["shutdown-frontend-proxy"]).ok();
@@ -266,7 +284,7 @@ fn shutdown_kills_the_compose_project_and_needs_a_proxy_to_kill() {
         commands(&calls),
         ["docker compose version", "docker compose kill"]
     );
-    assert_ran_in_proxy_dir(&env, &calls[1..]);
+    assert_ran_in_proxy_dir(&env, &calls);
     // Shutting the proxy down changes no state.
     assert_eq!(env.state()["connections"], json!({"main": "blue"}));
 }
@@ -289,9 +307,15 @@ fn restart_reapplies_the_current_connections_with_the_current_config() {
     let calls = take_calls(&env);
     assert_eq!(
         commands(&calls),
-        ["docker compose version", "docker compose up -d", SIGHUP]
+        [
+            INSPECT,
+            "docker compose version",
+            "docker compose up -d",
+            SIGHUP,
+            INSPECT
+        ]
     );
-    assert_ran_in_proxy_dir(&env, &calls[1..]);
+    assert_ran_in_proxy_dir(&env, &calls);
     assert_eq!(compose_file(&env), expected_compose(&env, "nginx:1.25.3"));
     assert_eq!(env.read("deploys/frontend-proxy/nginx.conf"), conf);
     assert_eq!(ctx_json(&env), ctx);
@@ -317,7 +341,7 @@ fn a_failing_compose_up_fails_connect_and_keeps_the_old_connection() {
     // No reload of a proxy that did not come up.
     assert_eq!(
         commands(&take_calls(&env)),
-        ["docker compose version", "docker compose up -d"]
+        [INSPECT, "docker compose version", "docker compose up -d"]
     );
     assert_eq!(env.state()["connections"], json!({"main": "blue"}));
     assert_eq!(

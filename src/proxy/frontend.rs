@@ -56,6 +56,7 @@ impl DockerFrontend {
         }
         let v2 = Command::new("docker")
             .args(["compose", "version"])
+            .current_dir(&self.dir)
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
             .status()
@@ -93,7 +94,49 @@ impl DockerFrontend {
         serde_yaml::to_string(&file).expect("compose file serializes")
     }
 
+    /// The host pid of the running container's nginx master, if it runs.
+    fn running_master(&self) -> Option<u32> {
+        let out = Command::new("docker")
+            .args([
+                "inspect",
+                "-f",
+                "{{.State.Running}} {{.State.Pid}}",
+                CONTAINER_NAME,
+            ])
+            .current_dir(&self.dir)
+            .stderr(std::process::Stdio::null())
+            .output()
+            .ok()?;
+        let text = String::from_utf8_lossy(&out.stdout);
+        let (running, pid) = text.trim().split_once(' ')?;
+        let pid: u32 = pid.parse().ok()?;
+        (running == "true" && pid > 0).then_some(pid)
+    }
+
+    /// `nginx -t` inside the running container, on the config just written.
+    fn test_config(&self) -> Result<()> {
+        let out = Command::new("docker")
+            .args(["exec", CONTAINER_NAME, "nginx", "-t", "-q"])
+            .current_dir(&self.dir)
+            .output()
+            .context("cannot run docker exec")?;
+        if !out.status.success() {
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            let detail: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
+            bail!("nginx refused the generated config: {}", detail.join("; "));
+        }
+        Ok(())
+    }
+
     fn up_and_reload(&self) -> Result<()> {
+        // With the container running, check the config inside it first and
+        // note its workers, so the reload can be awaited like on the host
+        // (the container's processes are visible in the host's /proc).
+        let master = self.running_master();
+        if master.is_some() {
+            self.test_config()?;
+        }
+        let old_workers = master.map(children).unwrap_or_default();
         let compose = self.compose_command();
         shell::run(
             "the frontend proxy (compose up)",
@@ -104,7 +147,14 @@ impl DockerFrontend {
             "the frontend proxy reload",
             &format!("docker kill --signal=SIGHUP {CONTAINER_NAME}"),
             &self.dir,
-        )
+        )?;
+        match (master, self.running_master()) {
+            // The same container: wait until it routes by the new config.
+            (Some(before), Some(now)) if before == now => wait_for_reload(now, &old_workers)
+                .context("nginx in the frontendproxy container did not apply the new config"),
+            // Started or re-created: it read the new config as it started.
+            _ => Ok(()),
+        }
     }
 }
 
