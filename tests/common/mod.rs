@@ -6,8 +6,10 @@
 //! every helper.
 #![allow(dead_code)]
 
+pub mod docker;
 pub mod http;
 pub mod moto;
+pub mod switching;
 
 use std::collections::BTreeMap;
 use std::io::Write;
