@@ -11,7 +11,7 @@
 //! them, and [`DockerScope`] removes them when the test ends, pass or fail.
 
 use std::path::Path;
-use std::process::{ChildStdin, Command, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::sync::{Mutex, MutexGuard, OnceLock};
 
 pub const NGINX_IMAGE: &str = "c2-test/nginx";
@@ -22,7 +22,9 @@ pub struct Engine {
     pub server_version: String,
     /// The compose commands that work here: `docker compose`, `docker-compose`.
     pub compose_flavours: Vec<String>,
-    _janitor: Option<Mutex<ChildStdin>>,
+    /// Outlives the test process on purpose: it removes the images once
+    /// our end of its stdin closes.
+    _janitor: Option<Mutex<Child>>,
 }
 
 fn run(args: &[&str]) -> Option<String> {
@@ -79,18 +81,18 @@ pub fn engine() -> Option<&'static Engine> {
 }
 
 /// Removes the images this run built when the test process exits.
-fn janitor(images: &[String]) -> Option<Mutex<ChildStdin>> {
+fn janitor(images: &[String]) -> Option<Mutex<Child>> {
     if images.is_empty() {
         return None;
     }
     let script = format!("read _; docker rmi -f {} >/dev/null 2>&1", images.join(" "));
-    let mut child = Command::new("sh")
+    let child = Command::new("sh")
         .arg("-c")
         .arg(script)
         .stdin(Stdio::piped())
         .spawn()
         .expect("start the image janitor");
-    child.stdin.take().map(Mutex::new)
+    Some(Mutex::new(child))
 }
 
 fn nginx_version() -> String {
