@@ -82,9 +82,9 @@ pub enum Command {
     GenerateSslCertificate,
     /// Make this machine match the master state (remote state)
     SlaveUpdate {
-        /// Repeat forever, one update every N seconds
-        #[arg(long, value_name = "N")]
-        repeat: Option<u64>,
+        /// Repeat forever, one update every N seconds (decimals allowed)
+        #[arg(long, value_name = "N", value_parser = parse_period)]
+        repeat: Option<std::time::Duration>,
     },
     /// Delete slave reports older than 5 minutes
     SlaveFlush,
@@ -98,6 +98,14 @@ pub enum Command {
 
 const LONG_HELP: &str = include_str!("help.txt");
 const DEFAULT_NGINX_TEMPLATE: &str = include_str!("../templates/nginx.conf.tpl");
+
+/// `--repeat N`: a positive number of seconds.
+fn parse_period(text: &str) -> std::result::Result<std::time::Duration, String> {
+    match text.parse::<f64>() {
+        Ok(secs) if secs > 0.0 && secs.is_finite() => Ok(std::time::Duration::from_secs_f64(secs)),
+        _ => Err(format!("'{text}' is not a positive number of seconds")),
+    }
+}
 
 /// Runs the parsed command.
 pub fn run(cli: Cli) -> Result<()> {
@@ -230,7 +238,7 @@ fn run_mutating(config: &ToolConfig, command: Command) -> Result<()> {
             let mut slave = remote::slave::Slave::new(config, p, store.as_ref(), remote)?;
             match repeat {
                 None => slave.update_once(),
-                Some(n) => slave.repeat(std::time::Duration::from_secs(n.max(1))),
+                Some(period) => slave.repeat(period),
             }
         }
         Command::SlaveFlush => {

@@ -65,7 +65,14 @@ pub fn start(
         let previous = current(config)?;
         let redeploy = previous.as_deref().is_some_and(|p| same_dir(p, &dir));
         if !redeploy && dir.exists() {
-            // Left over from an earlier failed attempt: start clean.
+            // Left by an interrupted run: stop what it may have started
+            // (best effort), then start clean.
+            shell::kill_leftovers(&dir);
+            if dir.join(release::RELEASE_JSON).exists() {
+                if let Err(e) = stop_dir(&dir) {
+                    log::warn(&format!("stopping the leftover {label}: {e:#}"));
+                }
+            }
             std::fs::remove_dir_all(&dir)
                 .with_context(|| format!("cannot remove stale {}", dir.display()))?;
         }

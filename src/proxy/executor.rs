@@ -93,7 +93,16 @@ impl<'a> Executor<'a> {
     fn create_deploy(&self, d: &Deploy) -> Result<()> {
         let dir = self.deploy_dir(&d.label);
         if dir.exists() {
-            // Not in the state, so nothing runs from it: a leftover.
+            // Not in the state: left by a run that was killed midway. What
+            // it started may still run (and hold the port): stop it first.
+            log::warn(&format!(
+                "{} was left by an interrupted run: stopping and removing it",
+                dir.display()
+            ));
+            shell::kill_leftovers(&dir);
+            if let Err(e) = self.run_stop(&dir, d) {
+                log::warn(&format!("stopping the leftover {}: {e:#}", d.label));
+            }
             std::fs::remove_dir_all(&dir)
                 .with_context(|| format!("cannot remove stale {}", dir.display()))?;
         }
@@ -149,7 +158,15 @@ impl<'a> Executor<'a> {
             ));
             return Ok(());
         }
-        log::scope("Running stop script", || self.run_stop(&dir, d))?;
+        if dir.join(crate::release::RELEASE_JSON).exists() {
+            log::scope("Running stop script", || self.run_stop(&dir, d))?;
+        } else {
+            // A run killed while removing it: the stop already ran.
+            log::warn(&format!(
+                "{} has no release.json (a removal was interrupted): removing the rest",
+                dir.display()
+            ));
+        }
         std::fs::remove_dir_all(&dir).with_context(|| format!("cannot remove {}", dir.display()))
     }
 
