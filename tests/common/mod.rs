@@ -7,6 +7,7 @@
 #![allow(dead_code)]
 
 pub mod docker;
+pub mod fleet;
 pub mod http;
 pub mod moto;
 pub mod switching;

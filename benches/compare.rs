@@ -1,0 +1,564 @@
+//! `sh scripts/bench`: c2 against what an operator would otherwise use,
+//! side by side in one run, as ratios. Writes BENCHMARKS.md and
+//! docs/fleet-convergence.svg. Uses the integration tests' builders (real
+//! moto, real nginx, the optimised c2 binary).
+
+#[path = "../tests/common/mod.rs"]
+mod common;
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use common::{fleet, Env, Moto};
+use serde_json::json;
+
+fn median(mut v: Vec<Duration>) -> Duration {
+    v.sort();
+    v[v.len() / 2]
+}
+
+fn percentile(mut v: Vec<Duration>, p: f64) -> Duration {
+    v.sort();
+    let i = ((v.len() as f64 - 1.0) * p).round() as usize;
+    v[i]
+}
+
+fn time(mut cmd: Command) -> Duration {
+    let t = Instant::now();
+    let out = cmd
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{cmd:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    t.elapsed()
+}
+
+fn sh(script: &str) -> Command {
+    let mut c = Command::new("sh");
+    c.arg("-c").arg(script);
+    c
+}
+
+/// Rows of the results table: what, c2, alternative, ratio, note.
+struct Table(Vec<[String; 5]>);
+
+impl Table {
+    fn row(&mut self, what: &str, c2: String, alt: String, ratio: String, note: &str) {
+        println!("{what}: c2 {c2} | alternative {alt} | ratio {ratio} | {note}");
+        self.0.push([what.into(), c2, alt, ratio, note.into()]);
+    }
+
+    fn markdown(&self) -> String {
+        let mut s = String::from("| benchmark | c2 | alternative | ratio (c2 / alternative) | note |\n|---|---|---|---|---|\n");
+        for r in &self.0 {
+            s += &format!("| {} | {} | {} | {} | {} |\n", r[0], r[1], r[2], r[3], r[4]);
+        }
+        s
+    }
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.1} ms", d.as_secs_f64() * 1000.0)
+}
+
+/// 1. A 100 MB release of 5,000 files: fetch + unpack + template.
+fn unpack(table: &mut Table, moto: &Moto) {
+    let mut env = Env::new();
+    env.context_file("infra", r#"{"env": "bench"}"#);
+    let mut release = env.release("big.zip");
+    let mut seed = 0x2545_f491_4f6c_dd1du64;
+    for i in 0..5000 {
+        // ~20 KB each of text that compresses about as much as real code.
+        let mut text = String::with_capacity(21_000);
+        while text.len() < 20_000 {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            text += &format!("{:x} line {i}\n", seed);
+        }
+        release = release.file(&format!("d{}/f{i}.txt", i % 50), &text);
+    }
+    for i in 0..10 {
+        release = release.template(&format!("conf/c{i}.conf.tpl"), "env={{infra.env}}\n");
+    }
+    let zip = env.path("store/big.zip");
+    release.publish();
+    let zip_mb = std::fs::metadata(&zip).unwrap().len() as f64 / 1e6;
+    env.c2(&["fetch-context"]).ok();
+    let runs = 3;
+    let out = env.path("out");
+    let c2_local = median(
+        (0..runs)
+            .map(|_| {
+                let _ = std::fs::remove_dir_all(&out);
+                time(env.c2(&["unpack", "big.zip", out.to_str().unwrap()]).cmd)
+            })
+            .collect(),
+    );
+    let unzip = median(
+        (0..runs)
+            .map(|_| {
+                let _ = std::fs::remove_dir_all(&out);
+                time(sh(&format!(
+                    "mkdir -p {0} && unzip -q {1} -d {0}",
+                    out.display(),
+                    zip.display()
+                )))
+            })
+            .collect(),
+    );
+    table.row(
+        &format!("unpack {zip_mb:.0} MB zip, 5,010 files, local store"),
+        ms(c2_local),
+        format!("{} (`unzip -q`)", ms(unzip)),
+        format!("{:.2}", c2_local.as_secs_f64() / unzip.as_secs_f64()),
+        "c2 also copies the zip into the deploy dir and renders 10 templates",
+    );
+
+    // The same from S3 (moto): c2 against `aws s3 cp` + `unzip -q`.
+    let bucket = Moto::unique_bucket("bench");
+    env.use_s3(moto, &bucket, "rel");
+    moto.put(&bucket, "rel/big.zip", &std::fs::read(&zip).unwrap());
+    let c2_s3 = median(
+        (0..runs)
+            .map(|_| {
+                let _ = std::fs::remove_dir_all(&out);
+                time(env.c2(&["unpack", "big.zip", out.to_str().unwrap()]).cmd)
+            })
+            .collect(),
+    );
+    let aws = median(
+        (0..runs)
+            .map(|_| {
+                let _ = std::fs::remove_dir_all(&out);
+                let mut c = sh(&format!(
+                    "mkdir -p {0} && aws --endpoint-url {1} s3 cp --quiet s3://{2}/rel/big.zip {0}/big.zip && unzip -q {0}/big.zip -d {0}",
+                    out.display(),
+                    moto.endpoint,
+                    bucket
+                ));
+                for (k, v) in moto.client_env() {
+                    c.env(k, v);
+                }
+                time(c)
+            })
+            .collect(),
+    );
+    table.row(
+        &format!("unpack {zip_mb:.0} MB zip, 5,010 files, S3 store (moto)"),
+        ms(c2_s3),
+        format!("{} (`aws s3 cp` + `unzip -q`)", ms(aws)),
+        format!("{:.2}", c2_s3.as_secs_f64() / aws.as_secs_f64()),
+        "goal: c2 no slower than the shell pipeline",
+    );
+}
+
+/// 2. `c2 status` on 100 deploys and 20 endpoints against `cat`.
+fn status(table: &mut Table) {
+    let mut env = Env::new();
+    let endpoints: Vec<(String, String)> = (0..20)
+        .map(|i| (format!("ep{i:02}"), format!("ep{i:02}.example")))
+        .collect();
+    let refs: Vec<(&str, &str)> = endpoints
+        .iter()
+        .map(|(a, b)| (a.as_str(), b.as_str()))
+        .collect();
+    env.proxy(&refs);
+    env.proxy_set("dynamicPortRange", json!({"v1": 30000, "v2": 30200}));
+    let deploys: serde_json::Map<String, serde_json::Value> = (0..100)
+        .map(|i| {
+            let l = format!("app-{i:03}");
+            (
+                l.clone(),
+                json!({"label": l, "release": format!("{l}.zip"), "port": 30000 + i}),
+            )
+        })
+        .collect();
+    let connections: serde_json::Map<String, serde_json::Value> = (0..20)
+        .map(|i| (format!("ep{i:02}"), json!(format!("app-{:03}", i * 5))))
+        .collect();
+    let state = env.path("deploys/frontend-proxy/state.json");
+    common::write_file(
+        &state,
+        &serde_json::to_string_pretty(&json!({"deploys": deploys, "connections": connections}))
+            .unwrap(),
+    );
+    let config = env.write_config();
+    let runs = 200;
+    let c2 = median(
+        (0..runs)
+            .map(|_| {
+                let mut c = Command::new(env!("CARGO_BIN_EXE_c2"));
+                c.arg("--config").arg(&config).arg("status");
+                time(c)
+            })
+            .collect(),
+    );
+    let cat = median(
+        (0..runs)
+            .map(|_| {
+                let mut c = Command::new("cat");
+                c.arg(&state);
+                time(c)
+            })
+            .collect(),
+    );
+    table.row(
+        "`c2 status`, 100 deploys, 20 endpoints (median of 200)",
+        ms(c2),
+        format!("{} (`cat state.json`)", ms(cat)),
+        format!("{:.2}", c2.as_secs_f64() / cat.as_secs_f64()),
+        "goal: under 10 ms",
+    );
+}
+
+/// A TCP proxy in front of moto that counts the bytes both ways.
+struct CountingProxy {
+    port: u16,
+    bytes: Arc<AtomicU64>,
+}
+
+impl CountingProxy {
+    fn start(target: u16) -> CountingProxy {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let bytes = Arc::new(AtomicU64::new(0));
+        let counter = bytes.clone();
+        std::thread::spawn(move || {
+            for client in listener.incoming().flatten() {
+                let Ok(server) = TcpStream::connect(("127.0.0.1", target)) else {
+                    continue;
+                };
+                for (mut from, mut to) in [
+                    (client.try_clone().unwrap(), server.try_clone().unwrap()),
+                    (server, client),
+                ] {
+                    let counter = counter.clone();
+                    std::thread::spawn(move || {
+                        let mut buf = [0u8; 16384];
+                        while let Ok(n) = from.read(&mut buf) {
+                            if n == 0 || to.write_all(&buf[..n]).is_err() {
+                                break;
+                            }
+                            counter.fetch_add(n as u64, Ordering::Relaxed);
+                        }
+                        let _ = to.shutdown(std::net::Shutdown::Both);
+                    });
+                }
+            }
+        });
+        CountingProxy { port, bytes }
+    }
+}
+
+fn rss_kb(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))
+        .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        .unwrap_or(0)
+}
+
+fn master_gets(log: &std::path::Path) -> usize {
+    std::fs::read_to_string(log)
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| l.contains("GET /") && l.contains("/master/state.json"))
+        .count()
+}
+
+/// 3. An idle slave: requests and bytes per round; memory over 1,000 rounds.
+fn idle_slave(table: &mut Table) {
+    let moto = Moto::start();
+    let proxy = CountingProxy::start(moto.port);
+    let bucket = Moto::unique_bucket("idle");
+    let mut master = Env::new();
+    master.proxy(&[("main", "main.example")]);
+    master.use_s3(&moto, &bucket, "releases");
+    master.remote(&format!("s3://{bucket}/camus2"));
+    master
+        .release("a.zip")
+        .publish_s3(&moto, &bucket, "releases");
+    master.c2(&["start", "a.zip"]).ok();
+    let mut slave = master.slave("idle");
+    slave.env("S3_ENDPOINT", &format!("http://127.0.0.1:{}", proxy.port));
+    let log = std::env::temp_dir().join(format!("c2-moto-{}.log", moto.port));
+    let mut child = slave
+        .c2(&["slave-update", "--repeat", "0.01"])
+        .cmd
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let base = master_gets(&log);
+    let wait_rounds = |n: usize| {
+        let t = Instant::now();
+        while master_gets(&log) < base + n {
+            assert!(t.elapsed() < Duration::from_secs(300), "the slave stalled");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    };
+    wait_rounds(10);
+    let rss10 = rss_kb(child.id());
+    let (req0, bytes0) = (master_gets(&log), proxy.bytes.load(Ordering::Relaxed));
+    let all_lines0 = std::fs::read_to_string(&log).unwrap().lines().count();
+    wait_rounds(1000);
+    let rss1000 = rss_kb(child.id());
+    let rounds = (master_gets(&log) - req0) as f64;
+    let requests = (std::fs::read_to_string(&log).unwrap().lines().count() - all_lines0) as f64;
+    let bytes = (proxy.bytes.load(Ordering::Relaxed) - bytes0) as f64;
+    let _ = child.kill();
+    let _ = child.wait();
+    table.row(
+        "idle slave, per round (`--repeat 0.01`, ~1,000 rounds)",
+        format!(
+            "{:.2} requests, {:.0} bytes",
+            requests / rounds,
+            bytes / rounds
+        ),
+        "(no alternative: the old tool GETs the whole master every round)".into(),
+        "-".into(),
+        "goal: one conditional GET (304), no PUT between heartbeats",
+    );
+    table.row(
+        "idle slave, resident memory after 1,000 rounds vs after 10",
+        format!("{rss1000} kB"),
+        format!("{rss10} kB (after 10 rounds)"),
+        format!("{:.2}", rss1000 as f64 / rss10 as f64),
+        "goal: no growth",
+    );
+}
+
+/// 4. Fleet convergence for 1, 10, 30, 50 slaves; returns (n, seconds).
+fn fleet_convergence(table: &mut Table, moto: &Moto) -> Vec<(usize, f64)> {
+    let mut points = Vec::new();
+    for n in [1, 10, 30, 50] {
+        let t = fleet::convergence(moto, n).as_secs_f64();
+        points.push((n, t));
+    }
+    let t1 = points[0].1;
+    for (n, t) in &points[1..] {
+        table.row(
+            &format!("fleet convergence, {n} slaves vs 1 (`--repeat 1`)"),
+            format!("{t:.2} s"),
+            format!("{t1:.2} s (1 slave)"),
+            format!("{:.2}", t / t1),
+            if *n == 50 {
+                "goal: t(50)/t(1) below 1.5"
+            } else {
+                ""
+            },
+        );
+    }
+    points
+}
+
+/// 5. A steady request rate through nginx while an endpoint switches 50 times.
+fn switching_under_load(table: &mut Table) {
+    let mut env = Env::new();
+    env.proxy(&[("main", "main.example")]);
+    env.http_release("blue.zip").publish();
+    env.http_release("green.zip").publish();
+    env.c2(&["start", "blue.zip"]).ok();
+    env.c2(&["start", "green.zip"]).ok();
+    env.c2(&["connect", "main", "blue"]).ok();
+    let port = env.http_port();
+    let switching = Arc::new(AtomicBool::new(false));
+    let stop = Arc::new(AtomicBool::new(false));
+    let samples = Arc::new(Mutex::new(Vec::<(bool, u16, Duration)>::new()));
+    let client = {
+        let (switching, stop, samples) = (switching.clone(), stop.clone(), samples.clone());
+        std::thread::spawn(move || {
+            // 200 requests a second, paced.
+            let period = Duration::from_millis(5);
+            let mut next = Instant::now();
+            while !stop.load(Ordering::Relaxed) {
+                let t = Instant::now();
+                let r = common::http::get(port, "main.example", "/");
+                samples.lock().unwrap().push((
+                    switching.load(Ordering::Relaxed),
+                    r.status,
+                    t.elapsed(),
+                ));
+                next += period;
+                if let Some(wait) = next.checked_duration_since(Instant::now()) {
+                    std::thread::sleep(wait);
+                }
+            }
+        })
+    };
+    std::thread::sleep(Duration::from_secs(5));
+    switching.store(true, Ordering::Relaxed);
+    for i in 0..50 {
+        let to = if i % 2 == 0 { "green" } else { "blue" };
+        env.c2(&["connect", "main", to]).ok();
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    stop.store(true, Ordering::Relaxed);
+    client.join().unwrap();
+    let samples = samples.lock().unwrap();
+    let lat = |phase: bool| -> Vec<Duration> {
+        samples
+            .iter()
+            .filter(|s| s.0 == phase)
+            .map(|s| s.2)
+            .collect()
+    };
+    let failed = samples.iter().filter(|s| s.1 != 200).count();
+    let (steady, during) = (lat(false), lat(true));
+    let (p_steady, p_during) = (
+        percentile(steady.clone(), 0.99),
+        percentile(during.clone(), 0.99),
+    );
+    table.row(
+        "switching under load: 50 switches at 200 req/s through nginx",
+        format!("{failed} failed of {}", samples.len()),
+        "-".into(),
+        "-".into(),
+        "goal: 0 failed",
+    );
+    table.row(
+        "switching under load: p99 latency while switching vs steady",
+        ms(p_during),
+        format!("{} (steady, {} requests)", ms(p_steady), steady.len()),
+        format!("{:.2}", p_during.as_secs_f64() / p_steady.as_secs_f64()),
+        &format!("{} requests while switching", during.len()),
+    );
+}
+
+/// A line plot of fleet convergence time against fleet size, as SVG.
+fn plot(points: &[(usize, f64)]) -> String {
+    let (w, h, m) = (600.0, 360.0, 60.0);
+    let max_n = 50.0;
+    let max_t = points.iter().map(|p| p.1).fold(0.0, f64::max).max(1.0) * 1.25;
+    let x = |n: f64| m + (w - 2.0 * m) * n / max_n;
+    let y = |t: f64| h - m - (h - 2.0 * m) * t / max_t;
+    let mut s = format!(
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{w}\" height=\"{h}\" font-family=\"sans-serif\" font-size=\"12\">\n\
+         <rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n\
+         <text x=\"{}\" y=\"24\" text-anchor=\"middle\" font-size=\"15\">c2 fleet convergence (slave-update --repeat 1, S3 on moto)</text>\n\
+         <line x1=\"{m}\" y1=\"{}\" x2=\"{}\" y2=\"{}\" stroke=\"black\"/>\n\
+         <line x1=\"{m}\" y1=\"{m}\" x2=\"{m}\" y2=\"{}\" stroke=\"black\"/>\n\
+         <text x=\"{}\" y=\"{}\" text-anchor=\"middle\">slaves</text>\n\
+         <text x=\"16\" y=\"{}\" transform=\"rotate(-90 16 {})\" text-anchor=\"middle\">seconds until all report the change</text>\n",
+        w / 2.0, h - m, w - m, h - m, h - m, w / 2.0, h - 16.0, h / 2.0, h / 2.0
+    );
+    for n in [0, 10, 20, 30, 40, 50] {
+        s += &format!(
+            "<text x=\"{}\" y=\"{}\" text-anchor=\"middle\">{n}</text>\n",
+            x(n as f64),
+            h - m + 18.0
+        );
+    }
+    let steps = 5;
+    for i in 0..=steps {
+        let t = max_t * i as f64 / steps as f64;
+        s += &format!(
+            "<text x=\"{}\" y=\"{}\" text-anchor=\"end\">{t:.1}</text>\n<line x1=\"{m}\" y1=\"{}\" x2=\"{}\" y2=\"{}\" stroke=\"#ddd\"/>\n",
+            m - 6.0,
+            y(t) + 4.0,
+            y(t),
+            w - m,
+            y(t)
+        );
+    }
+    let path: Vec<String> = points
+        .iter()
+        .map(|(n, t)| format!("{:.1},{:.1}", x(*n as f64), y(*t)))
+        .collect();
+    s += &format!(
+        "<polyline points=\"{}\" fill=\"none\" stroke=\"#1f77b4\" stroke-width=\"2\"/>\n",
+        path.join(" ")
+    );
+    for (n, t) in points {
+        s += &format!(
+            "<circle cx=\"{:.1}\" cy=\"{:.1}\" r=\"4\" fill=\"#1f77b4\"/><text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\">{t:.2} s</text>\n",
+            x(*n as f64),
+            y(*t),
+            x(*n as f64),
+            y(*t) - 10.0
+        );
+    }
+    s + "</svg>\n"
+}
+
+fn machine() -> String {
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(0);
+    let mem_kb: u64 = std::fs::read_to_string("/proc/meminfo")
+        .unwrap_or_default()
+        .lines()
+        .find(|l| l.starts_with("MemTotal:"))
+        .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        .unwrap_or(0);
+    format!(
+        "{cores} cores, {:.1} GiB memory",
+        mem_kb as f64 / 1024.0 / 1024.0
+    )
+}
+
+fn main() {
+    // `cargo bench` passes --bench; `cargo test --all-targets` runs this
+    // binary without it, and must not start a benchmark of minutes.
+    if !std::env::args().any(|a| a == "--bench") {
+        println!("benchmarks run with `sh scripts/bench`");
+        return;
+    }
+    let only: Option<String> = std::env::args().skip(1).find(|a| !a.starts_with('-'));
+    let want = |name: &str| only.as_deref().is_none_or(|o| name.contains(o));
+    let moto = Moto::shared();
+    let mut table = Table(Vec::new());
+    let mut points = Vec::new();
+    if want("unpack") {
+        unpack(&mut table, moto);
+    }
+    if want("status") {
+        status(&mut table);
+    }
+    if want("idle") {
+        idle_slave(&mut table);
+    }
+    if want("fleet") {
+        points = fleet_convergence(&mut table, moto);
+    }
+    if want("switching") {
+        switching_under_load(&mut table);
+    }
+    let date = humantime::format_rfc3339_seconds(std::time::SystemTime::now());
+    let root = env!("CARGO_MANIFEST_DIR");
+    if !points.is_empty() {
+        std::fs::create_dir_all(format!("{root}/docs")).unwrap();
+        std::fs::write(format!("{root}/docs/fleet-convergence.svg"), plot(&points)).unwrap();
+    }
+    let fleet_table: String = points
+        .iter()
+        .map(|(n, t)| format!("| {n} | {t:.2} s | {:.2} |\n", t / points[0].1))
+        .collect();
+    let report = format!(
+        "# c2 benchmarks\n\n\
+         Measured {date} on {} by `sh scripts/bench` (the optimised c2 binary; moto's S3 server; \
+         Debian's nginx). Each line compares c2 with what an operator would otherwise run, in the \
+         same run on the same machine. Re-run to refresh this file.\n\n{}\n\
+         ## Fleet convergence\n\nTime from a master change until every slave's report shows it \
+         (slaves are separate `c2 slave-update --repeat 1` processes on this machine).\n\n\
+         | slaves | time | ratio to 1 slave |\n|---|---|---|\n{fleet_table}\n\
+         ![fleet convergence](docs/fleet-convergence.svg)\n",
+        machine(),
+        table.markdown()
+    );
+    if only.is_none() {
+        std::fs::write(format!("{root}/BENCHMARKS.md"), &report).unwrap();
+    }
+    print!("\n{report}");
+}
