@@ -7,7 +7,7 @@ use clap::{Parser, Subcommand};
 
 use crate::config::{DeployMode, LetsEncryptConfig, ProxyModeConfig, ToolConfig};
 use crate::proxy::{self, Change};
-use crate::{aws, context, letsencrypt, log, noproxy, release, remote, store};
+use crate::{aws, completion, context, letsencrypt, log, noproxy, release, remote, store};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -94,6 +94,14 @@ pub enum Command {
     LeAuthHook,
     /// certbot's manual cleanup hook: delete the DNS-01 TXT record
     LeCleanupHook,
+    /// Print a shell completion script: eval "$(c2 completions bash)"
+    Completions {
+        #[arg(value_parser = ["bash"])]
+        shell: String,
+    },
+    /// Names for completion: releases, deploys or endpoints
+    #[command(name = "__complete", hide = true)]
+    Complete { kind: String },
 }
 
 const LONG_HELP: &str = include_str!("help.txt");
@@ -148,6 +156,25 @@ pub fn run(cli: Cli) -> Result<()> {
         // no log lines on stdout, and the password nowhere else.
         Command::AwsDockerLoginCmd { registry_id } => {
             println!("{}", aws::ecr::login_command(registry_id.as_deref())?);
+            Ok(())
+        }
+        Command::Completions { .. } => {
+            use clap::CommandFactory;
+            let commands: Vec<String> = Cli::command()
+                .get_subcommands()
+                .filter(|c| !c.is_hide_set())
+                .map(|c| c.get_name().to_string())
+                .collect();
+            print!("{}", completion::bash_script(&commands));
+            Ok(())
+        }
+        Command::Complete { kind } => {
+            // Completion must never print errors into the shell.
+            if let Ok(config) = ToolConfig::load(config_path) {
+                for name in completion::names(&config, &kind).unwrap_or_default() {
+                    println!("{name}");
+                }
+            }
             Ok(())
         }
         Command::LeGetCerts => letsencrypt::get_certs(&LetsEncryptConfig::load()?),

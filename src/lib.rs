@@ -14,6 +14,7 @@
 
 pub mod aws;
 pub mod cli;
+pub mod completion;
 pub mod config;
 pub mod context;
 pub mod fsutil;
