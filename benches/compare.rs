@@ -77,15 +77,17 @@ fn unpack(table: &mut Table, moto: &Moto) {
     let mut release = env.release("big.zip");
     let mut seed = 0x2545_f491_4f6c_dd1du64;
     for i in 0..5000 {
-        // ~20 KB each of text that compresses about as much as real code.
-        let mut text = String::with_capacity(21_000);
-        while text.len() < 20_000 {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            text += &format!("{:x} line {i}\n", seed);
-        }
-        release = release.file(&format!("d{}/f{i}.txt", i % 50), &text);
+        // 20 KB each that does not compress (like images and jars), so the
+        // zip itself is about 100 MB.
+        let bytes: Vec<u8> = (0..20_000)
+            .map(|_| {
+                seed ^= seed << 13;
+                seed ^= seed >> 7;
+                seed ^= seed << 17;
+                seed as u8
+            })
+            .collect();
+        release = release.file_bytes(&format!("d{}/f{i}.bin", i % 50), bytes);
     }
     for i in 0..10 {
         release = release.template(&format!("conf/c{i}.conf.tpl"), "env={{infra.env}}\n");

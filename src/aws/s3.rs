@@ -187,31 +187,61 @@ pub enum Fetched {
 /// an unchanged object costs one small request and no body).
 pub fn get_if_changed(url: &S3Url, known: Option<&str>) -> Result<Fetched> {
     let client = client();
-    block_on(async {
-        let mut req = client.get_object().bucket(&url.bucket).key(&url.key);
-        if let Some(etag) = known {
-            req = req.if_none_match(etag);
+    block_on(fetch(client, url, known))
+}
+
+/// Reads several small objects at once (at most 32 requests in flight):
+/// listing a fleet's reports one by one would take a round trip per slave.
+pub fn get_many(urls: &[S3Url]) -> Vec<Result<Fetched>> {
+    const IN_FLIGHT: usize = 32;
+    let client = client().clone();
+    block_on(async move {
+        let limit = std::sync::Arc::new(tokio::sync::Semaphore::new(IN_FLIGHT));
+        let mut set = tokio::task::JoinSet::new();
+        for (i, url) in urls.iter().cloned().enumerate() {
+            let (client, limit) = (client.clone(), limit.clone());
+            set.spawn(async move {
+                let _permit = limit.acquire_owned().await;
+                (i, fetch(&client, &url, None).await)
+            });
         }
-        match req.send().await {
-            Ok(out) => {
-                let etag = out.e_tag().unwrap_or_default().to_string();
-                let data = out
-                    .body
-                    .collect()
-                    .await
-                    .with_context(|| format!("reading {url}"))?;
-                Ok(Fetched::Found {
-                    bytes: data.into_bytes().to_vec(),
-                    etag,
-                })
+        let mut out: Vec<Option<Result<Fetched>>> = (0..urls.len()).map(|_| None).collect();
+        while let Some(joined) = set.join_next().await {
+            match joined {
+                Ok((i, r)) => out[i] = Some(r),
+                Err(e) => anyhow::bail!("a concurrent S3 read failed: {e}"),
             }
-            Err(e) if status_of(&e) == Some(304) => Ok(Fetched::NotModified),
-            Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_key()) => {
-                Ok(Fetched::Missing)
-            }
-            Err(e) => bail!("cannot read {url}: {}", describe_error(&e)),
         }
+        Ok(out
+            .into_iter()
+            .map(|r| r.expect("every read joined"))
+            .collect())
     })
+    .unwrap_or_else(|e| vec![Err(e)])
+}
+
+async fn fetch(client: &Client, url: &S3Url, known: Option<&str>) -> Result<Fetched> {
+    let mut req = client.get_object().bucket(&url.bucket).key(&url.key);
+    if let Some(etag) = known {
+        req = req.if_none_match(etag);
+    }
+    match req.send().await {
+        Ok(out) => {
+            let etag = out.e_tag().unwrap_or_default().to_string();
+            let data = out
+                .body
+                .collect()
+                .await
+                .with_context(|| format!("reading {url}"))?;
+            Ok(Fetched::Found {
+                bytes: data.into_bytes().to_vec(),
+                etag,
+            })
+        }
+        Err(e) if status_of(&e) == Some(304) => Ok(Fetched::NotModified),
+        Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_key()) => Ok(Fetched::Missing),
+        Err(e) => bail!("cannot read {url}: {}", describe_error(&e)),
+    }
 }
 
 /// The precondition of a conditional write.

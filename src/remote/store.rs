@@ -152,7 +152,7 @@ impl RemoteStore for S3Remote {
 
     fn slaves(&self) -> Result<Vec<SlaveEntry>> {
         let prefix = self.base.join("slaves/");
-        let mut out = Vec::new();
+        let mut found = Vec::new();
         for obj in s3::list(&prefix)? {
             let Some(rest) = obj.key.strip_prefix(&prefix.key) else {
                 continue;
@@ -167,14 +167,19 @@ impl RemoteStore for S3Remote {
                 bucket: prefix.bucket.clone(),
                 key: obj.key.clone(),
             };
-            let report = match s3::get_bytes(&url)? {
-                Some(bytes) => parse_report(&bytes, &url.to_string()),
+            found.push((label.to_string(), obj.last_modified, url));
+        }
+        let urls: Vec<S3Url> = found.iter().map(|(_, _, u)| u.clone()).collect();
+        let mut out = Vec::new();
+        for ((label, last_modified, url), fetched) in found.into_iter().zip(s3::get_many(&urls)) {
+            let report = match fetched? {
+                Fetched::Found { bytes, .. } => parse_report(&bytes, &url.to_string()),
                 // Flushed between the listing and the read.
-                None => continue,
+                Fetched::Missing | Fetched::NotModified => continue,
             };
             out.push(SlaveEntry {
-                label: label.to_string(),
-                last_modified: obj.last_modified,
+                label,
+                last_modified,
                 report,
             });
         }

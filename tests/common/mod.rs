@@ -472,6 +472,11 @@ impl ReleaseBuilder {
         self
     }
 
+    pub fn file_bytes(mut self, path: &str, content: Vec<u8>) -> Self {
+        self.files.push((path.into(), content, 0o644));
+        self
+    }
+
     pub fn executable(mut self, path: &str, content: &str) -> Self {
         self.files
             .push((path.into(), content.as_bytes().to_vec(), 0o755));
