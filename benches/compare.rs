@@ -284,10 +284,7 @@ fn idle_slave(table: &mut Table) {
     let moto = Moto::start();
     let proxy = CountingProxy::start(moto.port);
     let bucket = Moto::unique_bucket("idle");
-    let mut master = Env::new();
-    master.proxy(&[("main", "main.example")]);
-    master.use_s3(&moto, &bucket, "releases");
-    master.remote(&format!("s3://{bucket}/camus2"));
+    let master = Env::s3_master(&moto, &bucket);
     master
         .release("a.zip")
         .publish_s3(&moto, &bucket, "releases");

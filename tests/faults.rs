@@ -268,10 +268,7 @@ fn the_s3_server_stopped_and_restarted_during_repeat() {
     let moto = Moto::start();
     let port = moto.port;
     let bucket = Moto::unique_bucket("restart");
-    let mut master = Env::new();
-    master.proxy(&[("main", "main.example")]);
-    master.use_s3(&moto, &bucket, "releases");
-    master.remote(&format!("s3://{bucket}/camus2"));
+    let master = Env::s3_master(&moto, &bucket);
     master
         .release("a.zip")
         .publish_s3(&moto, &bucket, "releases");

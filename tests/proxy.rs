@@ -4,6 +4,7 @@
 
 mod common;
 
+use common::tls::{https_get, self_signed_cert};
 use common::{Env, PORT_RANGE_WIDTH};
 use serde_json::json;
 
@@ -311,43 +312,6 @@ fn concurrent_commands_are_serialised() {
         .map(|d| d["port"].as_u64().unwrap())
         .collect();
     assert_eq!(ports.len(), 6, "lost or duplicated a deploy: {state}");
-}
-
-/// GET over https through curl (the TLS client), resolving `host` to
-/// 127.0.0.1 and trusting the test's self-signed certificate.
-fn https_get(env: &Env, host: &str, path: &str) -> (String, String) {
-    let port = env.config()["deployMode"]["proxy"]["httpsPort"]
-        .as_u64()
-        .unwrap();
-    let out = std::process::Command::new("curl")
-        .args(["-sk", "-w", "\n%{http_code}", "--resolve"])
-        .arg(format!("{host}:{port}:127.0.0.1"))
-        .arg(format!("https://{host}:{port}{path}"))
-        .output()
-        .expect("curl");
-    let text = String::from_utf8_lossy(&out.stdout).to_string();
-    let (body, code) = text.rsplit_once('\n').unwrap_or(("", &text));
-    (code.to_string(), body.to_string())
-}
-
-fn self_signed_cert(env: &Env, name: &str) -> (std::path::PathBuf, std::path::PathBuf) {
-    let (cert, key) = (env.path("tls/cert.pem"), env.path("tls/key.pem"));
-    std::fs::create_dir_all(env.path("tls")).unwrap();
-    let ok = std::process::Command::new("openssl")
-        .args([
-            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj",
-        ])
-        .arg(format!("/CN={name}"))
-        .arg("-keyout")
-        .arg(&key)
-        .arg("-out")
-        .arg(&cert)
-        .output()
-        .expect("openssl")
-        .status
-        .success();
-    assert!(ok, "openssl could not make a certificate");
-    (cert, key)
 }
 
 #[test]

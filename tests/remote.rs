@@ -234,10 +234,7 @@ fn a_slave_started_while_s3_is_down_keeps_looping_and_converges_once_it_is_back(
     let moto = Moto::start();
     let port = moto.port;
     let bucket = Moto::unique_bucket("downtime");
-    let mut master = Env::new();
-    master.proxy(&[("main", "main.example")]);
-    master.use_s3(&moto, &bucket, "releases");
-    master.remote(&format!("s3://{bucket}/camus2"));
+    let master = Env::s3_master(&moto, &bucket);
     let slave = master.slave("web1");
     drop(moto);
 

@@ -74,10 +74,7 @@ pub fn wait_all_in_sync(master: &Env, n: usize) -> Duration {
 /// slaves report it.
 pub fn convergence(moto: &Moto, n: usize) -> Duration {
     let bucket = Moto::unique_bucket("fleet");
-    let mut master = Env::new();
-    master.proxy(&[("main", "main.example")]);
-    master.use_s3(moto, &bucket, "releases");
-    master.remote(&format!("s3://{bucket}/camus2"));
+    let master = Env::s3_master(moto, &bucket);
     master
         .release("app.zip")
         .publish_s3(moto, &bucket, "releases");

@@ -11,6 +11,7 @@ pub mod fleet;
 pub mod http;
 pub mod moto;
 pub mod switching;
+pub mod tls;
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -124,6 +125,17 @@ impl Env {
         self.proxy_set("slaveLabel", json!({"label": "master"}));
         self.proxy_set("slaveInterfaceName", json!("lo"));
         self
+    }
+
+    /// A master with remote state in S3: proxy mode with endpoint `main`
+    /// (main.example), releases under `s3://<bucket>/releases` and the
+    /// state under `s3://<bucket>/camus2`.
+    pub fn s3_master(moto: &Moto, bucket: &str) -> Env {
+        let mut env = Env::new();
+        env.proxy(&[("main", "main.example")]);
+        env.use_s3(moto, bucket, "releases");
+        env.remote(&format!("s3://{bucket}/camus2"));
+        env
     }
 
     /// Another machine following the same master: the same config and

@@ -4,6 +4,7 @@
 import http.server
 import os
 import sys
+import time
 
 port, name = int(sys.argv[1]), sys.argv[2]
 
@@ -20,7 +21,17 @@ class Handler(http.server.BaseHTTPRequestHandler):
         pass
 
 
-server = http.server.ThreadingHTTPServer(("127.0.0.1", port), Handler)
+# A server stopped a moment ago may still hold the port: retry briefly, and
+# say why when giving up (the start command's output reaches the test).
+for attempt in range(30):
+    try:
+        server = http.server.ThreadingHTTPServer(("127.0.0.1", port), Handler)
+        break
+    except OSError as e:
+        if attempt == 29:
+            sys.stderr.write(f"serve.py: cannot listen on {port}: {e}\n")
+            sys.exit(1)
+        time.sleep(0.1)
 pid = os.fork()
 if pid:
     with open("server.pid", "w") as f:
