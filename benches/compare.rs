@@ -364,13 +364,7 @@ fn fleet_convergence(table: &mut Table, moto: &Moto) -> Vec<(usize, f64)> {
 
 /// 5. A steady request rate through nginx while an endpoint switches 50 times.
 fn switching_under_load(table: &mut Table) {
-    let mut env = Env::new();
-    env.proxy(&[("main", "main.example")]);
-    env.http_release("blue.zip").publish();
-    env.http_release("green.zip").publish();
-    env.c2(&["start", "blue.zip"]).ok();
-    env.c2(&["start", "green.zip"]).ok();
-    env.c2(&["connect", "main", "blue"]).ok();
+    let env = common::switching::blue_green_env();
     let port = env.http_port();
     let switching = Arc::new(AtomicBool::new(false));
     let stop = Arc::new(AtomicBool::new(false));

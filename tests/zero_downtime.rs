@@ -8,19 +8,11 @@ mod common;
 
 use std::time::Duration;
 
-use common::{switching, Env};
+use common::switching;
 
 #[test]
 fn switching_an_endpoint_loses_no_request() {
-    let mut env = Env::new();
-    env.proxy(&[("main", "main.example")]);
-    env.http_release("blue.zip").publish();
-    env.http_release("green.zip").publish();
-    env.c2(&["start", "blue.zip"]).ok();
-    env.c2(&["start", "green.zip"]).ok();
-    env.c2(&["connect", "main", "blue"]).ok();
-    assert_eq!(env.get("main.example", "/").body, "blue /");
-
+    let env = switching::blue_green_env();
     let figures = switching::run(&env, 20, Duration::from_millis(150));
     figures.record("host nginx", "zero-downtime-host.txt");
     figures.assert_no_downtime("host nginx");

@@ -256,15 +256,22 @@ mod tests {
         assert_eq!(ctx.http_port, 8080);
     }
 
-    #[test]
-    fn generated_certificates_appear_once_they_exist() {
+    /// A config whose generated-certificate directory holds `files`.
+    fn with_generated_files(files: &[&str]) -> (tempfile::TempDir, ToolConfig, PathBuf) {
         let dir = tempfile::tempdir().unwrap();
         let mut c = config(json!({}));
         c.letsencrypt_prefix_dir = dir.path().to_path_buf();
         let live = generated_cert_dir(&c);
         std::fs::create_dir_all(&live).unwrap();
-        std::fs::write(live.join("fullchain.pem"), "x").unwrap();
-        std::fs::write(live.join("privkey.pem"), "x").unwrap();
+        for f in files {
+            std::fs::write(live.join(f), "x").unwrap();
+        }
+        (dir, c, live)
+    }
+
+    #[test]
+    fn generated_certificates_appear_once_they_exist() {
+        let (_dir, c, live) = with_generated_files(&["fullchain.pem", "privkey.pem"]);
         let p = c.proxy_mode().unwrap().clone();
         let ctx = context(&c, &p, &[]);
         let EndPointEntry::Https(h) = &ctx.end_points[1] else {
@@ -282,12 +289,7 @@ mod tests {
 
     #[test]
     fn no_tls_server_until_both_certificate_files_exist() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut c = config(json!({}));
-        c.letsencrypt_prefix_dir = dir.path().to_path_buf();
-        let live = generated_cert_dir(&c);
-        std::fs::create_dir_all(&live).unwrap();
-        std::fs::write(live.join("fullchain.pem"), "x").unwrap();
+        let (_dir, c, _live) = with_generated_files(&["fullchain.pem"]);
         let p = c.proxy_mode().unwrap().clone();
         let conf = render(&p, &context(&c, &p, &[])).unwrap();
         assert!(

@@ -23,6 +23,20 @@ struct Switch {
     to: &'static str,
 }
 
+/// Proxy mode (host nginx) with endpoint `main` (main.example) connected
+/// to deploy `blue`, and deploy `green` ready to take over.
+pub fn blue_green_env() -> Env {
+    let mut env = Env::new();
+    env.proxy(&[("main", "main.example")]);
+    env.http_release("blue.zip").publish();
+    env.http_release("green.zip").publish();
+    env.c2(&["start", "blue.zip"]).ok();
+    env.c2(&["start", "green.zip"]).ok();
+    env.c2(&["connect", "main", "blue"]).ok();
+    assert_eq!(env.get("main.example", "/").body, "blue /");
+    env
+}
+
 /// What a run measured.
 pub struct Figures {
     pub requests: usize,
