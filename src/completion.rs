@@ -8,7 +8,7 @@ use anyhow::Result;
 
 use crate::config::{DeployMode, ToolConfig};
 use crate::proxy::state::{self, State};
-use crate::remote::store::{self as remote_store, MasterRead};
+use crate::remote::store as remote_store;
 use crate::{noproxy, store};
 
 /// The names of one kind, one per line; empty when they cannot be had.
@@ -23,10 +23,7 @@ pub fn names(config: &ToolConfig, kind: &str) -> Result<Vec<String>> {
             DeployMode::Noproxy => noproxy::current_label(config)?.into_iter().collect(),
             DeployMode::Proxy(p) => {
                 let state = match p.remote_state_s3.as_option() {
-                    Some(location) => match remote_store::open(location)?.read_master(None)? {
-                        MasterRead::Changed(s, _) => s,
-                        MasterRead::Unchanged => State::default(),
-                    },
+                    Some(location) => remote_store::open(location)?.master()?.0,
                     None => State::read(&state::state_path(&config.deploys_dir))?,
                 };
                 state.deploys.into_keys().collect()

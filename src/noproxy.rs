@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 
 use crate::config::ToolConfig;
-use crate::release::{self, ReleaseConfig};
+use crate::release;
 use crate::shell;
 use crate::store::ReleaseStore;
 use crate::{context, log};
@@ -65,16 +65,7 @@ pub fn start(
         let previous = current(config)?;
         let redeploy = previous.as_deref().is_some_and(|p| same_dir(p, &dir));
         if !redeploy && dir.exists() {
-            // Left by an interrupted run: stop what it may have started
-            // (best effort), then start clean.
-            shell::kill_leftovers(&dir);
-            if dir.join(release::RELEASE_JSON).exists() {
-                if let Err(e) = stop_dir(&dir) {
-                    log::warn(&format!("stopping the leftover {label}: {e:#}"));
-                }
-            }
-            std::fs::remove_dir_all(&dir)
-                .with_context(|| format!("cannot remove stale {}", dir.display()))?;
+            release::remove_leftover(&dir, release)?;
         }
         // Until the switch, a failure must leave the live release alone, and
         // not leave a half-prepared directory behind.
@@ -138,12 +129,7 @@ fn stop_dir(dir: &Path) -> Result<()> {
         ));
         return Ok(());
     }
-    let rc = ReleaseConfig::read(dir)?;
-    shell::run(
-        &format!("stopCommand of {}", file_name(dir)),
-        &rc.stop_command,
-        dir,
-    )
+    release::run_stop(dir, &file_name(dir))
 }
 
 /// Points `current` at `label` atomically: a new symlink renamed over the

@@ -11,7 +11,7 @@ use anyhow::{Context, Result};
 
 use crate::config::{ProxyModeConfig, ToolConfig};
 use crate::context::{self, Ports};
-use crate::release::{self, ReleaseConfig};
+use crate::release;
 use crate::store::ReleaseStore;
 use crate::{log, shell};
 
@@ -93,18 +93,8 @@ impl<'a> Executor<'a> {
     fn create_deploy(&self, d: &Deploy) -> Result<()> {
         let dir = self.deploy_dir(&d.label);
         if dir.exists() {
-            // Not in the state: left by a run that was killed midway. What
-            // it started may still run (and hold the port): stop it first.
-            log::warn(&format!(
-                "{} was left by an interrupted run: stopping and removing it",
-                dir.display()
-            ));
-            shell::kill_leftovers(&dir);
-            if let Err(e) = self.run_stop(&dir, d) {
-                log::warn(&format!("stopping the leftover {}: {e:#}", d.label));
-            }
-            std::fs::remove_dir_all(&dir)
-                .with_context(|| format!("cannot remove stale {}", dir.display()))?;
+            // Not in the state: left by a run that was killed midway.
+            release::remove_leftover(&dir, &d.release)?;
         }
         let range = (
             self.proxy.dynamic_port_range.v1,
@@ -136,7 +126,7 @@ impl<'a> Executor<'a> {
             if started {
                 // The start may have left processes behind: stop them
                 // before the directory (and the state) forget the deploy.
-                if let Err(stop_err) = self.run_stop(&dir, d) {
+                if let Err(stop_err) = release::run_stop(&dir, &d.release) {
                     log::warn(&format!(
                         "cleaning up the failed deploy {}: {stop_err:#}",
                         d.label
@@ -159,7 +149,9 @@ impl<'a> Executor<'a> {
             return Ok(());
         }
         if dir.join(crate::release::RELEASE_JSON).exists() {
-            log::scope("Running stop script", || self.run_stop(&dir, d))?;
+            log::scope("Running stop script", || {
+                release::run_stop(&dir, &d.release)
+            })?;
         } else {
             // A run killed while removing it: the stop already ran.
             log::warn(&format!(
@@ -168,15 +160,6 @@ impl<'a> Executor<'a> {
             ));
         }
         std::fs::remove_dir_all(&dir).with_context(|| format!("cannot remove {}", dir.display()))
-    }
-
-    fn run_stop(&self, dir: &std::path::Path, d: &Deploy) -> Result<()> {
-        let rc = ReleaseConfig::read(dir)?;
-        shell::run(
-            &format!("stopCommand of {}", d.release),
-            &rc.stop_command,
-            dir,
-        )
     }
 
     /// Rewrites the nginx config for `pairs` and makes the proxy serve it.

@@ -121,9 +121,7 @@ impl DockerFrontend {
             .output()
             .context("cannot run docker exec")?;
         if !out.status.success() {
-            let stderr = String::from_utf8_lossy(&out.stderr);
-            let detail: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
-            bail!("nginx refused the generated config: {}", detail.join("; "));
+            bail!("nginx refused the generated config: {}", stderr_lines(&out));
         }
         Ok(())
     }
@@ -247,9 +245,7 @@ impl HostFrontend {
                 format!("cannot run {} (frontendProxy.host.nginxBinary)", self.nginx)
             })?;
         if !out.status.success() {
-            let stderr = String::from_utf8_lossy(&out.stderr);
-            let detail: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
-            bail!("{what}: {}", detail.join("; "));
+            bail!("{what}: {}", stderr_lines(&out));
         }
         Ok(())
     }
@@ -332,6 +328,13 @@ impl Frontend for HostFrontend {
         }
         Ok(())
     }
+}
+
+/// nginx's complaints, on one line.
+fn stderr_lines(out: &std::process::Output) -> String {
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
+    lines.join("; ")
 }
 
 /// A process's title (nginx sets it to e.g. `nginx: worker process`).

@@ -106,6 +106,30 @@ pub fn unpack(
     Ok(release_config)
 }
 
+/// Runs the stopCommand of the release unpacked in `dir`; `name` names it
+/// in errors.
+pub fn run_stop(dir: &Path, name: &str) -> Result<()> {
+    let rc = ReleaseConfig::read(dir)?;
+    crate::shell::run(&format!("stopCommand of {name}"), &rc.stop_command, dir)
+}
+
+/// Removes a deploy directory that no state lists: left by a run killed
+/// midway. What it started may still run (and hold ports), so its tagged
+/// processes are killed and its stop command is run (best effort) first.
+pub fn remove_leftover(dir: &Path, name: &str) -> Result<()> {
+    log::warn(&format!(
+        "{} was left by an interrupted run: stopping and removing it",
+        dir.display()
+    ));
+    crate::shell::kill_leftovers(dir);
+    if dir.join(RELEASE_JSON).exists() {
+        if let Err(e) = run_stop(dir, name) {
+            log::warn(&format!("stopping the leftover {name}: {e:#}"));
+        }
+    }
+    std::fs::remove_dir_all(dir).with_context(|| format!("cannot remove stale {}", dir.display()))
+}
+
 /// Expands each template `path/x.conf.tpl` into `path/x.conf` beside it.
 pub fn expand_templates(root: &Path, templates: &[PathBuf], ctx: &Value) -> Result<()> {
     for rel in templates {

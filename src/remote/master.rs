@@ -11,7 +11,7 @@ use crate::config::ProxyModeConfig;
 use crate::log;
 use crate::proxy::Change;
 
-use super::store::{MasterRead, RemoteStore};
+use super::store::RemoteStore;
 
 /// Enough for dozens of writers racing on one master.
 const MAX_ATTEMPTS: u32 = 100;
@@ -25,9 +25,7 @@ pub fn update(remote: &dyn RemoteStore, proxy: &ProxyModeConfig, change: Change)
         ),
         || {
             for attempt in 1..=MAX_ATTEMPTS {
-                let MasterRead::Changed(state, version) = remote.read_master(None)? else {
-                    unreachable!("a read without a known version always returns the state");
-                };
+                let (state, version) = remote.master()?;
                 let next = change.apply_to(&state, proxy)?;
                 if next == state {
                     log::info("Nothing to change");

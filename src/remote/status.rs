@@ -10,16 +10,13 @@ use crate::log;
 use crate::proxy::state::State;
 use crate::proxy::status::{heading, state_text};
 
-use super::store::{MasterRead, RemoteStore, SlaveEntry, SlaveStatus};
+use super::store::{RemoteStore, SlaveEntry, SlaveStatus};
 
 /// Slave reports older than this are flushed.
 pub const FLUSH_AGE: Duration = Duration::from_secs(5 * 60);
 
 fn master_state(remote: &dyn RemoteStore) -> Result<State> {
-    match remote.read_master(None)? {
-        MasterRead::Changed(state, _) => Ok(state),
-        MasterRead::Unchanged => unreachable!("no version was given"),
-    }
+    Ok(remote.master()?.0)
 }
 
 fn time_text(t: Option<SystemTime>) -> String {

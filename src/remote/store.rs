@@ -66,6 +66,15 @@ pub trait RemoteStore {
     /// Writes the master if it is still at `expected`; `Ok(false)` if
     /// someone else wrote it first.
     fn write_master(&self, state: &State, expected: &Version) -> Result<bool>;
+    /// The master state and its version (a missing master is empty).
+    fn master(&self) -> Result<(State, Version)> {
+        match self.read_master(None)? {
+            MasterRead::Changed(state, version) => Ok((state, version)),
+            MasterRead::Unchanged => {
+                unreachable!("a read without a known version returns the state")
+            }
+        }
+    }
     fn write_slave(&self, label: &str, report: &SlaveReport) -> Result<()>;
     fn slaves(&self) -> Result<Vec<SlaveEntry>>;
     fn delete_slave(&self, label: &str) -> Result<()>;
