@@ -42,6 +42,18 @@ fn time(mut cmd: Command) -> Duration {
     t.elapsed()
 }
 
+/// The median of `runs` timings of `cmd`, each into an empty `out`.
+fn median_fresh(runs: usize, out: &std::path::Path, mut cmd: impl FnMut() -> Command) -> Duration {
+    median(
+        (0..runs)
+            .map(|_| {
+                let _ = std::fs::remove_dir_all(out);
+                time(cmd())
+            })
+            .collect(),
+    )
+}
+
 fn sh(script: &str) -> Command {
     let mut c = Command::new("sh");
     c.arg("-c").arg(script);
@@ -98,26 +110,16 @@ fn unpack(table: &mut Table, moto: &Moto) {
     env.c2(&["fetch-context"]).ok();
     let runs = 3;
     let out = env.path("out");
-    let c2_local = median(
-        (0..runs)
-            .map(|_| {
-                let _ = std::fs::remove_dir_all(&out);
-                time(env.c2(&["unpack", "big.zip", out.to_str().unwrap()]).cmd)
-            })
-            .collect(),
-    );
-    let unzip = median(
-        (0..runs)
-            .map(|_| {
-                let _ = std::fs::remove_dir_all(&out);
-                time(sh(&format!(
-                    "mkdir -p {0} && unzip -q {1} -d {0}",
-                    out.display(),
-                    zip.display()
-                )))
-            })
-            .collect(),
-    );
+    let c2_local = median_fresh(runs, &out, || {
+        env.c2(&["unpack", "big.zip", out.to_str().unwrap()]).cmd
+    });
+    let unzip = median_fresh(runs, &out, || {
+        sh(&format!(
+            "mkdir -p {0} && unzip -q {1} -d {0}",
+            out.display(),
+            zip.display()
+        ))
+    });
     table.row(
         &format!("unpack {zip_mb:.0} MB zip, 5,010 files, local store"),
         ms(c2_local),
@@ -130,31 +132,21 @@ fn unpack(table: &mut Table, moto: &Moto) {
     let bucket = Moto::unique_bucket("bench");
     env.use_s3(moto, &bucket, "rel");
     moto.put(&bucket, "rel/big.zip", &std::fs::read(&zip).unwrap());
-    let c2_s3 = median(
-        (0..runs)
-            .map(|_| {
-                let _ = std::fs::remove_dir_all(&out);
-                time(env.c2(&["unpack", "big.zip", out.to_str().unwrap()]).cmd)
-            })
-            .collect(),
-    );
-    let aws = median(
-        (0..runs)
-            .map(|_| {
-                let _ = std::fs::remove_dir_all(&out);
-                let mut c = sh(&format!(
+    let c2_s3 = median_fresh(runs, &out, || {
+        env.c2(&["unpack", "big.zip", out.to_str().unwrap()]).cmd
+    });
+    let aws = median_fresh(runs, &out, || {
+        let mut c = sh(&format!(
                     "mkdir -p {0} && aws --endpoint-url {1} s3 cp --quiet s3://{2}/rel/big.zip {0}/big.zip && unzip -q {0}/big.zip -d {0}",
                     out.display(),
                     moto.endpoint,
                     bucket
                 ));
-                for (k, v) in moto.client_env() {
-                    c.env(k, v);
-                }
-                time(c)
-            })
-            .collect(),
-    );
+        for (k, v) in moto.client_env() {
+            c.env(k, v);
+        }
+        c
+    });
     table.row(
         &format!("unpack {zip_mb:.0} MB zip, 5,010 files, S3 store (moto)"),
         ms(c2_s3),
