@@ -14,6 +14,7 @@
 
 pub mod aws;
 pub mod cli;
+pub mod commands;
 pub mod completion;
 pub mod config;
 pub mod context;

@@ -5,7 +5,7 @@ use clap::Parser;
 
 fn main() {
     let cli = camus2::cli::Cli::parse();
-    if let Err(e) = camus2::cli::run(cli) {
+    if let Err(e) = camus2::commands::run(cli) {
         // `{:#}` joins the context chain on one line: what failed, then why.
         eprintln!("c2: error: {e:#}");
         std::process::exit(1);
