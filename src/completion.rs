@@ -6,35 +6,25 @@
 
 use anyhow::Result;
 
-use crate::config::{DeployMode, ToolConfig};
-use crate::proxy::state::{self, State};
-use crate::remote::store as remote_store;
-use crate::{noproxy, store};
+use crate::store::ReleaseStore;
+use crate::target::Target;
 
 /// The names of one kind, one per line; empty when they cannot be had.
-pub fn names(config: &ToolConfig, kind: &str) -> Result<Vec<String>> {
+pub(crate) fn names(
+    target: &dyn Target,
+    store: &dyn ReleaseStore,
+    kind: &str,
+) -> Result<Vec<String>> {
     Ok(match kind {
-        "releases" => store::open(&config.releases)?.list()?,
-        "endpoints" => config
-            .proxy_mode()
-            .map(|p| p.end_points.keys().cloned().collect())
-            .unwrap_or_default(),
-        "deploys" => match &config.deploy_mode {
-            DeployMode::Noproxy => noproxy::current_label(config)?.into_iter().collect(),
-            DeployMode::Proxy(p) => {
-                let state = match p.remote_state_s3.as_option() {
-                    Some(location) => remote_store::open(location)?.master()?.0,
-                    None => State::read(&state::state_path(&config.deploys_dir))?,
-                };
-                state.deploys.into_keys().collect()
-            }
-        },
+        "releases" => store.list()?,
+        "endpoints" => target.endpoints(),
+        "deploys" => target.deploy_labels()?,
         _ => Vec::new(),
     })
 }
 
 /// The bash completion script.
-pub fn bash_script(commands: &[String]) -> String {
+pub(crate) fn bash_script(commands: &[String]) -> String {
     format!(
         r#"# bash completion for c2: eval "$(c2 completions bash)"
 _c2_names() {{

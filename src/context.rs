@@ -9,11 +9,12 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 use serde_json::{Map, Value};
 
-use crate::aws::s3::{self, S3Url};
+use crate::aws::s3;
 use crate::aws::secrets;
 use crate::config::{JsonSource, ToolConfig};
 use crate::fsutil;
 use crate::log;
+use crate::names::ContextName;
 
 /// How often `fetch-context --retry` checks for a missing source.
 const RETRY_INTERVAL: Duration = Duration::from_secs(10);
@@ -21,7 +22,7 @@ const RETRY_INTERVAL: Duration = Duration::from_secs(10);
 /// Context cache files hold secrets: only their owner may read them.
 const CACHE_FILE_MODE: u32 = 0o600;
 
-fn cache_path(config: &ToolConfig, name: &str) -> PathBuf {
+fn cache_path(config: &ToolConfig, name: &ContextName) -> PathBuf {
     config.context_cache.join(format!("{name}.json"))
 }
 
@@ -35,7 +36,6 @@ pub fn fetch(config: &ToolConfig, retry: bool) -> Result<()> {
         )
     })?;
     for (name, source) in &config.config_sources {
-        check_source_name(name)?;
         if retry {
             while !source_exists(source)? {
                 log::info(&format!("Waiting for {source}"));
@@ -54,18 +54,10 @@ pub fn fetch(config: &ToolConfig, retry: bool) -> Result<()> {
     Ok(())
 }
 
-/// A context name becomes a file name: keep it to one path component.
-fn check_source_name(name: &str) -> Result<()> {
-    if name.is_empty() || name.contains('/') || name == "." || name == ".." {
-        bail!("configSources: invalid context name '{name}' (it names a file in contextCache)");
-    }
-    Ok(())
-}
-
 fn source_exists(source: &JsonSource) -> Result<bool> {
     match source {
         JsonSource::File(path) => Ok(path.exists()),
-        JsonSource::S3(url) => s3::exists(&S3Url::parse(url)?),
+        JsonSource::S3(url) => s3::exists(url),
         JsonSource::AwsSecretArn(arn) => Ok(secrets::secret_string(arn)?.is_some()),
     }
 }
@@ -74,9 +66,7 @@ fn read_source(source: &JsonSource) -> Result<Vec<u8>> {
     match source {
         JsonSource::File(path) => std::fs::read(path)
             .with_context(|| format!("cannot read context source {}", path.display())),
-        JsonSource::S3(url) => {
-            s3::get_bytes(&S3Url::parse(url)?)?.with_context(|| format!("{url} does not exist"))
-        }
+        JsonSource::S3(url) => s3::get_bytes(url)?.with_context(|| format!("{url} does not exist")),
         // The value itself never reaches a log or an error message.
         JsonSource::AwsSecretArn(arn) => secrets::secret_string(arn)?
             .map(String::into_bytes)
@@ -95,7 +85,7 @@ pub fn infrastructure(config: &ToolConfig) -> Result<BTreeMap<String, Value>> {
                 path.display()
             );
         }
-        ctx.insert(name.clone(), fsutil::read_json(&path)?);
+        ctx.insert(name.to_string(), fsutil::read_json(&path)?);
     }
     Ok(ctx)
 }
@@ -105,14 +95,14 @@ pub fn infrastructure(config: &ToolConfig) -> Result<BTreeMap<String, Value>> {
 pub fn for_release(
     infra: &BTreeMap<String, Value>,
     release_dir: &Path,
-    release_sources: &BTreeMap<String, PathBuf>,
+    release_sources: &BTreeMap<ContextName, PathBuf>,
     ports: Option<&Ports>,
 ) -> Result<Value> {
     let mut ctx = Map::new();
     for (name, rel_path) in release_sources {
-        let path = crate::release::inside(release_dir, rel_path)
+        let path = fsutil::inside(release_dir, rel_path)
             .with_context(|| format!("release.json configSources.{name}"))?;
-        ctx.insert(name.clone(), fsutil::read_json(&path)?);
+        ctx.insert(name.to_string(), fsutil::read_json(&path)?);
     }
     for (name, value) in infra {
         ctx.insert(name.clone(), value.clone());
@@ -123,26 +113,33 @@ pub fn for_release(
     Ok(Value::Object(ctx))
 }
 
-/// The `ports` context of a proxy-mode deploy (SPEC §3).
+/// The `ports` context of a proxy-mode deploy (SPEC §3). An extra port
+/// past 65535 (a very wide dynamicPortRange) is left out, so a template
+/// that uses it gets a missing-name warning rather than a bogus number.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 pub struct Ports {
-    pub http: u32,
-    pub extra1: u32,
-    pub extra2: u32,
-    pub extra3: u32,
-    pub extra4: u32,
+    pub http: u16,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub extra1: Option<u16>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub extra2: Option<u16>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub extra3: Option<u16>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub extra4: Option<u16>,
 }
 
 impl Ports {
     /// `port` is the deploy's port; the extras sit one range width apart.
-    pub fn new(port: u32, range: (u32, u32)) -> Ports {
-        let width = range.1.saturating_sub(range.0);
+    pub fn new(port: u16, range: (u16, u16)) -> Ports {
+        let width = u32::from(range.1.saturating_sub(range.0));
+        let extra = |n: u32| u16::try_from(u32::from(port) + n * width).ok();
         Ports {
             http: port,
-            extra1: port + width,
-            extra2: port + 2 * width,
-            extra3: port + 3 * width,
-            extra4: port + 4 * width,
+            extra1: extra(1),
+            extra2: extra(2),
+            extra3: extra(3),
+            extra4: extra(4),
         }
     }
 }
@@ -156,7 +153,15 @@ mod tests {
         let p = Ports::new(8003, (8000, 8100));
         assert_eq!(
             (p.http, p.extra1, p.extra2, p.extra3, p.extra4),
-            (8003, 8103, 8203, 8303, 8403)
+            (8003, Some(8103), Some(8203), Some(8303), Some(8403))
         );
+    }
+
+    #[test]
+    fn extra_ports_past_65535_are_left_out() {
+        let p = Ports::new(30000, (20000, 40000));
+        assert_eq!((p.extra1, p.extra2), (Some(50000), None));
+        let json = serde_json::to_value(p).unwrap();
+        assert_eq!(json, serde_json::json!({"http": 30000, "extra1": 50000}));
     }
 }

@@ -2,9 +2,9 @@
 
 use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
-use std::path::Path;
+use std::path::{Component, Path, PathBuf};
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 
 /// Writes `data` to `path` atomically: a temporary file in the same
 /// directory, given `mode`, fsynced, then renamed over `path`. A crash
@@ -32,6 +32,33 @@ pub fn write_atomic(path: &Path, data: &[u8], mode: u32) -> Result<()> {
         let _ = d.sync_all();
     }
     Ok(())
+}
+
+/// `root/rel`, refusing a `rel` that is absolute or climbs out with `..`,
+/// and (when it exists) one that symlinks out of `root`: for paths a
+/// release names inside itself.
+pub fn inside(root: &Path, rel: &Path) -> Result<PathBuf> {
+    let escapes = rel
+        .components()
+        .any(|c| !matches!(c, Component::Normal(_) | Component::CurDir));
+    if escapes || rel.as_os_str().is_empty() {
+        bail!(
+            "path '{}' must be relative and stay inside {}",
+            rel.display(),
+            root.display()
+        );
+    }
+    let path = root.join(rel);
+    if let (Ok(real), Ok(real_root)) = (path.canonicalize(), root.canonicalize()) {
+        if !real.starts_with(&real_root) {
+            bail!(
+                "path '{}' leads outside {} through a symlink",
+                rel.display(),
+                root.display()
+            );
+        }
+    }
+    Ok(path)
 }
 
 /// Reads and parses a JSON file, naming the file in any error.
@@ -73,4 +100,18 @@ pub fn lock(path: &Path) -> Result<Lock> {
         }
     }
     Ok(Lock { _file: file })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn inside_refuses_escapes() {
+        let root = Path::new("/tmp/x");
+        assert!(inside(root, Path::new("a/b.tpl")).is_ok());
+        assert!(inside(root, Path::new("../b.tpl")).is_err());
+        assert!(inside(root, Path::new("/etc/passwd")).is_err());
+        assert!(inside(root, Path::new("a/../../b")).is_err());
+    }
 }

@@ -1,30 +1,38 @@
 //! c2: deploys software releases onto servers; a rewrite of Camus2.
 //!
-//! The layout follows the domain (see SPEC.md):
-//! - [`cli`]: the command tree and dispatch;
-//! - [`config`]: the config schema, finding and parsing it;
-//! - [`store`]: release stores (local directory, S3);
-//! - [`release`]: fetch, unzip, `release.json`, templates;
-//! - [`context`]: template context (cache, sources, ports);
-//! - [`noproxy`]: one live release behind a `current` symlink;
-//! - [`proxy`]: many deploys behind nginx (state, planner, executor, drivers);
-//! - [`remote`]: master state and slaves over S3 or a shared directory;
-//! - [`aws`]: shared AWS SDK config and S3 access;
-//! - [`log`], [`shell`], [`fsutil`]: logging, commands, safe file writes.
+//! The layout follows the domain:
+//! - [`cli`]: every command, argument and help text; [`commands`] runs them;
+//! - `config`: the config schema, finding and parsing it;
+//! - `names`, `layout`: names checked once at the edge; paths under deploysDir;
+//! - `target`: one deploy target per mode (noproxy, local proxy, remote);
+//! - `deploy`: the life of one deploy directory, shared by every mode;
+//! - `store`: release stores (local directory, S3);
+//! - `release`: fetch, unzip, `release.json`, templates;
+//! - `context`: template context (cache, sources, ports);
+//! - `noproxy`: one live release behind a `current` symlink;
+//! - `proxy`: many deploys behind nginx (state, planner, executor, drivers);
+//! - `remote`: master state and slaves over S3 or a shared directory;
+//! - `aws`: shared AWS SDK config, S3, Secrets Manager, ECR, Route53;
+//! - `log`, `shell`, `fsutil`, `signals`: logging, commands, safe file
+//!   writes, graceful stop.
 
-pub mod aws;
+mod aws;
 pub mod cli;
 pub mod commands;
-pub mod completion;
-pub mod config;
-pub mod context;
-pub mod fsutil;
-pub mod letsencrypt;
-pub mod log;
-pub mod noproxy;
-pub mod proxy;
+mod completion;
+mod config;
+mod context;
+mod deploy;
+mod fsutil;
+mod layout;
+mod letsencrypt;
+mod log;
+mod names;
+mod noproxy;
+mod proxy;
 pub mod release;
-pub mod remote;
-pub mod shell;
-pub mod signals;
-pub mod store;
+mod remote;
+mod shell;
+mod signals;
+mod store;
+mod target;

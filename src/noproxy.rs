@@ -5,119 +5,150 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 
 use crate::config::ToolConfig;
-use crate::release;
-use crate::shell;
+use crate::deploy::{self, Deployer, DirState};
+use crate::layout::Layout;
+use crate::log;
+use crate::names::{DeployLabel, ReleaseName};
 use crate::store::ReleaseStore;
-use crate::{context, log};
+use crate::target::Target;
 
-const CURRENT: &str = "current";
-
-fn current_link(config: &ToolConfig) -> PathBuf {
-    config.deploys_dir.join(CURRENT)
+/// Noproxy mode's deploy target.
+pub(crate) struct Noproxy<'a> {
+    deployer: Deployer<'a>,
+    layout: Layout,
 }
 
-/// The directory `current` points at, if any.
-pub fn current(config: &ToolConfig) -> Result<Option<PathBuf>> {
-    let link = current_link(config);
-    match std::fs::read_link(&link) {
-        Ok(target) => Ok(Some(if target.is_absolute() {
-            target
-        } else {
-            config.deploys_dir.join(target)
-        })),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(e).with_context(|| format!("cannot read {}", link.display())),
+impl<'a> Noproxy<'a> {
+    pub(crate) fn new(config: &'a ToolConfig, store: &'a dyn ReleaseStore) -> Noproxy<'a> {
+        Noproxy {
+            deployer: Deployer { config, store },
+            layout: config.layout(),
+        }
+    }
+
+    /// The directory `current` points at, if any.
+    fn current(&self) -> Result<Option<PathBuf>> {
+        let link = self.layout.current_link();
+        match std::fs::read_link(&link) {
+            Ok(target) => Ok(Some(self.layout.root().join(target))),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e).with_context(|| format!("cannot read {}", link.display())),
+        }
+    }
+
+    /// The deploy label `current` points at.
+    fn current_label(&self) -> Result<Option<String>> {
+        Ok(self.current()?.map(|dir| file_name(&dir)))
+    }
+
+    /// Points `current` at `label` atomically: a new symlink renamed over
+    /// the old one, so there is never a moment without `current`.
+    fn switch_current(&self, label: &DeployLabel) -> Result<()> {
+        let link = self.layout.current_link();
+        let tmp = self
+            .layout
+            .root()
+            .join(format!(".current.tmp-{}", std::process::id()));
+        let _ = std::fs::remove_file(&tmp);
+        std::os::unix::fs::symlink(label.as_str(), &tmp)
+            .with_context(|| format!("cannot create symlink {}", tmp.display()))?;
+        std::fs::rename(&tmp, &link).with_context(|| format!("cannot update {}", link.display()))
     }
 }
 
-/// The deploy label `current` points at, for `status`.
-pub fn current_label(config: &ToolConfig) -> Result<Option<String>> {
-    Ok(current(config)?.map(|dir| file_name(&dir)))
+impl Target for Noproxy<'_> {
+    /// Prepares the new release beside the live one, and only then stops
+    /// the live one, switches `current` and starts the new one. Until the
+    /// switch, a failure leaves the live release alone.
+    fn start(&self, release: &ReleaseName, label: Option<DeployLabel>) -> Result<()> {
+        let label = match label {
+            Some(l) => l,
+            None => release.default_label()?,
+        };
+        let _lock = self.layout.lock()?;
+        let store = self.deployer.store;
+        log::scope(&format!("Selecting active release {release}"), || {
+            if !store.exists(release)? {
+                bail!(
+                    "Release {release} does not exist in release store at {}",
+                    store.describe()
+                );
+            }
+            let dir = self.layout.deploy_dir(&label);
+            let previous = self.current()?;
+            let state = match &previous {
+                Some(p) if same_dir(p, &dir) => DirState::Live,
+                _ => DirState::Fresh,
+            };
+            let prepared = self.deployer.prepare(release, &dir, None, state)?;
+            if let Some(prev) = &previous {
+                log::scope("Stopping existing release", || stop_dir(prev))?;
+            }
+            log::scope("Symlinking new release", || self.switch_current(&label))?;
+            log::scope("Starting new release", || prepared.start())
+        })
+    }
+
+    /// Stops the current release, whatever `deploy` names: the old tool
+    /// ignored it and operators' scripts rely on that. [better] A name that
+    /// is not the current release gets a warning.
+    fn stop(&self, deploy: &str) -> Result<()> {
+        let _lock = self.layout.lock()?;
+        let Some(dir) = self.current()? else {
+            log::info("No current release: nothing to stop");
+            return Ok(());
+        };
+        let current = file_name(&dir);
+        let its_label = ReleaseName::parse(deploy)
+            .and_then(|r| r.default_label())
+            .is_ok_and(|l| l.as_str() == current);
+        if deploy != current && !its_label {
+            log::warn(&format!(
+                "stop: '{deploy}' is not the current release (current is {current}); stopping {current}"
+            ));
+        }
+        log::scope(&format!("Stopping release {current}"), || {
+            stop_dir(&dir)?;
+            let link = self.layout.current_link();
+            std::fs::remove_file(&link).with_context(|| format!("cannot remove {}", link.display()))
+        })
+    }
+
+    fn connect(&self, _endpoint: &str, _deploy: &str) -> Result<()> {
+        bail!("connect needs proxy mode (deployMode is noproxy in the config)")
+    }
+
+    fn disconnect(&self, _endpoint: &str) -> Result<()> {
+        bail!("disconnect needs proxy mode (deployMode is noproxy in the config)")
+    }
+
+    /// [better] noproxy mode shows the current release instead of failing.
+    fn status(&self, _show_slaves: bool, json_output: bool) -> Result<()> {
+        let current = self.current_label()?;
+        if json_output {
+            println!("{}", serde_json::json!({ "current": current }));
+        } else {
+            println!(
+                "Current release: {}",
+                current.as_deref().unwrap_or("(none)")
+            );
+        }
+        Ok(())
+    }
+
+    fn deploy_labels(&self) -> Result<Vec<String>> {
+        Ok(self.current_label()?.into_iter().collect())
+    }
+
+    fn endpoints(&self) -> Vec<String> {
+        Vec::new()
+    }
 }
 
 fn file_name(dir: &Path) -> String {
     dir.file_name()
         .map(|n| n.to_string_lossy().to_string())
         .unwrap_or_default()
-}
-
-/// `start <release> [label]`.
-pub fn start(
-    config: &ToolConfig,
-    store: &dyn ReleaseStore,
-    release: &str,
-    label: Option<&str>,
-) -> Result<()> {
-    let label = label
-        .map(str::to_string)
-        .unwrap_or_else(|| release::default_label(release));
-    check_label(&label)?;
-    log::scope(&format!("Selecting active release {release}"), || {
-        if !store.exists(release)? {
-            bail!(
-                "Release {release} does not exist in release store at {}",
-                store.describe()
-            );
-        }
-        context::fetch(config, false)?;
-        let infra = context::infrastructure(config)?;
-        let dir = config.deploys_dir.join(&label);
-        let previous = current(config)?;
-        let redeploy = previous.as_deref().is_some_and(|p| same_dir(p, &dir));
-        if !redeploy && dir.exists() {
-            release::remove_leftover(&dir, release)?;
-        }
-        // Until the switch, a failure must leave the live release alone, and
-        // not leave a half-prepared directory behind.
-        let prepared = release::unpack(store, release, &dir, &infra, None).and_then(|rc| {
-            log::scope("Running prestart script", || {
-                shell::run(
-                    &format!("prestartCommand of {release}"),
-                    &rc.prestart_command,
-                    &dir,
-                )
-            })?;
-            Ok(rc)
-        });
-        let new_release = match prepared {
-            Ok(rc) => rc,
-            Err(e) => {
-                if !redeploy {
-                    let _ = std::fs::remove_dir_all(&dir);
-                }
-                return Err(e);
-            }
-        };
-        if let Some(prev) = &previous {
-            log::scope("Stopping existing release", || stop_dir(prev))?;
-        }
-        log::scope("Symlinking new release", || switch_current(config, &label))?;
-        log::scope("Starting new release", || {
-            shell::run(
-                &format!("startCommand of {release}"),
-                &new_release.start_command,
-                &dir,
-            )
-        })
-    })
-}
-
-/// `stop <deploy>`: stops the current release. [better] Refuses to act when
-/// `deploy` names something other than the current release.
-pub fn stop(config: &ToolConfig, deploy: &str) -> Result<()> {
-    let Some(dir) = current(config)? else {
-        log::info("No current release: nothing to stop");
-        return Ok(());
-    };
-    let current_label = file_name(&dir);
-    if deploy != current_label && release::default_label(deploy) != current_label {
-        bail!("'{deploy}' is not the current release (current is {current_label})");
-    }
-    log::scope(&format!("Stopping release {current_label}"), || {
-        stop_dir(&dir)?;
-        let link = current_link(config);
-        std::fs::remove_file(&link).with_context(|| format!("cannot remove {}", link.display()))
-    })
 }
 
 fn stop_dir(dir: &Path) -> Result<()> {
@@ -129,20 +160,7 @@ fn stop_dir(dir: &Path) -> Result<()> {
         ));
         return Ok(());
     }
-    release::run_stop(dir, &file_name(dir))
-}
-
-/// Points `current` at `label` atomically: a new symlink renamed over the
-/// old one, so there is never a moment without `current`.
-fn switch_current(config: &ToolConfig, label: &str) -> Result<()> {
-    let link = current_link(config);
-    let tmp = config
-        .deploys_dir
-        .join(format!(".{CURRENT}.tmp-{}", std::process::id()));
-    let _ = std::fs::remove_file(&tmp);
-    std::os::unix::fs::symlink(label, &tmp)
-        .with_context(|| format!("cannot create symlink {}", tmp.display()))?;
-    std::fs::rename(&tmp, &link).with_context(|| format!("cannot update {}", link.display()))
+    deploy::stop(dir, &file_name(dir))
 }
 
 fn same_dir(a: &Path, b: &Path) -> bool {
@@ -150,17 +168,4 @@ fn same_dir(a: &Path, b: &Path) -> bool {
         (Ok(a), Ok(b)) => a == b,
         _ => a == b,
     }
-}
-
-/// A label becomes a directory name in deploysDir.
-pub fn check_label(label: &str) -> Result<()> {
-    if label.is_empty()
-        || label.contains('/')
-        || label.starts_with('.')
-        || label == CURRENT
-        || label == "frontend-proxy"
-    {
-        bail!("invalid deploy label '{label}'");
-    }
-    Ok(())
 }

@@ -118,13 +118,36 @@ fn an_explicit_deploy_label_names_the_directory() {
 }
 
 #[test]
-fn stop_refuses_a_release_that_is_not_current() {
+fn stop_of_another_name_warns_and_stops_the_current_release_as_the_old_tool_did() {
+    // Camus2's own test suite runs `stop release.zip` after starting
+    // another name: the argument is accepted whatever it is.
     let env = env_with_context();
     publish_app(&env, "app-1.zip", "hi");
     env.c2(&["start", "app-1.zip"]).ok();
-    env.c2(&["stop", "other"])
-        .fails_with("'other' is not the current release (current is app-1)");
-    assert_eq!(env.current().as_deref(), Some("app-1"));
+    let out = env.c2(&["stop", "release.zip"]).ok();
+    assert!(
+        out.stderr.contains(
+            "stop: 'release.zip' is not the current release (current is app-1); stopping app-1"
+        ),
+        "{out}"
+    );
+    assert_eq!(env.current(), None);
+    assert_eq!(
+        env.events().last().map(String::as_str),
+        Some("stop app-1 app-1")
+    );
+}
+
+#[test]
+fn stop_of_the_current_release_or_its_zip_stops_it_without_a_warning() {
+    let env = env_with_context();
+    publish_app(&env, "app-1.zip", "hi");
+    for name in ["app-1", "app-1.zip"] {
+        env.c2(&["start", "app-1.zip"]).ok();
+        let out = env.c2(&["stop", name]).ok();
+        assert!(!out.stderr.contains("warning"), "{out}");
+        assert_eq!(env.current(), None);
+    }
 }
 
 #[test]

@@ -311,6 +311,71 @@ fn slave_flush_removes_reports_older_than_five_minutes() {
 }
 
 #[test]
+fn a_slave_run_once_writes_its_report_only_when_it_changed_or_is_a_minute_old() {
+    for backend in backends() {
+        let master = master_on(&backend);
+        publish_http(&master, &backend, "blue.zip");
+        let slave = master.slave("web1");
+        // How many times the report has been written so far.
+        let writes = || -> usize {
+            match &backend {
+                Backend::Dir => {
+                    // Every write replaces the file: count distinct inodes.
+                    use std::os::unix::fs::MetadataExt;
+                    let path = master.path("shared/slaves/web1/state.json");
+                    std::fs::metadata(path)
+                        .map(|m| m.ino() as usize)
+                        .unwrap_or(0)
+                }
+                Backend::S3(moto) => {
+                    let url = master.config()["releases"]["s3"].as_str().unwrap();
+                    let bucket = url
+                        .strip_prefix("s3://")
+                        .unwrap()
+                        .split('/')
+                        .next()
+                        .unwrap();
+                    let log = std::env::temp_dir().join(format!("c2-moto-{}.log", moto.port));
+                    let key = format!("PUT /{bucket}/camus2/slaves/web1/state.json");
+                    moto_requests(&log, 0)
+                        .iter()
+                        .filter(|r| r.starts_with(&key))
+                        .count()
+                }
+            }
+        };
+        slave.c2(&["slave-update"]).ok();
+        let first = writes();
+        slave.c2(&["slave-update"]).ok();
+        assert_eq!(
+            writes(),
+            first,
+            "an unchanged, fresh report was written again"
+        );
+
+        master.c2(&["start", "blue.zip"]).ok();
+        slave.c2(&["slave-update"]).ok();
+        let second = writes();
+        assert_ne!(second, first, "a changed report was not written");
+        assert_eq!(master.slave_report("web1").unwrap()["inSync"], json!(true));
+
+        if let Backend::Dir = backend {
+            // A report a minute old is written again: the heartbeat that
+            // keeps the slave from being flushed.
+            let report = master.path("shared/slaves/web1/state.json");
+            std::fs::File::options()
+                .write(true)
+                .open(&report)
+                .unwrap()
+                .set_modified(std::time::SystemTime::now() - Duration::from_secs(61))
+                .unwrap();
+            slave.c2(&["slave-update"]).ok();
+            assert_ne!(writes(), second, "a minute-old report was not refreshed");
+        }
+    }
+}
+
+#[test]
 fn slave_commands_need_remote_state() {
     let mut env = Env::new();
     env.proxy(&[("main", "main.example")]);

@@ -14,7 +14,8 @@ use super::{block_on, describe_error, sdk_config};
 pub const S3_ENDPOINT_ENV: &str = "S3_ENDPOINT";
 
 /// `s3://bucket/key`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(try_from = "String", into = "String")]
 pub struct S3Url {
     pub bucket: String,
     pub key: String,
@@ -46,6 +47,19 @@ impl S3Url {
             bucket: self.bucket.clone(),
             key,
         }
+    }
+}
+
+impl TryFrom<String> for S3Url {
+    type Error = anyhow::Error;
+    fn try_from(s: String) -> Result<S3Url> {
+        S3Url::parse(&s)
+    }
+}
+
+impl From<S3Url> for String {
+    fn from(u: S3Url) -> String {
+        u.to_string()
     }
 }
 
@@ -180,6 +194,7 @@ pub enum Fetched {
     Found {
         bytes: Vec<u8>,
         etag: String,
+        last_modified: Option<SystemTime>,
     },
 }
 
@@ -228,6 +243,9 @@ async fn fetch(client: &Client, url: &S3Url, known: Option<&str>) -> Result<Fetc
     match req.send().await {
         Ok(out) => {
             let etag = out.e_tag().unwrap_or_default().to_string();
+            let last_modified = out
+                .last_modified()
+                .and_then(|t| SystemTime::try_from(*t).ok());
             let data = out
                 .body
                 .collect()
@@ -236,6 +254,7 @@ async fn fetch(client: &Client, url: &S3Url, known: Option<&str>) -> Result<Fetc
             Ok(Fetched::Found {
                 bytes: data.into_bytes().to_vec(),
                 etag,
+                last_modified,
             })
         }
         Err(e) if status_of(&e) == Some(304) => Ok(Fetched::NotModified),

@@ -3,7 +3,7 @@
 mod load;
 mod schema;
 
-pub use load::{beside_executable, locate, parse_text, parse_value, ConfigLocation};
+pub use load::{beside_executable, locate, parse_value};
 pub use schema::*;
 
 use std::path::Path;
@@ -22,6 +22,11 @@ impl ToolConfig {
         let defaults = beside_executable("camus2", &["json", "yaml"]);
         let location = locate(explicit, CONFIG_ENV, &defaults)?;
         load::load(&location)
+    }
+
+    /// What lives where under deploysDir.
+    pub(crate) fn layout(&self) -> crate::layout::Layout {
+        crate::layout::Layout::new(&self.deploys_dir)
     }
 
     pub fn proxy_mode(&self) -> Option<&ProxyModeConfig> {

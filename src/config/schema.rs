@@ -2,29 +2,47 @@
 //!
 //! ADL's JSON encoding maps onto serde's defaults: a union is serde's
 //! externally tagged enum (`"noproxy"` or `{"proxy": {...}}`), `Maybe<T>` is
-//! [`Maybe`], `Pair<A,B>` is [`Pair`]. Maps are `BTreeMap` because the spec
-//! orders endpoints "in label order".
+//! an `Option` read and written through [`maybe`], `Pair<A,B>` is [`Pair`].
+//! Maps are `BTreeMap` because endpoints are ordered by label.
+//!
+//! Values are typed as they are read: S3 URLs, the remote-state location,
+//! context and slave names, ports. A bad value fails the load with its path.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
+use anyhow::bail;
 use serde::{Deserialize, Serialize};
 
-/// ADL's `Maybe<T>`: `"nothing"` or `{"just": value}`.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub enum Maybe<T> {
-    #[default]
-    Nothing,
-    Just(T),
-}
+use crate::aws::s3::S3Url;
+use crate::names::ContextName;
 
-impl<T> Maybe<T> {
-    pub fn as_option(&self) -> Option<&T> {
-        match self {
-            Maybe::Nothing => None,
-            Maybe::Just(v) => Some(v),
+/// ADL's `Maybe<T>` on the wire (`"nothing"` or `{"just": value}`), an
+/// `Option<T>` in c2: `#[serde(default, with = "maybe")]`.
+pub(crate) mod maybe {
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    #[derive(Serialize, Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    enum Maybe<T> {
+        Nothing,
+        Just(T),
+    }
+
+    pub fn serialize<S: Serializer, T: Serialize>(v: &Option<T>, s: S) -> Result<S::Ok, S::Error> {
+        match v {
+            None => Maybe::<&T>::Nothing.serialize(s),
+            Some(x) => Maybe::Just(x).serialize(s),
         }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
+        d: D,
+    ) -> Result<Option<T>, D::Error> {
+        Ok(match Maybe::deserialize(d)? {
+            Maybe::Nothing => None,
+            Maybe::Just(x) => Some(x),
+        })
     }
 }
 
@@ -54,24 +72,24 @@ pub struct ToolConfig {
     pub auto_cert_contact_email: String,
     pub releases: BlobStoreLocation,
     #[serde(default)]
-    pub config_sources: BTreeMap<String, JsonSource>,
+    pub config_sources: BTreeMap<ContextName, JsonSource>,
     #[serde(default)]
     pub deploy_mode: DeployMode,
-    #[serde(default = "defaults::health_check")]
-    pub health_check: Maybe<HealthCheckConfig>,
+    #[serde(default = "defaults::health_check", with = "maybe")]
+    pub health_check: Option<HealthCheckConfig>,
     #[serde(default = "defaults::nginx_docker_image")]
     pub nginx_docker_image: String,
     #[serde(default = "defaults::nginx_docker_version")]
     pub nginx_docker_version: String,
     /// [new] §9: `nothing` = detect `docker compose`, else `docker-compose`.
-    #[serde(default)]
-    pub compose_command: Maybe<String>,
+    #[serde(default, with = "maybe")]
+    pub compose_command: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub enum BlobStoreLocation {
-    S3(String),
+    S3(S3Url),
     Localdir(PathBuf),
 }
 
@@ -79,7 +97,7 @@ pub enum BlobStoreLocation {
 #[serde(rename_all = "camelCase")]
 pub enum JsonSource {
     File(PathBuf),
-    S3(String),
+    S3(S3Url),
     AwsSecretArn(String),
 }
 
@@ -106,23 +124,61 @@ pub enum DeployMode {
 pub struct ProxyModeConfig {
     pub end_points: BTreeMap<String, EndPoint>,
     /// An `s3://bucket/base` URL, or [new] §9 an absolute local directory.
-    #[serde(default)]
-    pub remote_state_s3: Maybe<String>,
+    #[serde(default, with = "maybe")]
+    pub remote_state_s3: Option<RemoteLocation>,
     #[serde(default = "defaults::dynamic_port_range")]
-    pub dynamic_port_range: Pair<u32, u32>,
+    pub dynamic_port_range: Pair<u16, u16>,
     #[serde(default)]
     pub slave_label: SlaveLabel,
     #[serde(default = "defaults::slave_interface_name")]
     pub slave_interface_name: String,
-    #[serde(default)]
-    pub nginx_conf_template_path: Maybe<PathBuf>,
+    #[serde(default, with = "maybe")]
+    pub nginx_conf_template_path: Option<PathBuf>,
     /// [new] §9.
     #[serde(default)]
     pub frontend_proxy: FrontendProxy,
     #[serde(default = "defaults::http_port")]
-    pub http_port: u32,
+    pub http_port: u16,
     #[serde(default = "defaults::https_port")]
-    pub https_port: u32,
+    pub https_port: u16,
+}
+
+/// Where the remote state lives: an S3 prefix or [new] an absolute
+/// directory on a shared filesystem.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub enum RemoteLocation {
+    S3(S3Url),
+    Dir(PathBuf),
+}
+
+impl TryFrom<String> for RemoteLocation {
+    type Error = anyhow::Error;
+    fn try_from(s: String) -> anyhow::Result<RemoteLocation> {
+        if s.starts_with("s3://") {
+            return Ok(RemoteLocation::S3(S3Url::parse(&s)?));
+        }
+        let dir = PathBuf::from(&s);
+        if !dir.is_absolute() {
+            bail!("'{s}' must be an s3:// URL or an absolute directory");
+        }
+        Ok(RemoteLocation::Dir(dir))
+    }
+}
+
+impl From<RemoteLocation> for String {
+    fn from(l: RemoteLocation) -> String {
+        l.to_string()
+    }
+}
+
+impl std::fmt::Display for RemoteLocation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RemoteLocation::S3(url) => write!(f, "{url}"),
+            RemoteLocation::Dir(dir) => write!(f, "{}", dir.display()),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -130,7 +186,7 @@ pub struct ProxyModeConfig {
 pub enum SlaveLabel {
     #[default]
     Ec2InstanceId,
-    Label(String),
+    Label(crate::names::SlaveLabel),
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -181,8 +237,8 @@ pub struct SslCertPaths {
 pub struct HealthCheckConfig {
     pub incoming_path: String,
     pub outgoing_path: String,
-    #[serde(default)]
-    pub endpoint: Maybe<String>,
+    #[serde(default, with = "maybe")]
+    pub endpoint: Option<String>,
 }
 
 mod defaults {
@@ -206,11 +262,11 @@ mod defaults {
     pub fn auto_cert_name() -> String {
         "camus2cert".into()
     }
-    pub fn health_check() -> Maybe<HealthCheckConfig> {
-        Maybe::Just(HealthCheckConfig {
+    pub fn health_check() -> Option<HealthCheckConfig> {
+        Some(HealthCheckConfig {
             incoming_path: "/health-check".into(),
             outgoing_path: "/".into(),
-            endpoint: Maybe::Nothing,
+            endpoint: None,
         })
     }
     pub fn nginx_docker_image() -> String {
@@ -219,7 +275,7 @@ mod defaults {
     pub fn nginx_docker_version() -> String {
         "1.21.3".into()
     }
-    pub fn dynamic_port_range() -> Pair<u32, u32> {
+    pub fn dynamic_port_range() -> Pair<u16, u16> {
         Pair { v1: 8000, v2: 8100 }
     }
     pub fn slave_interface_name() -> String {
@@ -228,10 +284,10 @@ mod defaults {
     pub fn nginx_binary() -> String {
         "nginx".into()
     }
-    pub fn http_port() -> u32 {
+    pub fn http_port() -> u16 {
         80
     }
-    pub fn https_port() -> u32 {
+    pub fn https_port() -> u16 {
         443
     }
 }

@@ -2,17 +2,16 @@
 //! every endpoint with `httpsWithRedirect: generated`, by HTTP-01 through
 //! the frontend proxy's webroot.
 
-use std::path::Path;
-
 use anyhow::{bail, Context, Result};
 
-use crate::config::{EndPointType, FrontendProxy, ProxyModeConfig, SslCertMode, ToolConfig};
+use crate::config::{EndPointType, ProxyModeConfig, SslCertMode, ToolConfig};
+use crate::layout::Layout;
 use crate::{log, shell};
 
-use super::state;
+use super::frontend::Frontend;
 
 /// The server names that need the generated certificate, in label order.
-pub fn server_names(proxy: &ProxyModeConfig) -> Vec<String> {
+pub(crate) fn server_names(proxy: &ProxyModeConfig) -> Vec<String> {
     proxy
         .end_points
         .values()
@@ -26,81 +25,71 @@ pub fn server_names(proxy: &ProxyModeConfig) -> Vec<String> {
         .collect()
 }
 
-/// The certbot command: in docker exactly as the old tool ran it, or
-/// [new] the host's `certbot` in webroot mode for the host driver.
-pub fn certbot_command(
-    config: &ToolConfig,
-    proxy: &ProxyModeConfig,
-    names: &[String],
-) -> (String, Vec<String>) {
-    let prefix = &config.letsencrypt_prefix_dir;
-    let www = config.letsencrypt_www_dir.display().to_string();
-    let le = prefix.join("etc/letsencrypt").display().to_string();
-    let logs = prefix.join("var/log/letsencrypt").display().to_string();
-    let challenge = format!("{www}/.well-known/acme-challenge");
-    let s = |x: &str| x.to_string();
-    let common = |deploy_hook: Option<&str>| -> Vec<String> {
-        let mut args = vec![
-            s("certonly"),
-            s("--cert-name"),
-            config.auto_cert_name.clone(),
-            s("--preferred-challenge"),
-            s("http-01"),
-            s("--webroot"),
-            s("--webroot-path"),
-            www.clone(),
-            s("-m"),
-            config.auto_cert_contact_email.clone(),
-        ];
+/// Where certbot keeps its files and answers the HTTP-01 challenge.
+pub(crate) struct CertbotPaths {
+    pub www: String,
+    pub letsencrypt: String,
+    pub logs: String,
+    pub work: String,
+    pub challenge: String,
+}
+
+impl CertbotPaths {
+    pub(crate) fn new(config: &ToolConfig) -> CertbotPaths {
+        let prefix = &config.letsencrypt_prefix_dir;
+        let www = config.letsencrypt_www_dir.display().to_string();
+        CertbotPaths {
+            challenge: format!("{www}/.well-known/acme-challenge"),
+            letsencrypt: prefix.join("etc/letsencrypt").display().to_string(),
+            logs: prefix.join("var/log/letsencrypt").display().to_string(),
+            work: prefix.join("var/lib/letsencrypt").display().to_string(),
+            www,
+        }
+    }
+
+    /// `certonly` by webroot, the arguments every driver passes.
+    pub(crate) fn certonly_args(
+        &self,
+        config: &ToolConfig,
+        deploy_hook: Option<&str>,
+    ) -> Vec<String> {
+        let mut args: Vec<String> = [
+            "certonly",
+            "--cert-name",
+            &config.auto_cert_name,
+            "--preferred-challenge",
+            "http-01",
+            "--webroot",
+            "--webroot-path",
+            &self.www,
+            "-m",
+            &config.auto_cert_contact_email,
+        ]
+        .map(String::from)
+        .into();
         if let Some(hook) = deploy_hook {
-            args.extend([s("--deploy-hook"), s(hook)]);
+            args.extend(["--deploy-hook".into(), hook.into()]);
         }
-        args.extend([s("--non-interactive"), s("--agree-tos"), s("--debug")]);
+        args.extend(["--non-interactive", "--agree-tos", "--debug"].map(String::from));
         args
-    };
-    let domains = names.iter().flat_map(|n| [s("-d"), n.clone()]);
-    match proxy.frontend_proxy {
-        FrontendProxy::Docker => {
-            let mut args = vec![
-                s("run"),
-                s("--rm"),
-                s("--name"),
-                config.auto_cert_name.clone(),
-                s("-v"),
-                format!("{le}:/etc/letsencrypt"),
-                s("-v"),
-                format!("{logs}:/var/log/letsencrypt"),
-                s("-v"),
-                format!("{challenge}:{challenge}"),
-                s("certbot/certbot"),
-            ];
-            // The nginx container's workers must read what certbot's
-            // container wrote as root.
-            args.extend(common(Some("chmod -R ag+rX /etc/letsencrypt")));
-            args.extend(domains);
-            (s("docker"), args)
-        }
-        FrontendProxy::Host(_) => {
-            // No chmod: the host's nginx master reads the keys as root, and
-            // private keys stay private.
-            let mut args = common(None);
-            args.extend([
-                s("--config-dir"),
-                le.clone(),
-                s("--logs-dir"),
-                logs,
-                s("--work-dir"),
-                prefix.join("var/lib/letsencrypt").display().to_string(),
-            ]);
-            args.extend(domains);
-            (s("certbot"), args)
-        }
+    }
+
+    pub(crate) fn domain_args(&self, names: &[String]) -> Vec<String> {
+        names
+            .iter()
+            .flat_map(|n| ["-d".into(), n.clone()])
+            .collect()
     }
 }
 
 /// Runs certbot for the generated-certificate endpoints. The caller holds
 /// the deploys lock and restarts the proxy before and after.
-pub fn request(config: &ToolConfig, proxy: &ProxyModeConfig) -> Result<()> {
+pub(crate) fn request(
+    config: &ToolConfig,
+    proxy: &ProxyModeConfig,
+    frontend: &dyn Frontend,
+    layout: &Layout,
+) -> Result<()> {
     let names = server_names(proxy);
     if config.auto_cert_contact_email.is_empty() {
         bail!("Need autoCertContactEmail specified in the config");
@@ -118,11 +107,11 @@ pub fn request(config: &ToolConfig, proxy: &ProxyModeConfig) -> Result<()> {
         std::fs::create_dir_all(&dir)
             .with_context(|| format!("cannot create {}", dir.display()))?;
     }
-    let dir = state::proxy_dir(&config.deploys_dir);
+    let dir = layout.proxy_dir();
     std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    let (program, args) = certbot_command(config, proxy, &names);
+    let (program, args) = frontend.certbot_command(&names);
     log::scope(
         &format!("Requesting a certificate for {}", names.join(", ")),
-        || shell::run_args("certbot", &program, &args, Path::new(&dir)),
+        || shell::run_args("certbot", &program, &args, &dir),
     )
 }

@@ -5,48 +5,47 @@
 //! running. A CreateDeploy that fails leaves nothing half-registered: its
 //! directory is removed and the state never lists it.
 
-use std::path::PathBuf;
-
-use anyhow::{Context, Result};
+use anyhow::Result;
 
 use crate::config::{ProxyModeConfig, ToolConfig};
-use crate::context::{self, Ports};
-use crate::release;
+use crate::context::Ports;
+use crate::deploy::{self, Deployer, DirState};
+use crate::layout::Layout;
+use crate::log;
 use crate::store::ReleaseStore;
-use crate::{log, shell};
 
 use super::frontend::{self, Frontend};
 use super::nginx;
 use super::planner::{plan, Action};
-use super::state::{self, Deploy, State};
+use super::state::{Deploy, State};
 
-pub struct Executor<'a> {
+pub(crate) struct Executor<'a> {
     config: &'a ToolConfig,
     proxy: &'a ProxyModeConfig,
     store: &'a dyn ReleaseStore,
+    layout: &'a Layout,
     frontend: Box<dyn Frontend>,
-    state_path: PathBuf,
 }
 
 impl<'a> Executor<'a> {
-    pub fn new(
+    pub(crate) fn new(
         config: &'a ToolConfig,
         proxy: &'a ProxyModeConfig,
         store: &'a dyn ReleaseStore,
+        layout: &'a Layout,
     ) -> Executor<'a> {
-        let dir = state::proxy_dir(&config.deploys_dir);
         Executor {
             config,
             proxy,
             store,
-            frontend: frontend::open(config, proxy, &dir),
-            state_path: state::state_path(&config.deploys_dir),
+            layout,
+            frontend: frontend::open(config, proxy, layout),
         }
     }
 
     /// Brings `current` (this machine's state) to `target`, one action at a
     /// time, recording each action's effect in the state file.
-    pub fn apply(&self, current: &mut State, target: &State) -> Result<()> {
+    pub(crate) fn apply(&self, current: &mut State, target: &State) -> Result<()> {
         for action in plan(current, target, self.proxy.end_points.keys()) {
             if crate::signals::stop_requested() {
                 // Under systemd's SIGTERM: every finished action is recorded.
@@ -75,100 +74,46 @@ impl<'a> Executor<'a> {
                     current.connections = target.connections.clone();
                 }
             }
-            current.write(&self.state_path)?;
+            current.write(&self.layout.state_file())?;
         }
         // Connections to endpoints unknown to the config (or to deploys that
         // failed) change no action but still belong in the state.
         if current.connections != target.connections {
             current.connections = target.connections.clone();
-            current.write(&self.state_path)?;
+            current.write(&self.layout.state_file())?;
         }
         Ok(())
     }
 
-    fn deploy_dir(&self, label: &str) -> PathBuf {
-        self.config.deploys_dir.join(label)
-    }
-
     fn create_deploy(&self, d: &Deploy) -> Result<()> {
-        let dir = self.deploy_dir(&d.label);
-        if dir.exists() {
-            // Not in the state: left by a run that was killed midway.
-            release::remove_leftover(&dir, &d.release)?;
-        }
         let range = (
             self.proxy.dynamic_port_range.v1,
             self.proxy.dynamic_port_range.v2,
         );
-        let ports = Ports::new(d.port, range);
-        let mut started = false;
-        let result = (|| -> Result<()> {
-            context::fetch(self.config, false)?;
-            let infra = context::infrastructure(self.config)?;
-            let rc = release::unpack(self.store, &d.release, &dir, &infra, Some(&ports))?;
-            log::scope("Running prestart script", || {
-                shell::run(
-                    &format!("prestartCommand of {}", d.release),
-                    &rc.prestart_command,
-                    &dir,
-                )
-            })?;
-            started = true;
-            log::scope("Running start script", || {
-                shell::run(
-                    &format!("startCommand of {}", d.release),
-                    &rc.start_command,
-                    &dir,
-                )
-            })
-        })();
-        if let Err(e) = result {
-            if started {
-                // The start may have left processes behind: stop them
-                // before the directory (and the state) forget the deploy.
-                if let Err(stop_err) = release::run_stop(&dir, &d.release) {
-                    log::warn(&format!(
-                        "cleaning up the failed deploy {}: {stop_err:#}",
-                        d.label
-                    ));
-                }
-            }
-            let _ = std::fs::remove_dir_all(&dir);
-            return Err(e);
-        }
-        Ok(())
+        let deployer = Deployer {
+            config: self.config,
+            store: self.store,
+        };
+        let prepared = deployer.prepare(
+            &d.release,
+            &self.layout.deploy_dir(&d.label),
+            Some(&Ports::new(d.port, range)),
+            DirState::Fresh,
+        )?;
+        log::scope("Running start script", || prepared.start_or_undo())
     }
 
     fn destroy_deploy(&self, d: &Deploy) -> Result<()> {
-        let dir = self.deploy_dir(&d.label);
-        if !dir.exists() {
-            log::warn(&format!(
-                "{} does not exist: nothing to stop",
-                dir.display()
-            ));
-            return Ok(());
-        }
-        if dir.join(crate::release::RELEASE_JSON).exists() {
-            log::scope("Running stop script", || {
-                release::run_stop(&dir, &d.release)
-            })?;
-        } else {
-            // A run killed while removing it: the stop already ran.
-            log::warn(&format!(
-                "{} has no release.json (a removal was interrupted): removing the rest",
-                dir.display()
-            ));
-        }
-        std::fs::remove_dir_all(&dir).with_context(|| format!("cannot remove {}", dir.display()))
+        deploy::destroy(&self.layout.deploy_dir(&d.label), d.release.as_str())
     }
 
     /// Rewrites the nginx config for `pairs` and makes the proxy serve it.
-    pub fn set_endpoints(&self, pairs: &[(String, Deploy)]) -> Result<()> {
+    pub(crate) fn set_endpoints(&self, pairs: &[(String, Deploy)]) -> Result<()> {
         let files = nginx::files(self.config, self.proxy, pairs)?;
         self.frontend.apply(&files)
     }
 
-    pub fn shutdown_frontend(&self) -> Result<()> {
+    pub(crate) fn shutdown_frontend(&self) -> Result<()> {
         self.frontend.shutdown()
     }
 }

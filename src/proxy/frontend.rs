@@ -15,43 +15,56 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 
 use crate::config::{FrontendProxy, ProxyModeConfig, ToolConfig};
+use crate::layout::Layout;
 use crate::{fsutil, log, shell};
 
-use super::nginx::{conf_path, NginxFiles};
+use super::certificate::CertbotPaths;
+use super::nginx::NginxFiles;
 
-pub trait Frontend {
+pub(crate) trait Frontend {
     /// Installs the new config and makes the proxy serve it, starting the
     /// proxy if it is not running.
     fn apply(&self, files: &NginxFiles) -> Result<()>;
     /// Stops the proxy.
     fn shutdown(&self) -> Result<()>;
+    /// The certbot command (program, arguments) that gets a certificate
+    /// for `names` by HTTP-01 through this proxy's webroot.
+    fn certbot_command(&self, names: &[String]) -> (String, Vec<String>);
 }
 
-pub fn open(config: &ToolConfig, proxy: &ProxyModeConfig, dir: &Path) -> Box<dyn Frontend> {
+pub(crate) fn open(
+    config: &ToolConfig,
+    proxy: &ProxyModeConfig,
+    layout: &Layout,
+) -> Box<dyn Frontend> {
     match &proxy.frontend_proxy {
         FrontendProxy::Docker => Box::new(DockerFrontend {
-            dir: dir.to_path_buf(),
+            dir: layout.proxy_dir(),
+            layout: layout.clone(),
             config: config.clone(),
         }),
         FrontendProxy::Host(host) => Box::new(HostFrontend {
-            dir: dir.to_path_buf(),
+            dir: layout.proxy_dir(),
+            layout: layout.clone(),
+            config: config.clone(),
             nginx: host.nginx_binary.clone(),
         }),
     }
 }
 
-pub const CONTAINER_NAME: &str = "frontendproxy";
+pub(crate) const CONTAINER_NAME: &str = "frontendproxy";
 
-pub struct DockerFrontend {
+struct DockerFrontend {
     dir: PathBuf,
+    layout: Layout,
     config: ToolConfig,
 }
 
 impl DockerFrontend {
     /// `composeCommand`, else `docker compose` if that works, else
     /// `docker-compose` (SPEC §9).
-    pub fn compose_command(&self) -> String {
-        if let Some(cmd) = self.config.compose_command.as_option() {
+    fn compose_command(&self) -> String {
+        if let Some(cmd) = &self.config.compose_command {
             return cmd.clone();
         }
         let v2 = Command::new("docker")
@@ -161,14 +174,14 @@ impl Frontend for DockerFrontend {
         std::fs::create_dir_all(&self.dir)
             .with_context(|| format!("cannot create {}", self.dir.display()))?;
         fsutil::write_atomic(
-            &self.dir.join("docker-compose.yml"),
+            &self.layout.compose_file(),
             self.compose_file().as_bytes(),
             0o644,
         )?;
         // Written in place, not renamed: the container bind-mounts this one
         // file, and a rename would leave it reading the old inode.
-        let conf = conf_path(&self.dir);
-        let ctx = self.dir.join("nginx.ctx.json");
+        let conf = self.layout.nginx_conf();
+        let ctx = self.layout.nginx_ctx();
         let previous = (std::fs::read(&conf).ok(), std::fs::read(&ctx).ok());
         std::fs::write(&conf, &files.conf)
             .with_context(|| format!("cannot write {}", conf.display()))?;
@@ -192,7 +205,7 @@ impl Frontend for DockerFrontend {
     }
 
     fn shutdown(&self) -> Result<()> {
-        if !self.dir.join("docker-compose.yml").exists() {
+        if !self.layout.compose_file().exists() {
             log::info("The frontend proxy was never started: nothing to shut down");
             return Ok(());
         }
@@ -203,10 +216,37 @@ impl Frontend for DockerFrontend {
             &self.dir,
         )
     }
+
+    /// certbot in docker, exactly as the old tool ran it.
+    fn certbot_command(&self, names: &[String]) -> (String, Vec<String>) {
+        let p = CertbotPaths::new(&self.config);
+        let mut args: Vec<String> = [
+            "run",
+            "--rm",
+            "--name",
+            &self.config.auto_cert_name,
+            "-v",
+            &format!("{}:/etc/letsencrypt", p.letsencrypt),
+            "-v",
+            &format!("{}:/var/log/letsencrypt", p.logs),
+            "-v",
+            &format!("{0}:{0}", p.challenge),
+            "certbot/certbot",
+        ]
+        .map(String::from)
+        .into();
+        // The nginx container's workers must read what certbot's container
+        // wrote as root.
+        args.extend(p.certonly_args(&self.config, Some("chmod -R ag+rX /etc/letsencrypt")));
+        args.extend(p.domain_args(names));
+        ("docker".into(), args)
+    }
 }
 
-pub struct HostFrontend {
+struct HostFrontend {
     dir: PathBuf,
+    layout: Layout,
+    config: ToolConfig,
     nginx: String,
 }
 
@@ -215,11 +255,11 @@ const NGINX_TIMEOUT: Duration = Duration::from_secs(15);
 
 impl HostFrontend {
     fn pid_file(&self) -> PathBuf {
-        self.dir.join("nginx.pid")
+        self.layout.nginx_pid()
     }
 
     fn error_log(&self) -> PathBuf {
-        self.dir.join("error.log")
+        self.layout.nginx_error_log()
     }
 
     /// nginx with this proxy's prefix, config, error log and pid file.
@@ -267,7 +307,7 @@ impl Frontend for HostFrontend {
         std::fs::create_dir_all(&self.dir)
             .with_context(|| format!("cannot create {}", self.dir.display()))?;
         // Check the candidate before it replaces what nginx serves.
-        let candidate = self.dir.join("nginx.conf.new");
+        let candidate = self.layout.nginx_conf_candidate();
         fsutil::write_atomic(&candidate, files.conf.as_bytes(), 0o644)?;
         let mut test = self.nginx(&candidate);
         test.arg("-t").arg("-q");
@@ -275,14 +315,10 @@ impl Frontend for HostFrontend {
             let _ = std::fs::remove_file(&candidate);
             return Err(e);
         }
-        let conf = conf_path(&self.dir);
+        let conf = self.layout.nginx_conf();
         std::fs::rename(&candidate, &conf)
             .with_context(|| format!("cannot write {}", conf.display()))?;
-        fsutil::write_atomic(
-            &self.dir.join("nginx.ctx.json"),
-            files.ctx_json.as_bytes(),
-            0o644,
-        )?;
+        fsutil::write_atomic(&self.layout.nginx_ctx(), files.ctx_json.as_bytes(), 0o644)?;
         match self.master_pid() {
             Some(master) => {
                 let old_workers = children(master);
@@ -316,7 +352,7 @@ impl Frontend for HostFrontend {
             log::info("nginx is not running: nothing to shut down");
             return Ok(());
         };
-        let mut quit = self.nginx(&conf_path(&self.dir));
+        let mut quit = self.nginx(&self.layout.nginx_conf());
         quit.arg("-s").arg("quit");
         self.run_nginx("nginx shutdown failed", quit)?;
         let deadline = Instant::now() + NGINX_TIMEOUT;
@@ -327,6 +363,23 @@ impl Frontend for HostFrontend {
             std::thread::sleep(Duration::from_millis(10));
         }
         Ok(())
+    }
+
+    /// [new] The host's certbot in webroot mode. No chmod: the host's nginx
+    /// master reads the keys as root, and private keys stay private.
+    fn certbot_command(&self, names: &[String]) -> (String, Vec<String>) {
+        let p = CertbotPaths::new(&self.config);
+        let mut args = p.certonly_args(&self.config, None);
+        args.extend([
+            "--config-dir".into(),
+            p.letsencrypt.clone(),
+            "--logs-dir".into(),
+            p.logs.clone(),
+            "--work-dir".into(),
+            p.work.clone(),
+        ]);
+        args.extend(p.domain_args(names));
+        ("certbot".into(), args)
     }
 }
 

@@ -2,37 +2,52 @@
 //! frontend proxy, endpoints switched between them.
 //!
 //! `state` holds the rules, `planner` turns a state change into actions,
-//! `executor` performs them, `nginx` and `frontend` render and serve the
-//! proxy config, `status` prints it all.
+//! `executor` performs them on this machine, `nginx` and `frontend` render
+//! and serve the proxy config, `status` prints it all. [`ProxyTarget`] is
+//! proxy mode's deploy target; where the state lives is a [`StateBackend`]:
+//! this machine ([`Machine`]) or the master of remote state.
 
-pub mod certificate;
-pub mod executor;
-pub mod frontend;
-pub mod nginx;
-pub mod planner;
-pub mod state;
-pub mod status;
+pub(crate) mod certificate;
+pub(crate) mod executor;
+pub(crate) mod frontend;
+pub(crate) mod nginx;
+pub(crate) mod planner;
+pub(crate) mod state;
+pub(crate) mod status;
 
 use anyhow::{bail, Result};
 
 use crate::config::{ProxyModeConfig, ToolConfig};
+use crate::layout::Layout;
+use crate::log;
+use crate::names::{DeployLabel, ReleaseName};
 use crate::store::ReleaseStore;
-use crate::{fsutil, log, release};
+use crate::target::Target;
 
 use executor::Executor;
 use state::State;
 
 /// A state change requested by a command.
-pub enum Change<'a> {
-    Start { release: &'a str, label: &'a str },
-    Stop { label: &'a str },
-    Connect { endpoint: &'a str, label: &'a str },
-    Disconnect { endpoint: &'a str },
+pub(crate) enum Change<'a> {
+    Start {
+        release: &'a ReleaseName,
+        label: &'a DeployLabel,
+    },
+    Stop {
+        label: &'a str,
+    },
+    Connect {
+        endpoint: &'a str,
+        label: &'a str,
+    },
+    Disconnect {
+        endpoint: &'a str,
+    },
 }
 
 impl Change<'_> {
     /// The new state, or why the change is refused (SPEC §6.1).
-    pub fn apply_to(&self, state: &State, proxy: &ProxyModeConfig) -> Result<State> {
+    pub(crate) fn apply_to(&self, state: &State, proxy: &ProxyModeConfig) -> Result<State> {
         match *self {
             Change::Start { release, label } => state::start(state, proxy, release, label),
             Change::Stop { label } => state::stop(state, label),
@@ -41,7 +56,7 @@ impl Change<'_> {
         }
     }
 
-    pub fn describe(&self) -> String {
+    pub(crate) fn describe(&self) -> String {
         match *self {
             Change::Start { release, label } => format!("Starting {release} as deploy {label}"),
             Change::Stop { label } => format!("Stopping deploy {label}"),
@@ -51,106 +66,178 @@ impl Change<'_> {
     }
 }
 
-/// The deploy label for `start <release> [label]`.
-pub fn label_for(release: &str, label: Option<&str>) -> Result<String> {
-    let label = label
-        .map(str::to_string)
-        .unwrap_or_else(|| release::default_label(release));
-    crate::noproxy::check_label(&label)?;
-    Ok(label)
+/// Where proxy-mode state lives and how a change reaches the machines:
+/// this machine's own state, or the master of remote state.
+pub(crate) trait StateBackend {
+    /// The state as it stands.
+    fn read(&self) -> Result<State>;
+    /// Applies `change` under the rules, and brings the state there.
+    fn apply(&self, change: &Change) -> Result<()>;
+    /// `status [--show-slaves] [--json-output]`.
+    fn status(&self, show_slaves: bool, json_output: bool) -> Result<()>;
 }
 
-/// Checks that `start` names a release the store has.
-pub fn check_release_exists(store: &dyn ReleaseStore, release: &str) -> Result<()> {
-    if !store.exists(release)? {
-        bail!(
-            "Release {release} does not exist in release store at {}",
-            store.describe()
-        );
+/// Proxy mode's deploy target: the rules, over either state backend.
+pub(crate) struct ProxyTarget<'a> {
+    pub proxy: &'a ProxyModeConfig,
+    pub store: &'a dyn ReleaseStore,
+    pub state: Box<dyn StateBackend + 'a>,
+}
+
+impl Target for ProxyTarget<'_> {
+    fn start(&self, release: &ReleaseName, label: Option<DeployLabel>) -> Result<()> {
+        let label = match label {
+            Some(l) => l,
+            None => release.default_label()?,
+        };
+        if !self.store.exists(release)? {
+            bail!(
+                "Release {release} does not exist in release store at {}",
+                self.store.describe()
+            );
+        }
+        self.state.apply(&Change::Start {
+            release,
+            label: &label,
+        })
     }
-    Ok(())
-}
 
-/// Runs a command against the local state: computes the new state from the
-/// rules, then brings this machine to it.
-pub fn run_local(
-    config: &ToolConfig,
-    proxy: &ProxyModeConfig,
-    store: &dyn ReleaseStore,
-    change: Change,
-) -> Result<()> {
-    let _lock = lock(config)?;
-    let path = state::state_path(&config.deploys_dir);
-    let mut current = State::read(&path)?;
-    let target = change.apply_to(&current, proxy)?;
-    log::scope(&change.describe(), || {
-        Executor::new(config, proxy, store).apply(&mut current, &target)
-    })
-}
-
-/// `restart-frontend-proxy`: re-runs SetEndPoints for the local connections.
-pub fn restart_frontend(
-    config: &ToolConfig,
-    proxy: &ProxyModeConfig,
-    store: &dyn ReleaseStore,
-) -> Result<()> {
-    let _lock = lock(config)?;
-    restart_frontend_locked(config, proxy, store)
-}
-
-fn restart_frontend_locked(
-    config: &ToolConfig,
-    proxy: &ProxyModeConfig,
-    store: &dyn ReleaseStore,
-) -> Result<()> {
-    let current = State::read(&state::state_path(&config.deploys_dir))?;
-    let pairs = planner::endpoint_pairs(&current, proxy.end_points.keys());
-    log::scope("Restarting the frontend proxy", || {
-        Executor::new(config, proxy, store).set_endpoints(&pairs)
-    })
-}
-
-/// `generate-ssl-certificate` (SPEC §6.5): restart the proxy (so it serves
-/// the ACME webroot), request the certificate, and [better] restart again
-/// so the new certificate is served.
-pub fn generate_ssl_certificate(
-    config: &ToolConfig,
-    proxy: &ProxyModeConfig,
-    store: &dyn ReleaseStore,
-) -> Result<()> {
-    let _lock = lock(config)?;
-    restart_frontend_locked(config, proxy, store)?;
-    certificate::request(config, proxy)?;
-    if !certificate::server_names(proxy).is_empty() {
-        restart_frontend_locked(config, proxy, store)?;
+    fn stop(&self, deploy: &str) -> Result<()> {
+        self.state.apply(&Change::Stop { label: deploy })
     }
-    Ok(())
-}
 
-/// `shutdown-frontend-proxy`.
-pub fn shutdown_frontend(
-    config: &ToolConfig,
-    proxy: &ProxyModeConfig,
-    store: &dyn ReleaseStore,
-) -> Result<()> {
-    let _lock = lock(config)?;
-    log::scope("Shutting down the frontend proxy", || {
-        Executor::new(config, proxy, store).shutdown_frontend()
-    })
-}
-
-/// Serialises c2 runs that change this machine's deploys.
-pub fn lock(config: &ToolConfig) -> Result<fsutil::Lock> {
-    fsutil::lock(&config.deploys_dir.join(".c2.lock"))
-}
-
-/// `status` in proxy mode with local state.
-pub fn status(config: &ToolConfig, proxy: &ProxyModeConfig, json_output: bool) -> Result<()> {
-    let state = State::read(&state::state_path(&config.deploys_dir))?;
-    if json_output {
-        println!("{}", serde_json::json!({ "master": state }));
-    } else {
-        print!("{}", status::master_text(proxy, &state));
+    fn connect(&self, endpoint: &str, deploy: &str) -> Result<()> {
+        self.state.apply(&Change::Connect {
+            endpoint,
+            label: deploy,
+        })
     }
-    Ok(())
+
+    fn disconnect(&self, endpoint: &str) -> Result<()> {
+        self.state.apply(&Change::Disconnect { endpoint })
+    }
+
+    fn status(&self, show_slaves: bool, json_output: bool) -> Result<()> {
+        self.state.status(show_slaves, json_output)
+    }
+
+    fn deploy_labels(&self) -> Result<Vec<String>> {
+        Ok(self
+            .state
+            .read()?
+            .deploys
+            .into_keys()
+            .map(String::from)
+            .collect())
+    }
+
+    fn endpoints(&self) -> Vec<String> {
+        self.proxy.end_points.keys().cloned().collect()
+    }
+}
+
+/// This machine's deploys and frontend proxy: the local state, and what
+/// commands acting on this machine (local mode, slaves, the proxy
+/// commands) share.
+pub(crate) struct Machine<'a> {
+    pub config: &'a ToolConfig,
+    pub proxy: &'a ProxyModeConfig,
+    pub store: &'a dyn ReleaseStore,
+    pub layout: Layout,
+}
+
+impl<'a> Machine<'a> {
+    pub(crate) fn new(
+        config: &'a ToolConfig,
+        proxy: &'a ProxyModeConfig,
+        store: &'a dyn ReleaseStore,
+    ) -> Machine<'a> {
+        Machine {
+            config,
+            proxy,
+            store,
+            layout: config.layout(),
+        }
+    }
+
+    pub(crate) fn executor(&self) -> Executor<'_> {
+        Executor::new(self.config, self.proxy, self.store, &self.layout)
+    }
+
+    pub(crate) fn local_state(&self) -> Result<State> {
+        State::read(&self.layout.state_file())
+    }
+
+    /// Brings this machine from its state to `target`. The caller holds
+    /// the lock.
+    pub(crate) fn converge(&self, target: &State) -> Result<()> {
+        let mut current = self.local_state()?;
+        self.executor().apply(&mut current, target)
+    }
+
+    /// `restart-frontend-proxy`: re-runs SetEndPoints for the local
+    /// connections.
+    pub(crate) fn restart_frontend(&self) -> Result<()> {
+        let _lock = self.layout.lock()?;
+        self.restart_frontend_locked()
+    }
+
+    fn restart_frontend_locked(&self) -> Result<()> {
+        let current = self.local_state()?;
+        let pairs = planner::endpoint_pairs(&current, self.proxy.end_points.keys());
+        log::scope("Restarting the frontend proxy", || {
+            self.executor().set_endpoints(&pairs)
+        })
+    }
+
+    /// `generate-ssl-certificate` (SPEC §6.5): restart the proxy (so it
+    /// serves the ACME webroot), request the certificate, and [better]
+    /// restart again so the new certificate is served.
+    pub(crate) fn generate_ssl_certificate(&self) -> Result<()> {
+        let _lock = self.layout.lock()?;
+        self.restart_frontend_locked()?;
+        let frontend = frontend::open(self.config, self.proxy, &self.layout);
+        certificate::request(self.config, self.proxy, frontend.as_ref(), &self.layout)?;
+        if !certificate::server_names(self.proxy).is_empty() {
+            self.restart_frontend_locked()?;
+        }
+        Ok(())
+    }
+
+    /// `shutdown-frontend-proxy`.
+    pub(crate) fn shutdown_frontend(&self) -> Result<()> {
+        let _lock = self.layout.lock()?;
+        log::scope("Shutting down the frontend proxy", || {
+            self.executor().shutdown_frontend()
+        })
+    }
+}
+
+/// Local state: a change is planned and performed on this machine.
+impl StateBackend for Machine<'_> {
+    fn read(&self) -> Result<State> {
+        self.local_state()
+    }
+
+    fn apply(&self, change: &Change) -> Result<()> {
+        let _lock = self.layout.lock()?;
+        let mut current = self.local_state()?;
+        let target = change.apply_to(&current, self.proxy)?;
+        log::scope(&change.describe(), || {
+            self.executor().apply(&mut current, &target)
+        })
+    }
+
+    fn status(&self, show_slaves: bool, json_output: bool) -> Result<()> {
+        if show_slaves {
+            bail!("--show-slaves needs remote state: set deployMode.proxy.remoteStateS3 in the config");
+        }
+        let state = self.local_state()?;
+        if json_output {
+            println!("{}", serde_json::json!({ "master": state }));
+        } else {
+            print!("{}", status::master_text(self.proxy, &state));
+        }
+        Ok(())
+    }
 }

@@ -1,7 +1,7 @@
 //! The nginx config of the frontend proxy (SPEC §6.3): its context, built
 //! from the config and the routed endpoints, and its rendering.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 use serde::Serialize;
@@ -22,8 +22,8 @@ pub struct NginxContext {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub health_check: Option<HealthCheck>,
     pub end_points: Vec<EndPointEntry>,
-    pub http_port: u32,
-    pub https_port: u32,
+    pub http_port: u16,
+    pub https_port: u16,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -31,7 +31,7 @@ pub struct NginxContext {
 pub struct HealthCheck {
     pub incoming_path: String,
     pub outgoing_path: String,
-    pub outgoing_port: u32,
+    pub outgoing_port: u16,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -46,7 +46,7 @@ pub enum EndPointEntry {
 pub struct HttpEndPoint {
     pub server_names: String,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub port: Option<u32>,
+    pub port: Option<u16>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -54,7 +54,7 @@ pub struct HttpEndPoint {
 pub struct HttpsEndPoint {
     pub server_names: String,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub port: Option<u32>,
+    pub port: Option<u16>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ssl_cert_path: Option<PathBuf>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -116,8 +116,8 @@ pub fn context(
             }
         })
         .collect();
-    let health_check = config.health_check.as_option().and_then(|hc| {
-        let endpoint = match hc.endpoint.as_option() {
+    let health_check = config.health_check.as_ref().and_then(|hc| {
+        let endpoint = match &hc.endpoint {
             Some(e) => e.clone(),
             None => proxy.end_points.keys().next()?.clone(),
         };
@@ -138,7 +138,7 @@ pub fn context(
 /// Renders nginx.conf from the configured template (or the built-in one).
 pub fn render(proxy: &ProxyModeConfig, ctx: &NginxContext) -> Result<String> {
     let value = serde_json::to_value(ctx)?;
-    let rendered = match proxy.nginx_conf_template_path.as_option() {
+    let rendered = match &proxy.nginx_conf_template_path {
         Some(path) => template::render_file(path, &value)
             .with_context(|| format!("nginxConfTemplatePath {}", path.display()))?,
         None => template::render_str(DEFAULT_TEMPLATE, &value, &mut |_| Ok(None))
@@ -168,10 +168,6 @@ pub fn files(
     })
 }
 
-pub fn conf_path(proxy_dir: &Path) -> PathBuf {
-    proxy_dir.join("nginx.conf")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -199,10 +195,10 @@ mod tests {
         .unwrap()
     }
 
-    fn d(label: &str, port: u32) -> Deploy {
+    fn d(label: &str, port: u16) -> Deploy {
         Deploy {
-            label: label.into(),
-            release: format!("{label}.zip"),
+            label: crate::names::DeployLabel::parse(label).unwrap(),
+            release: crate::names::ReleaseName::parse(&format!("{label}.zip")).unwrap(),
             port,
         }
     }
@@ -238,10 +234,10 @@ mod tests {
     #[test]
     fn a_named_health_check_endpoint_is_used() {
         let mut c = config(json!({"httpPort": 8080}));
-        c.health_check = crate::config::Maybe::Just(crate::config::HealthCheckConfig {
+        c.health_check = Some(crate::config::HealthCheckConfig {
             incoming_path: "/hc".into(),
             outgoing_path: "/status".into(),
-            endpoint: crate::config::Maybe::Just("secure".into()),
+            endpoint: Some("secure".into()),
         });
         let p = c.proxy_mode().unwrap().clone();
         let ctx = context(

@@ -60,7 +60,7 @@ pub fn plan<'a>(
         .collect();
 
     // Ports the new deploys will listen on.
-    let needed: BTreeSet<u32> = added
+    let needed: BTreeSet<u16> = added
         .iter()
         .map(|d| d.port)
         .chain(changed.iter().map(|(_, d)| d.port))
@@ -71,15 +71,15 @@ pub fn plan<'a>(
     // deploys swapping ports, seen by a slave that missed the master's
     // intermediate states) must also make room first, or creating the other
     // would clash; the spec's order covers only removed deploys.
-    let needed_by_other = |label: &str, port: u32| {
+    let needed_by_other = |label: &str, port: u16| {
         added.iter().any(|d| d.port == port)
             || changed
                 .iter()
-                .any(|(_, d)| d.label != label && d.port == port)
+                .any(|(_, d)| d.label.as_str() != label && d.port == port)
     };
     let (changed_early, changed_late): (Vec<_>, Vec<_>) = changed
         .iter()
-        .partition(|(before, _)| needed_by_other(&before.label, before.port));
+        .partition(|(before, _)| needed_by_other(before.label.as_str(), before.port));
 
     actions.extend(early.into_iter().cloned().map(Action::DestroyDeploy));
     actions.extend(
@@ -106,11 +106,12 @@ pub fn plan<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::names::{DeployLabel, ReleaseName};
 
-    fn d(label: &str, release: &str, port: u32) -> Deploy {
+    fn d(label: &str, release: &str, port: u16) -> Deploy {
         Deploy {
-            label: label.into(),
-            release: release.into(),
+            label: DeployLabel::parse(label).unwrap(),
+            release: ReleaseName::parse(release).unwrap(),
             port,
         }
     }
@@ -123,7 +124,7 @@ mod tests {
                 .collect(),
             connections: connections
                 .iter()
-                .map(|(e, l)| (e.to_string(), l.to_string()))
+                .map(|(e, l)| (e.to_string(), DeployLabel::parse(l).unwrap()))
                 .collect(),
         }
     }
@@ -320,7 +321,7 @@ mod tests {
                     .map(|(_, x)| x)
                     .collect();
                 let labels: BTreeSet<&str> = chosen.iter().map(|x| x.label.as_str()).collect();
-                let ports: BTreeSet<u32> = chosen.iter().map(|x| x.port).collect();
+                let ports: BTreeSet<u16> = chosen.iter().map(|x| x.port).collect();
                 (labels.len() == chosen.len() && ports.len() == chosen.len())
                     .then(|| chosen.into_iter().cloned().collect())
             })

@@ -5,28 +5,30 @@
 //! code serves local state, the master state of remote mode, and tests.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 
 use crate::config::ProxyModeConfig;
 use crate::fsutil;
+use crate::names::{DeployLabel, ReleaseName};
 
 /// `state.json`, mirroring `adl/state.adl`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct State {
     #[serde(default)]
-    pub deploys: BTreeMap<String, Deploy>,
+    pub deploys: BTreeMap<DeployLabel, Deploy>,
+    /// endpoint → deploy label.
     #[serde(default)]
-    pub connections: BTreeMap<String, String>,
+    pub connections: BTreeMap<String, DeployLabel>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Deploy {
-    pub label: String,
-    pub release: String,
-    pub port: u32,
+    pub label: DeployLabel,
+    pub release: ReleaseName,
+    pub port: u16,
 }
 
 impl State {
@@ -49,7 +51,8 @@ impl State {
     }
 
     pub fn to_json(&self) -> Vec<u8> {
-        let mut v = serde_json::to_vec_pretty(self).expect("state serializes");
+        // Plain strings and numbers: serializing cannot fail.
+        let mut v = serde_json::to_vec_pretty(self).unwrap_or_default();
         v.push(b'\n');
         v
     }
@@ -68,22 +71,18 @@ pub fn parse(text: &str, name: &str) -> Result<State> {
     serde_json::from_str(text).with_context(|| format!("{name}: invalid state"))
 }
 
-/// `<deploysDir>/frontend-proxy`: the proxy's config and the local state.
-pub fn proxy_dir(deploys_dir: &Path) -> PathBuf {
-    deploys_dir.join("frontend-proxy")
-}
-
-pub fn state_path(deploys_dir: &Path) -> PathBuf {
-    proxy_dir(deploys_dir).join("state.json")
-}
-
 /// `start <release> [label]`: adds a deploy on the lowest free port.
 /// Starting a label that exists with the same release changes nothing;
 /// with another release it is refused [better]: re-creating it would drop
 /// a connected endpoint's traffic.
-pub fn start(state: &State, config: &ProxyModeConfig, release: &str, label: &str) -> Result<State> {
+pub fn start(
+    state: &State,
+    config: &ProxyModeConfig,
+    release: &ReleaseName,
+    label: &DeployLabel,
+) -> Result<State> {
     if let Some(existing) = state.deploys.get(label) {
-        if existing.release == release {
+        if existing.release == *release {
             return Ok(state.clone());
         }
         bail!(
@@ -97,10 +96,10 @@ pub fn start(state: &State, config: &ProxyModeConfig, release: &str, label: &str
         .with_context(|| format!("no more ports available in [{lo}, {hi}) (dynamicPortRange)"))?;
     let mut next = state.clone();
     next.deploys.insert(
-        label.to_string(),
+        label.clone(),
         Deploy {
-            label: label.to_string(),
-            release: release.to_string(),
+            label: label.clone(),
+            release: release.clone(),
             port,
         },
     );
@@ -128,12 +127,12 @@ pub fn connect(
     label: &str,
 ) -> Result<State> {
     check_endpoint(config, endpoint)?;
-    if !state.deploys.contains_key(label) {
+    let Some(deploy) = state.deploys.get(label) else {
         bail!("no deploy called {label}");
-    }
+    };
     let mut next = state.clone();
     next.connections
-        .insert(endpoint.to_string(), label.to_string());
+        .insert(endpoint.to_string(), deploy.label.clone());
     Ok(next)
 }
 

@@ -14,8 +14,8 @@ pub fn heading(title: &str) -> String {
 
 /// How a deploy is named: `label`, or `label (release)` when they differ.
 fn deploy_name(d: &Deploy) -> String {
-    if d.label == d.release {
-        d.label.clone()
+    if d.label.as_str() == d.release.as_str() {
+        d.label.to_string()
     } else {
         format!("{} ({})", d.label, d.release)
     }
@@ -37,7 +37,7 @@ pub fn state_text(proxy: &ProxyModeConfig, state: &State) -> String {
             .map(|n| format!("{n}:{ports}"))
             .collect();
         let target = match state.connections.get(label) {
-            Some(deploy) if state.deploys.contains_key(deploy) => deploy.clone(),
+            Some(deploy) if state.deploys.contains_key(deploy) => deploy.to_string(),
             Some(deploy) => format!("{deploy} (missing)"),
             None => "(not connected)".to_string(),
         };

@@ -10,7 +10,7 @@ use crate::config::{ProxyModeConfig, SlaveLabel};
 /// service (IMDSv2; `AWS_EC2_METADATA_SERVICE_ENDPOINT` is honoured).
 pub fn label(proxy: &ProxyModeConfig) -> Result<String> {
     match &proxy.slave_label {
-        SlaveLabel::Label(l) => Ok(l.clone()),
+        SlaveLabel::Label(l) => Ok(l.to_string()),
         SlaveLabel::Ec2InstanceId => imds::instance_id().context(
             "cannot read the EC2 instance id from the instance metadata service (slaveLabel is ec2InstanceId)",
         ),

@@ -7,42 +7,73 @@ use std::time::Duration;
 
 use anyhow::{bail, Result};
 
-use crate::config::ProxyModeConfig;
+use crate::config::{ProxyModeConfig, RemoteLocation};
 use crate::log;
-use crate::proxy::Change;
+use crate::proxy::state::State;
+use crate::proxy::{Change, StateBackend};
 
-use super::store::RemoteStore;
+use super::store::{self, RemoteStore};
 
 /// Enough for dozens of writers racing on one master.
 const MAX_ATTEMPTS: u32 = 100;
 
-pub fn update(remote: &dyn RemoteStore, proxy: &ProxyModeConfig, change: Change) -> Result<()> {
-    log::scope(
-        &format!(
-            "{} (master state at {})",
-            change.describe(),
-            remote.describe()
-        ),
-        || {
-            for attempt in 1..=MAX_ATTEMPTS {
-                let (state, version) = remote.master()?;
-                let next = change.apply_to(&state, proxy)?;
-                if next == state {
-                    log::info("Nothing to change");
-                    return Ok(());
+/// Remote state seen from a command: changes go to the master only.
+pub(crate) struct Master<'a> {
+    remote: Box<dyn RemoteStore>,
+    proxy: &'a ProxyModeConfig,
+}
+
+impl<'a> Master<'a> {
+    pub(crate) fn open(
+        location: &RemoteLocation,
+        proxy: &'a ProxyModeConfig,
+    ) -> Result<Master<'a>> {
+        Ok(Master {
+            remote: store::open(location),
+            proxy,
+        })
+    }
+}
+
+impl StateBackend for Master<'_> {
+    fn read(&self) -> Result<State> {
+        Ok(self.remote.master()?.0)
+    }
+
+    fn apply(&self, change: &Change) -> Result<()> {
+        let remote = self.remote.as_ref();
+        log::scope(
+            &format!(
+                "{} (master state at {})",
+                change.describe(),
+                remote.describe()
+            ),
+            || {
+                for attempt in 1..=MAX_ATTEMPTS {
+                    let (state, version) = remote.master()?;
+                    let next = change.apply_to(&state, self.proxy)?;
+                    if next == state {
+                        log::info("Nothing to change");
+                        return Ok(());
+                    }
+                    if remote.write_master(&next, &version)? {
+                        log::info("Master state updated");
+                        return Ok(());
+                    }
+                    // Someone else wrote first: back off a little, with
+                    // jitter so racing writers spread out, and re-apply on
+                    // their state.
+                    let jitter = u64::from(std::process::id() % 17 + attempt % 13);
+                    std::thread::sleep(Duration::from_millis(
+                        (5 * u64::from(attempt.min(20))) + jitter,
+                    ));
                 }
-                if remote.write_master(&next, &version)? {
-                    log::info("Master state updated");
-                    return Ok(());
-                }
-                // Someone else wrote first: back off a little, with jitter
-                // so racing writers spread out, and re-apply on their state.
-                let jitter = u64::from(std::process::id() % 17 + attempt % 13);
-                std::thread::sleep(Duration::from_millis(
-                    (5 * u64::from(attempt.min(20))) + jitter,
-                ));
-            }
-            bail!("the master state kept changing: gave up after {MAX_ATTEMPTS} attempts")
-        },
-    )
+                bail!("the master state kept changing: gave up after {MAX_ATTEMPTS} attempts")
+            },
+        )
+    }
+
+    fn status(&self, show_slaves: bool, json_output: bool) -> Result<()> {
+        super::status::print(self.remote.as_ref(), self.proxy, show_slaves, json_output)
+    }
 }

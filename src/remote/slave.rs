@@ -12,39 +12,36 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 
 use crate::config::{ProxyModeConfig, ToolConfig};
-use crate::proxy::executor::Executor;
-use crate::proxy::state::{self, State};
+use crate::names::SlaveLabel;
+use crate::proxy::state::State;
+use crate::proxy::Machine;
 use crate::store::ReleaseStore;
-use crate::{log, proxy, signals};
+use crate::{log, signals};
 
 use super::identity;
-use super::store::{MasterRead, RemoteStore, SlaveReport, SlaveStatus, Version};
+use super::store::{RemoteStore, SlaveReport, SlaveStatus, Version};
 
-/// The longest a repeating slave goes without writing its report.
-pub const HEARTBEAT: Duration = Duration::from_secs(60);
+/// The longest a slave goes without writing its report.
+pub(crate) const HEARTBEAT: Duration = Duration::from_secs(60);
 
-pub struct Slave<'a> {
-    config: &'a ToolConfig,
-    proxy: &'a ProxyModeConfig,
-    store: &'a dyn ReleaseStore,
+pub(crate) struct Slave<'a> {
+    machine: Machine<'a>,
     remote: Box<dyn RemoteStore>,
-    label: String,
+    label: SlaveLabel,
     master: Option<(State, Version)>,
     last_report: Option<(SlaveReport, Instant)>,
 }
 
 impl<'a> Slave<'a> {
-    pub fn new(
+    pub(crate) fn new(
         config: &'a ToolConfig,
         proxy: &'a ProxyModeConfig,
         store: &'a dyn ReleaseStore,
         remote: Box<dyn RemoteStore>,
     ) -> Result<Slave<'a>> {
-        let label = identity::label(proxy)?;
+        let label = SlaveLabel::parse(&identity::label(proxy)?)?;
         Ok(Slave {
-            config,
-            proxy,
-            store,
+            machine: Machine::new(config, proxy, store),
             remote,
             label,
             master: None,
@@ -52,18 +49,18 @@ impl<'a> Slave<'a> {
         })
     }
 
-    /// One update; always writes the report. Fails if the update failed.
-    pub fn update_once(&mut self) -> Result<()> {
+    /// One update (cron style). Writes the report when it changed or is
+    /// older than [`HEARTBEAT`]; fails if the update failed.
+    pub(crate) fn update_once(&mut self) -> Result<()> {
         let outcome = self.converge();
-        let report = self.report(&outcome)?;
-        let written = self.remote.write_slave(&self.label, &report);
+        let written = self.report_if_due(&outcome);
         outcome?;
         written
     }
 
     /// Forever (until SIGTERM/SIGINT), one update every `period` measured
     /// from the start of each. A failed round is logged and the loop goes on.
-    pub fn repeat(&mut self, period: Duration) -> Result<()> {
+    pub(crate) fn repeat(&mut self, period: Duration) -> Result<()> {
         signals::install();
         log::info(&format!(
             "Slave {} following {} every {period:?}",
@@ -83,41 +80,60 @@ impl<'a> Slave<'a> {
 
     fn round(&mut self) -> Result<()> {
         let outcome = self.converge();
-        let report = self.report(&outcome)?;
+        if let Err(e) = self.report_if_due(&outcome) {
+            if let Err(failed) = &outcome {
+                log::info(&format!("Exception: {failed:#}"));
+            }
+            log::info("(slave state not updated)");
+            return Err(e);
+        }
+        outcome
+    }
+
+    /// Writes the report unless the last one written says the same and is
+    /// younger than the heartbeat: an idle fleet costs no writes.
+    fn report_if_due(&mut self, outcome: &Result<()>) -> Result<()> {
+        let report = self.report(outcome)?;
+        if self.last_report.is_none() {
+            self.last_report = self.stored_report();
+        }
         let due = match &self.last_report {
             Some((last, at)) => *last != report || at.elapsed() >= HEARTBEAT,
             None => true,
         };
         if due {
-            if let Err(e) = self.remote.write_slave(&self.label, &report) {
-                if let Err(failed) = &outcome {
-                    log::info(&format!("Exception: {failed:#}"));
-                }
-                log::info("(slave state not updated)");
-                return Err(e);
-            }
+            self.remote.write_slave(&self.label, &report)?;
             self.last_report = Some((report, Instant::now()));
         }
-        outcome
+        Ok(())
+    }
+
+    /// The report a previous run wrote, and when. Anything unreadable (or
+    /// dated in the future) counts as no report: then it is written again.
+    fn stored_report(&self) -> Option<(SlaveReport, Instant)> {
+        let entry = self.remote.slave(&self.label).ok()??;
+        let age = entry.last_modified?.elapsed().ok()?;
+        Some((entry.report.ok()?, Instant::now().checked_sub(age)?))
     }
 
     /// Reads the master (cheaply if unchanged) and applies it locally.
     fn converge(&mut self) -> Result<()> {
-        let known = self.master.as_ref().map(|(_, v)| v);
-        match self.remote.read_master(known)? {
-            MasterRead::Unchanged => {}
-            MasterRead::Changed(state, version) => self.master = Some((state, version)),
-        }
-        let (target, _) = self.master.as_ref().expect("the master was read");
-        let _lock = proxy::lock(self.config)?;
-        let path = state::state_path(&self.config.deploys_dir);
-        let mut local = State::read(&path)?;
-        if local == *target {
+        let changed = match &self.master {
+            Some((_, known)) => self.remote.master_if_changed(known)?,
+            None => Some(self.remote.master()?),
+        };
+        let target = match (changed, &mut self.master) {
+            (Some(read), slot) => &slot.insert(read).0,
+            (None, Some((state, _))) => &*state,
+            (None, None) => return Ok(()),
+        };
+        let _lock = self.machine.layout.lock()?;
+        if self.machine.local_state()? == *target {
             return Ok(());
         }
         log::scope(
             &format!("Applying the master state from {}", self.remote.describe()),
-            || Executor::new(self.config, self.proxy, self.store).apply(&mut local, target),
+            || self.machine.converge(target),
         )
     }
 
@@ -127,11 +143,13 @@ impl<'a> Slave<'a> {
             Ok(()) => SlaveStatus::Ok,
             Err(e) => SlaveStatus::Error(format!("{e:#}")),
         };
-        let state = State::read(&state::state_path(&self.config.deploys_dir))
+        let state = self
+            .machine
+            .local_state()
             .context("reading the local state for the slave report")?;
         Ok(SlaveReport {
             status,
-            ip_address: identity::ipv4_of(&self.proxy.slave_interface_name)?,
+            ip_address: identity::ipv4_of(&self.machine.proxy.slave_interface_name)?,
             host_name: identity::host_name(),
             state,
         })

@@ -7,6 +7,7 @@ use serde_json::{json, Value};
 
 use crate::config::ProxyModeConfig;
 use crate::log;
+use crate::names::SlaveLabel;
 use crate::proxy::state::State;
 use crate::proxy::status::{heading, state_text};
 
@@ -113,7 +114,7 @@ pub fn flush(remote: &dyn RemoteStore) -> Result<()> {
                 s.label,
                 time_text(s.last_modified)
             ));
-            remote.delete_slave(&s.label)?;
+            remote.delete_slave(&SlaveLabel::parse(&s.label)?)?;
         }
     }
     Ok(())

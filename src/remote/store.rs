@@ -7,14 +7,16 @@
 //! `If-Match`/`If-None-Match: *`; directory: a lock and an atomic rename).
 
 use std::hash::{Hash, Hasher};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::SystemTime;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 
 use crate::aws::s3::{self, Fetched, Precondition, S3Url};
+use crate::config::RemoteLocation;
 use crate::fsutil;
+use crate::names::SlaveLabel;
 use crate::proxy::state::{self, State};
 
 /// A version of the master state, to write conditionally on.
@@ -23,13 +25,6 @@ pub enum Version {
     /// There is no master state yet (it reads as empty).
     Missing,
     Tag(String),
-}
-
-/// The result of reading the master given the version already known.
-#[derive(Debug)]
-pub enum MasterRead {
-    Unchanged,
-    Changed(State, Version),
 }
 
 /// A slave's report (SPEC §7), mirroring `adl/state.adl`.
@@ -57,51 +52,29 @@ pub struct SlaveEntry {
     pub report: Result<SlaveReport, String>,
 }
 
-pub trait RemoteStore {
+pub(crate) trait RemoteStore {
     /// The location, for messages.
     fn describe(&self) -> String;
-    /// Reads the master; with `known`, answers `Unchanged` cheaply when the
-    /// master is still at that version.
-    fn read_master(&self, known: Option<&Version>) -> Result<MasterRead>;
+    /// The master state and its version (a missing master is empty).
+    fn master(&self) -> Result<(State, Version)>;
+    /// The master if it is no longer at version `known` (cheap when it is).
+    fn master_if_changed(&self, known: &Version) -> Result<Option<(State, Version)>>;
     /// Writes the master if it is still at `expected`; `Ok(false)` if
     /// someone else wrote it first.
     fn write_master(&self, state: &State, expected: &Version) -> Result<bool>;
-    /// The master state and its version (a missing master is empty).
-    fn master(&self) -> Result<(State, Version)> {
-        match self.read_master(None)? {
-            MasterRead::Changed(state, version) => Ok((state, version)),
-            MasterRead::Unchanged => {
-                unreachable!("a read without a known version returns the state")
-            }
-        }
-    }
-    fn write_slave(&self, label: &str, report: &SlaveReport) -> Result<()>;
+    /// A slave's report and when it was written, if it has one.
+    fn slave(&self, label: &SlaveLabel) -> Result<Option<SlaveEntry>>;
+    fn write_slave(&self, label: &SlaveLabel, report: &SlaveReport) -> Result<()>;
     fn slaves(&self) -> Result<Vec<SlaveEntry>>;
-    fn delete_slave(&self, label: &str) -> Result<()>;
+    fn delete_slave(&self, label: &SlaveLabel) -> Result<()>;
 }
 
-/// Opens the store named by `remoteStateS3`: an `s3://` URL, or [new] an
-/// absolute directory.
-pub fn open(location: &str) -> Result<Box<dyn RemoteStore>> {
-    if location.starts_with("s3://") {
-        return Ok(Box::new(S3Remote {
-            base: S3Url::parse(location)?,
-        }));
+/// Opens the store named by `remoteStateS3`.
+pub(crate) fn open(location: &RemoteLocation) -> Box<dyn RemoteStore> {
+    match location {
+        RemoteLocation::S3(base) => Box::new(S3Remote { base: base.clone() }),
+        RemoteLocation::Dir(base) => Box::new(DirRemote { base: base.clone() }),
     }
-    let dir = Path::new(location);
-    if !dir.is_absolute() {
-        bail!("remoteStateS3 '{location}' must be an s3:// URL or an absolute directory");
-    }
-    Ok(Box::new(DirRemote {
-        base: dir.to_path_buf(),
-    }))
-}
-
-fn check_label(label: &str) -> Result<()> {
-    if label.is_empty() || label.contains('/') || label == "." || label == ".." {
-        bail!("invalid slave label '{label}'");
-    }
-    Ok(())
 }
 
 fn parse_report(bytes: &[u8], name: &str) -> Result<SlaveReport, String> {
@@ -113,12 +86,31 @@ pub struct S3Remote {
 }
 
 impl S3Remote {
-    fn master(&self) -> S3Url {
+    fn master_url(&self) -> S3Url {
         self.base.join("master/state.json")
     }
 
-    fn slave(&self, label: &str) -> S3Url {
+    fn slave_url(&self, label: &SlaveLabel) -> S3Url {
         self.base.join(&format!("slaves/{label}/state.json"))
+    }
+
+    /// The master, or `None` when it is still at `known`.
+    fn fetch_master(&self, known: Option<&Version>) -> Result<Option<(State, Version)>> {
+        let url = self.master_url();
+        let etag = match known {
+            Some(Version::Tag(t)) => Some(t.as_str()),
+            _ => None,
+        };
+        match s3::get_if_changed(&url, etag)? {
+            Fetched::NotModified => Ok(None),
+            Fetched::Missing if known == Some(&Version::Missing) => Ok(None),
+            Fetched::Missing => Ok(Some((State::default(), Version::Missing))),
+            Fetched::Found { bytes, etag, .. } => {
+                let text = String::from_utf8_lossy(&bytes);
+                let state = state::parse(&text, &url.to_string())?;
+                Ok(Some((state, Version::Tag(etag))))
+            }
+        }
     }
 }
 
@@ -127,22 +119,15 @@ impl RemoteStore for S3Remote {
         self.base.to_string()
     }
 
-    fn read_master(&self, known: Option<&Version>) -> Result<MasterRead> {
-        let url = self.master();
-        let etag = match known {
-            Some(Version::Tag(t)) => Some(t.as_str()),
-            _ => None,
-        };
-        match s3::get_if_changed(&url, etag)? {
-            Fetched::NotModified => Ok(MasterRead::Unchanged),
-            Fetched::Missing if known == Some(&Version::Missing) => Ok(MasterRead::Unchanged),
-            Fetched::Missing => Ok(MasterRead::Changed(State::default(), Version::Missing)),
-            Fetched::Found { bytes, etag } => {
-                let text = String::from_utf8_lossy(&bytes);
-                let state = state::parse(&text, &url.to_string())?;
-                Ok(MasterRead::Changed(state, Version::Tag(etag)))
-            }
-        }
+    fn master(&self) -> Result<(State, Version)> {
+        // Without a known version, every answer carries the state.
+        Ok(self
+            .fetch_master(None)?
+            .unwrap_or((State::default(), Version::Missing)))
+    }
+
+    fn master_if_changed(&self, known: &Version) -> Result<Option<(State, Version)>> {
+        self.fetch_master(Some(known))
     }
 
     fn write_master(&self, state: &State, expected: &Version) -> Result<bool> {
@@ -150,13 +135,28 @@ impl RemoteStore for S3Remote {
             Version::Missing => Precondition::Absent,
             Version::Tag(t) => Precondition::Matches(t.clone()),
         };
-        s3::put(&self.master(), state.to_json(), &pre)
+        s3::put(&self.master_url(), state.to_json(), &pre)
     }
 
-    fn write_slave(&self, label: &str, report: &SlaveReport) -> Result<()> {
-        check_label(label)?;
+    fn slave(&self, label: &SlaveLabel) -> Result<Option<SlaveEntry>> {
+        let url = self.slave_url(label);
+        Ok(match s3::get_if_changed(&url, None)? {
+            Fetched::Found {
+                bytes,
+                last_modified,
+                ..
+            } => Some(SlaveEntry {
+                label: label.to_string(),
+                last_modified,
+                report: parse_report(&bytes, &url.to_string()),
+            }),
+            Fetched::Missing | Fetched::NotModified => None,
+        })
+    }
+
+    fn write_slave(&self, label: &SlaveLabel, report: &SlaveReport) -> Result<()> {
         let bytes = serde_json::to_vec_pretty(report)?;
-        s3::put(&self.slave(label), bytes, &Precondition::None).map(|_| ())
+        s3::put(&self.slave_url(label), bytes, &Precondition::None).map(|_| ())
     }
 
     fn slaves(&self) -> Result<Vec<SlaveEntry>> {
@@ -196,9 +196,8 @@ impl RemoteStore for S3Remote {
         Ok(out)
     }
 
-    fn delete_slave(&self, label: &str) -> Result<()> {
-        check_label(label)?;
-        s3::delete(&self.slave(label))
+    fn delete_slave(&self, label: &SlaveLabel) -> Result<()> {
+        s3::delete(&self.slave_url(label))
     }
 }
 
@@ -207,17 +206,17 @@ pub struct DirRemote {
 }
 
 impl DirRemote {
-    fn master(&self) -> PathBuf {
+    fn master_file(&self) -> PathBuf {
         self.base.join("master/state.json")
     }
 
-    fn slave(&self, label: &str) -> PathBuf {
+    fn slave_file(&self, label: &str) -> PathBuf {
         self.base.join("slaves").join(label).join("state.json")
     }
 
     /// The version of the master file's current content.
     fn current(&self) -> Result<(Option<Vec<u8>>, Version)> {
-        let path = self.master();
+        let path = self.master_file();
         match std::fs::read(&path) {
             Ok(bytes) => {
                 let mut h = std::collections::hash_map::DefaultHasher::new();
@@ -236,23 +235,25 @@ impl RemoteStore for DirRemote {
         self.base.display().to_string()
     }
 
-    fn read_master(&self, known: Option<&Version>) -> Result<MasterRead> {
+    fn master(&self) -> Result<(State, Version)> {
         let (bytes, version) = self.current()?;
-        if known == Some(&version) {
-            return Ok(MasterRead::Unchanged);
-        }
         let state = match bytes {
             Some(b) => state::parse(
                 &String::from_utf8_lossy(&b),
-                &self.master().display().to_string(),
+                &self.master_file().display().to_string(),
             )?,
             None => State::default(),
         };
-        Ok(MasterRead::Changed(state, version))
+        Ok((state, version))
+    }
+
+    fn master_if_changed(&self, known: &Version) -> Result<Option<(State, Version)>> {
+        let (state, version) = self.master()?;
+        Ok((version != *known).then_some((state, version)))
     }
 
     fn write_master(&self, state: &State, expected: &Version) -> Result<bool> {
-        let path = self.master();
+        let path = self.master_file();
         let _lock = fsutil::lock(&self.base.join("master/.lock"))?;
         let (_, version) = self.current()?;
         if &version != expected {
@@ -262,12 +263,28 @@ impl RemoteStore for DirRemote {
         Ok(true)
     }
 
-    fn write_slave(&self, label: &str, report: &SlaveReport) -> Result<()> {
-        check_label(label)?;
-        let path = self.slave(label);
-        std::fs::create_dir_all(path.parent().unwrap())
-            .with_context(|| format!("cannot create {}", path.display()))?;
-        fsutil::write_atomic(&path, &serde_json::to_vec_pretty(report)?, 0o644)
+    fn slave(&self, label: &SlaveLabel) -> Result<Option<SlaveEntry>> {
+        let path = self.slave_file(label.as_str());
+        match std::fs::read(&path) {
+            Ok(bytes) => Ok(Some(SlaveEntry {
+                label: label.to_string(),
+                last_modified: std::fs::metadata(&path).and_then(|m| m.modified()).ok(),
+                report: parse_report(&bytes, &path.display().to_string()),
+            })),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e).with_context(|| format!("cannot read {}", path.display())),
+        }
+    }
+
+    fn write_slave(&self, label: &SlaveLabel, report: &SlaveReport) -> Result<()> {
+        let dir = self.base.join("slaves").join(label.as_str());
+        std::fs::create_dir_all(&dir)
+            .with_context(|| format!("cannot create {}", dir.display()))?;
+        fsutil::write_atomic(
+            &self.slave_file(label.as_str()),
+            &serde_json::to_vec_pretty(report)?,
+            0o644,
+        )
     }
 
     fn slaves(&self) -> Result<Vec<SlaveEntry>> {
@@ -294,9 +311,8 @@ impl RemoteStore for DirRemote {
         Ok(out)
     }
 
-    fn delete_slave(&self, label: &str) -> Result<()> {
-        check_label(label)?;
-        let dir = self.base.join("slaves").join(label);
+    fn delete_slave(&self, label: &SlaveLabel) -> Result<()> {
+        let dir = self.base.join("slaves").join(label.as_str());
         std::fs::remove_dir_all(&dir).with_context(|| format!("cannot remove {}", dir.display()))
     }
 }

@@ -5,14 +5,15 @@ use std::time::SystemTime;
 
 use anyhow::{Context, Result};
 
-use super::{check_release_name, ReleaseStore};
+use super::ReleaseStore;
+use crate::names::ReleaseName;
 
-pub struct LocalDirStore {
+pub(crate) struct LocalDirStore {
     dir: PathBuf,
 }
 
 impl LocalDirStore {
-    pub fn new(dir: &Path) -> LocalDirStore {
+    pub(crate) fn new(dir: &Path) -> LocalDirStore {
         LocalDirStore {
             dir: dir.to_path_buf(),
         }
@@ -37,14 +38,12 @@ impl ReleaseStore for LocalDirStore {
         Ok(files.into_iter().map(|(_, name)| name).collect())
     }
 
-    fn exists(&self, release: &str) -> Result<bool> {
-        check_release_name(release)?;
-        Ok(self.dir.join(release).is_file())
+    fn exists(&self, release: &ReleaseName) -> Result<bool> {
+        Ok(self.dir.join(release.as_str()).is_file())
     }
 
-    fn download(&self, release: &str, dest: &Path) -> Result<()> {
-        check_release_name(release)?;
-        let src = self.dir.join(release);
+    fn download(&self, release: &ReleaseName, dest: &Path) -> Result<()> {
+        let src = self.dir.join(release.as_str());
         std::fs::copy(&src, dest)
             .with_context(|| format!("cannot copy {} to {}", src.display(), dest.display()))?;
         Ok(())

@@ -5,18 +5,19 @@ use std::time::SystemTime;
 
 use anyhow::Result;
 
-use super::{check_release_name, ReleaseStore};
+use super::ReleaseStore;
 use crate::aws::s3::{self, S3Url};
+use crate::names::ReleaseName;
 
-pub struct S3Store {
+pub(crate) struct S3Store {
     prefix: S3Url,
 }
 
 impl S3Store {
-    pub fn new(url: &str) -> Result<S3Store> {
-        Ok(S3Store {
-            prefix: S3Url::parse(url)?,
-        })
+    pub(crate) fn new(prefix: &S3Url) -> S3Store {
+        S3Store {
+            prefix: prefix.clone(),
+        }
     }
 }
 
@@ -35,14 +36,12 @@ impl ReleaseStore for S3Store {
             .collect())
     }
 
-    fn exists(&self, release: &str) -> Result<bool> {
-        check_release_name(release)?;
-        s3::exists(&self.prefix.join(release))
+    fn exists(&self, release: &ReleaseName) -> Result<bool> {
+        s3::exists(&self.prefix.join(release.as_str()))
     }
 
-    fn download(&self, release: &str, dest: &Path) -> Result<()> {
-        check_release_name(release)?;
-        s3::download(&self.prefix.join(release), dest)
+    fn download(&self, release: &ReleaseName, dest: &Path) -> Result<()> {
+        s3::download(&self.prefix.join(release.as_str()), dest)
     }
 
     fn describe(&self) -> String {

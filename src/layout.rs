@@ -1,0 +1,87 @@
+//! What lives where under deploysDir. Every path c2 derives from it comes
+//! from here, so the layout operators' scripts rely on is in one place.
+//!
+//! ```text
+//! <deploysDir>/
+//!   <label>/              a deploy (unpacked release)
+//!   current -> <label>    noproxy: the live release
+//!   .c2.lock              serialises c2 runs on this machine
+//!   frontend-proxy/       proxy mode: state.json, nginx.conf, nginx.ctx.json,
+//!                         docker-compose.yml or nginx.pid and error.log
+//! ```
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Result;
+
+use crate::fsutil;
+use crate::names::DeployLabel;
+
+#[derive(Debug, Clone)]
+pub(crate) struct Layout {
+    root: PathBuf,
+}
+
+impl Layout {
+    pub(crate) fn new(deploys_dir: &Path) -> Layout {
+        Layout {
+            root: deploys_dir.to_path_buf(),
+        }
+    }
+
+    pub(crate) fn root(&self) -> &Path {
+        &self.root
+    }
+
+    pub(crate) fn deploy_dir(&self, label: &DeployLabel) -> PathBuf {
+        self.root.join(label.as_str())
+    }
+
+    /// noproxy: the symlink to the live release.
+    pub(crate) fn current_link(&self) -> PathBuf {
+        self.root.join("current")
+    }
+
+    /// Takes the lock that serialises c2 runs changing this machine's
+    /// deploys; waits (and says so) while another run holds it.
+    pub(crate) fn lock(&self) -> Result<fsutil::Lock> {
+        fsutil::lock(&self.root.join(".c2.lock"))
+    }
+
+    /// proxy mode: the frontend proxy's files and the local state.
+    pub(crate) fn proxy_dir(&self) -> PathBuf {
+        self.root.join("frontend-proxy")
+    }
+
+    pub(crate) fn state_file(&self) -> PathBuf {
+        self.proxy_dir().join("state.json")
+    }
+
+    pub(crate) fn nginx_conf(&self) -> PathBuf {
+        self.proxy_dir().join("nginx.conf")
+    }
+
+    /// The nginx template context that produced nginx.conf.
+    pub(crate) fn nginx_ctx(&self) -> PathBuf {
+        self.proxy_dir().join("nginx.ctx.json")
+    }
+
+    /// The config the host nginx is asked to check before it is installed.
+    pub(crate) fn nginx_conf_candidate(&self) -> PathBuf {
+        self.proxy_dir().join("nginx.conf.new")
+    }
+
+    /// docker driver: the frontendproxy container's compose file.
+    pub(crate) fn compose_file(&self) -> PathBuf {
+        self.proxy_dir().join("docker-compose.yml")
+    }
+
+    /// host driver: nginx's pid file and error log.
+    pub(crate) fn nginx_pid(&self) -> PathBuf {
+        self.proxy_dir().join("nginx.pid")
+    }
+
+    pub(crate) fn nginx_error_log(&self) -> PathBuf {
+        self.proxy_dir().join("error.log")
+    }
+}

@@ -1,0 +1,163 @@
+//! Names that become file names: release names (blobs in the store),
+//! deploy labels (directories in deploysDir), slave labels (prefixes in the
+//! remote state) and context names (files in contextCache). Each is checked
+//! once, where it enters c2 (command line, config, state file), and is a
+//! type from then on.
+
+use std::fmt;
+
+use anyhow::{bail, Result};
+use serde::{Deserialize, Serialize};
+
+/// One path component: not empty, not `.` or `..`, no `/`, no NUL.
+fn is_one_component(s: &str) -> bool {
+    !s.is_empty() && s != "." && s != ".." && !s.contains(['/', '\0'])
+}
+
+macro_rules! name_type {
+    ($(#[$doc:meta])* $name:ident) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+        #[serde(try_from = "String", into = "String")]
+        pub(crate) struct $name(String);
+
+        impl $name {
+            #[allow(dead_code)] // not every kind of name is read as a str
+            pub(crate) fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl TryFrom<String> for $name {
+            type Error = anyhow::Error;
+            fn try_from(s: String) -> Result<$name> {
+                $name::parse(&s)
+            }
+        }
+
+        impl From<$name> for String {
+            fn from(n: $name) -> String {
+                n.0
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+
+        impl std::borrow::Borrow<str> for $name {
+            fn borrow(&self) -> &str {
+                &self.0
+            }
+        }
+    };
+}
+
+name_type!(
+    /// A release: a blob name in the release store, e.g. `shop-1.4.zip`.
+    ReleaseName
+);
+
+name_type!(
+    /// A deploy label: the directory `<deploysDir>/<label>`.
+    DeployLabel
+);
+
+name_type!(
+    /// A slave label: `<remote state>/slaves/<label>/`.
+    SlaveLabel
+);
+
+name_type!(
+    /// A context name: `<contextCache>/<name>.json` and a template key.
+    ContextName
+);
+
+impl ReleaseName {
+    pub(crate) fn parse(s: &str) -> Result<ReleaseName> {
+        if !is_one_component(s) {
+            bail!("invalid release name '{s}': expected a file name such as shop-1.4.zip");
+        }
+        Ok(ReleaseName(s.to_string()))
+    }
+
+    /// The default deploy label: the name without its last extension
+    /// (`shop-1.4.zip` → `shop-1.4`).
+    pub(crate) fn default_label(&self) -> Result<DeployLabel> {
+        let stem = match self.0.rsplit_once('.') {
+            Some((stem, _)) if !stem.is_empty() => stem,
+            _ => &self.0,
+        };
+        DeployLabel::parse(stem)
+    }
+}
+
+/// Entries of deploysDir that are not deploys.
+pub(crate) const RESERVED_IN_DEPLOYS_DIR: [&str; 2] = ["current", "frontend-proxy"];
+
+impl DeployLabel {
+    pub(crate) fn parse(s: &str) -> Result<DeployLabel> {
+        if !is_one_component(s) || s.starts_with('.') || RESERVED_IN_DEPLOYS_DIR.contains(&s) {
+            bail!("invalid deploy label '{s}': expected a directory name such as shop-1.4 (not current or frontend-proxy)");
+        }
+        Ok(DeployLabel(s.to_string()))
+    }
+}
+
+impl SlaveLabel {
+    pub(crate) fn parse(s: &str) -> Result<SlaveLabel> {
+        if !is_one_component(s) {
+            bail!("invalid slave label '{s}': expected one path component");
+        }
+        Ok(SlaveLabel(s.to_string()))
+    }
+}
+
+impl ContextName {
+    pub(crate) fn parse(s: &str) -> Result<ContextName> {
+        if !is_one_component(s) {
+            bail!("invalid context name '{s}' (it names a file in contextCache)");
+        }
+        Ok(ContextName(s.to_string()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn release_names_are_one_path_component() {
+        assert!(ReleaseName::parse("shop-1.4.zip").is_ok());
+        for bad in ["", ".", "..", "a/b", "../x.zip", "a\0b"] {
+            assert!(ReleaseName::parse(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn default_label_drops_the_last_extension() {
+        let label = |r: &str| ReleaseName::parse(r).unwrap().default_label();
+        assert_eq!(label("shop-1.4.zip").unwrap().as_str(), "shop-1.4");
+        assert_eq!(label("shop.tar.zip").unwrap().as_str(), "shop.tar");
+        assert_eq!(label("noext").unwrap().as_str(), "noext");
+        assert!(label("current.zip").is_err());
+        assert!(label(".hidden.zip").is_err());
+    }
+
+    #[test]
+    fn deploy_labels_cannot_clash_with_c2s_own_entries() {
+        assert!(DeployLabel::parse("blue").is_ok());
+        for bad in ["", "current", "frontend-proxy", ".c2.lock", "a/b", ".."] {
+            assert!(DeployLabel::parse(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn names_from_json_are_checked() {
+        assert!(serde_json::from_str::<ReleaseName>("\"../../etc\"").is_err());
+        let ok: DeployLabel = serde_json::from_str("\"blue\"").unwrap();
+        assert_eq!(serde_json::to_string(&ok).unwrap(), "\"blue\"");
+    }
+}

@@ -1,0 +1,52 @@
+//! One deploy target per mode, resolved once from the config: noproxy (one
+//! live release), proxy mode with this machine's state, or proxy mode with
+//! remote state (commands edit the master). Every command that changes or
+//! shows deploys goes through [`Target`], so a feature meant for every mode
+//! lands in one place per mode.
+
+use anyhow::Result;
+
+use crate::config::{DeployMode, ToolConfig};
+use crate::names::{DeployLabel, ReleaseName};
+use crate::noproxy::Noproxy;
+use crate::proxy::{Machine, ProxyTarget, StateBackend};
+use crate::remote::master::Master;
+use crate::store::ReleaseStore;
+
+pub(crate) trait Target {
+    /// `start <release> [deploy]`.
+    fn start(&self, release: &ReleaseName, label: Option<DeployLabel>) -> Result<()>;
+    /// `stop <deploy>`.
+    fn stop(&self, deploy: &str) -> Result<()>;
+    /// `connect <endpoint> <deploy>`.
+    fn connect(&self, endpoint: &str, deploy: &str) -> Result<()>;
+    /// `disconnect <endpoint>`.
+    fn disconnect(&self, endpoint: &str) -> Result<()>;
+    /// `status [--show-slaves] [--json-output]`.
+    fn status(&self, show_slaves: bool, json_output: bool) -> Result<()>;
+    /// The deploy labels, for completion.
+    fn deploy_labels(&self) -> Result<Vec<String>>;
+    /// The configured endpoint labels, for completion.
+    fn endpoints(&self) -> Vec<String>;
+}
+
+/// The target the config describes. Opening touches nothing remote.
+pub(crate) fn open<'a>(
+    config: &'a ToolConfig,
+    store: &'a dyn ReleaseStore,
+) -> Result<Box<dyn Target + 'a>> {
+    Ok(match &config.deploy_mode {
+        DeployMode::Noproxy => Box::new(Noproxy::new(config, store)),
+        DeployMode::Proxy(proxy) => {
+            let state: Box<dyn StateBackend + 'a> = match &proxy.remote_state_s3 {
+                Some(location) => Box::new(Master::open(location, proxy)?),
+                None => Box::new(Machine::new(config, proxy, store)),
+            };
+            Box::new(ProxyTarget {
+                proxy,
+                store,
+                state,
+            })
+        }
+    })
+}
