@@ -45,6 +45,10 @@ if ! [ -x /usr/sbin/nginx ] && ! command -v nginx >/dev/null 2>&1; then
     die "cannot install nginx: install it (apt-get install nginx-light) and run again"
 fi
 if [ -x /usr/sbin/nginx ]; then nginx=/usr/sbin/nginx; else nginx=$(command -v nginx); fi
+if [ "$(id -u)" != 0 ]; then
+  echo "quickstart: note: not root; Debian's nginx writes its logs under /var/log/nginx," >&2
+  echo "quickstart: so if 'c2 connect' fails with Permission denied, run this as root" >&2
+fi
 
 start_time=$(date +%s)
 
