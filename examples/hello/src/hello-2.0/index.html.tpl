@@ -1,7 +1,8 @@
 <!doctype html>
-<title>{{site.title}}</title>
-<h1>{{site.title}}</h1>
-<p>Release {{release.version}} ({{release.colour}}) deployed by c2.</p>
-{{#site.links}}
-<a href="{{url}}">{{name}}</a>
-{{/site.links}}
+<html>
+<head><title>{{site.title}}: hello {{release.version}}</title></head>
+<body style="background: {{release.colour}}; color: white; font-family: sans-serif">
+<h1>hello {{release.version}}</h1>
+<p>{{site.title}}: release {{release.version}} ({{release.colour}}), served on port {{ports.http}}.</p>
+</body>
+</html>
