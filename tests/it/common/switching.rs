@@ -120,10 +120,29 @@ pub fn run(env: &Env, switches: usize, gap: Duration) -> Figures {
         })
     };
 
-    let mut done = Vec::new();
+    // After a switch, the client must have seen the new deploy answer (the
+    // figures measure when it first did) and have kept up the load (more
+    // than 10 answers per switch) before the next switch or the end.
+    let settled = |switch: &Switch| {
+        super::wait_until(
+            Duration::from_secs(30),
+            &format!("11 answers since the switch to {}, one from it", switch.to),
+            || {
+                let log = log.lock().unwrap();
+                let since: Vec<&Request> =
+                    log.iter().filter(|r| r.received >= switch.called).collect();
+                since.len() > 10 && since.iter().any(|r| r.deploy == switch.to)
+            },
+        )
+    };
+    let mut done: Vec<Switch> = Vec::new();
     let mut from = "blue";
     for i in 0..switches {
+        // The pace of the scenario: switches at least `gap` apart.
         std::thread::sleep(gap);
+        if let Some(last) = done.last() {
+            settled(last);
+        }
         let to = if i % 2 == 0 { "green" } else { "blue" };
         let called = Instant::now();
         env.c2(&["connect", "main", to]).ok();
@@ -136,6 +155,9 @@ pub fn run(env: &Env, switches: usize, gap: Duration) -> Figures {
         from = to;
     }
     std::thread::sleep(gap);
+    if let Some(last) = done.last() {
+        settled(last);
+    }
     stop.store(true, Ordering::Relaxed);
     client.join().unwrap();
     let requests = log.lock().unwrap();

@@ -203,10 +203,10 @@ fn build_httpd_image() {
 }
 
 /// One docker test at a time: they share the `frontendproxy` container
-/// name and compose project names.
+/// name and compose project names. Docker tests are heavy tests too, so
+/// this is the heavy-test lock: one lock, no lock order to get wrong.
 pub fn exclusive() -> MutexGuard<'static, ()> {
-    static LOCK: Mutex<()> = Mutex::new(());
-    LOCK.lock().unwrap_or_else(|e| e.into_inner())
+    super::heavy()
 }
 
 /// Removes, when dropped, the containers and networks labelled with this

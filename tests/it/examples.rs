@@ -1,13 +1,11 @@
 //! The bundled example (the README's quick start) stays deployable: its
 //! zips match their sources, and they deploy, replace and stop.
 
-mod common;
-
 use std::collections::BTreeMap;
 use std::io::Read;
 use std::path::Path;
 
-use common::Env;
+use crate::common::Env;
 use serde_json::json;
 
 fn zip_entries(path: &Path) -> BTreeMap<String, Vec<u8>> {

@@ -2,15 +2,13 @@
 //! `frontendproxy` nginx container, releases are docker-compose projects
 //! serving pages from a busybox httpd container, and requests go through
 //! the container on the configured httpPort. No registry: the images are
-//! built locally FROM scratch (tests/common/docker.rs). Without a Docker
+//! built locally FROM scratch (tests/it/common/docker.rs). Without a Docker
 //! engine these tests print why and pass without running.
-
-mod common;
 
 use std::time::Duration;
 
-use common::docker::{self, DockerScope, Engine, HTTPD_IMAGE, NGINX_IMAGE};
-use common::{switching, Env, ReleaseBuilder};
+use crate::common::docker::{self, DockerScope, Engine, HTTPD_IMAGE, NGINX_IMAGE};
+use crate::common::{self, switching, Env, ReleaseBuilder};
 use serde_json::json;
 
 /// A compose release serving `www/index.html` ("<label>") from busybox
