@@ -110,7 +110,7 @@ fn compose_releases_behind_the_frontendproxy_container() {
     let Some(engine) = docker::engine() else {
         return;
     };
-    let _one_at_a_time = docker::exclusive();
+    let _turn = engine.exclusive();
     record("docker-versions.txt", &versions(engine));
     // Every compose flavour this machine has, through composeCommand; and
     // the first through detection (composeCommand unset) too.
@@ -167,7 +167,7 @@ fn the_container_refuses_a_bad_config_and_keeps_serving() {
     let Some(engine) = docker::engine() else {
         return;
     };
-    let _one_at_a_time = docker::exclusive();
+    let _turn = engine.exclusive();
     let scope = DockerScope::new("refuse");
     let compose = engine.compose_flavours[0].clone();
     let mut env = docker_proxy_env(engine, &compose);
@@ -196,7 +196,7 @@ fn switching_through_the_container_loses_no_request() {
     let Some(engine) = docker::engine() else {
         return;
     };
-    let _one_at_a_time = docker::exclusive();
+    let _turn = engine.exclusive();
     let scope = DockerScope::new("switch");
     let compose = engine.compose_flavours[0].clone();
     let env = docker_proxy_env(engine, &compose);
@@ -222,7 +222,7 @@ fn a_noproxy_compose_release_is_replaced_by_the_next() {
     let Some(engine) = docker::engine() else {
         return;
     };
-    let _one_at_a_time = docker::exclusive();
+    let _turn = engine.exclusive();
     let scope = DockerScope::new("noproxy");
     let compose = engine.compose_flavours[0].clone();
     let env = Env::new();
@@ -251,7 +251,7 @@ fn a_slave_with_the_docker_frontend_follows_the_master() {
     let Some(engine) = docker::engine() else {
         return;
     };
-    let _one_at_a_time = docker::exclusive();
+    let _turn = engine.exclusive();
     let scope = DockerScope::new("slave");
     let compose = engine.compose_flavours[0].clone();
     let mut master = docker_proxy_env(engine, &compose);
