@@ -23,6 +23,14 @@ struct Switch {
     to: &'static str,
 }
 
+struct StopOnDrop(Arc<AtomicBool>);
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+}
+
 /// Proxy mode (host nginx) with endpoint `main` (main.example) connected
 /// to deploy `blue`, and deploy `green` ready to take over.
 pub fn blue_green_env() -> Env {
@@ -101,6 +109,9 @@ impl Figures {
 pub fn run(env: &Env, switches: usize, gap: Duration) -> Figures {
     let port = env.http_port();
     let stop = Arc::new(AtomicBool::new(false));
+    // Stops the client however the run ends: a failed wait must not leave it
+    // spinning through the rest of the test run.
+    let stop_client = StopOnDrop(stop.clone());
     let log = Arc::new(Mutex::new(Vec::<Request>::new()));
     let client = {
         let (stop, log) = (stop.clone(), log.clone());
@@ -158,7 +169,7 @@ pub fn run(env: &Env, switches: usize, gap: Duration) -> Figures {
     if let Some(last) = done.last() {
         settled(last);
     }
-    stop.store(true, Ordering::Relaxed);
+    drop(stop_client);
     client.join().unwrap();
     let requests = log.lock().unwrap();
 
