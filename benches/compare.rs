@@ -3,7 +3,9 @@
 //! docs/fleet-convergence.svg. Uses the integration tests' builders (real
 //! moto, real nginx, the optimised c2 binary).
 
-#[path = "../tests/common/mod.rs"]
+// The benchmark uses a few of the tests' builders.
+#[path = "../tests/it/common/mod.rs"]
+#[allow(dead_code)]
 mod common;
 
 use std::io::{Read, Write};

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""A stand-in for certbot, used by tests/certificates.rs.
+"""A stand-in for certbot, used by tests/it/certificates.rs.
 
 Let's Encrypt cannot be reached from the tests, so this does locally what
 certbot and the ACME server would do, and records what it saw in

@@ -1,6 +1,6 @@
 #!/bin/sh
 # A stand-in for `docker`, `docker-compose` or a configured compose command,
-# used by tests/docker_driver.rs. Each call appends one line to
+# used by tests/it/docker_driver.rs. Each call appends one line to
 # $FAKE_DOCKER_LOG: "<name> <args>", a tab, and the directory it ran in.
 # It exits 0, or 1 when the call ("<name> <args>") starts with
 # $FAKE_DOCKER_FAIL.

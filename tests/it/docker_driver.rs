@@ -6,15 +6,13 @@
 //! endpoints are checked through the files c2 writes into
 //! `<deploysDir>/frontend-proxy` and the commands it runs.
 
-mod common;
-
 use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
 
-use common::Env;
+use crate::common::{self, Env};
 use serde_json::{json, Value};
 
-const FAKE_DOCKER: &str = include_str!("support/fake-docker.sh");
+const FAKE_DOCKER: &str = include_str!("../support/fake-docker.sh");
 const SIGHUP: &str = "docker kill --signal=SIGHUP frontendproxy";
 /// The driver asks whether the proxy container runs (and its nginx pid)
 /// before and after bringing it up; the fake answers nothing: not running.

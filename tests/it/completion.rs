@@ -1,9 +1,7 @@
 //! Shell completion (SPEC §4), driven through a real bash: release names,
 //! deploy labels and endpoint labels come from the live config and state.
 
-mod common;
-
-use common::Env;
+use crate::common::{self, Env};
 
 /// What bash offers after `words` (the last one being typed).
 fn complete(env: &Env, words: &[&str]) -> Vec<String> {

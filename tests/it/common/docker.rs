@@ -5,12 +5,18 @@
 //! - `c2-test/httpd:busybox`: Debian's busybox-static, whose `httpd` serves
 //!   the releases' pages.
 //!
-//! Images are built once per test run and only when missing; those this run
-//! built are removed when the test process exits (a watchdog shell, as for
-//! moto). Containers and networks carry a label naming the test that made
-//! them, and [`DockerScope`] removes them when the test ends, pass or fail.
+//! Docker tests take turns across the whole machine ([`Engine::exclusive`]):
+//! the `frontendproxy` container name and the image tags are the engine's,
+//! shared by every test process on it. Under that turn a test makes sure
+//! the images exist, building what is missing; the images a test process
+//! built are removed when it exits (a watchdog shell, as for moto), in a
+//! turn of its own. Containers and networks carry a label naming the test
+//! that made them, and [`DockerScope`] removes them when the test ends,
+//! pass or fail.
 
-use std::path::Path;
+use std::fs::File;
+use std::io::Write;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Mutex, MutexGuard, OnceLock};
 
@@ -22,9 +28,6 @@ pub struct Engine {
     pub server_version: String,
     /// The compose commands that work here: `docker compose`, `docker-compose`.
     pub compose_flavours: Vec<String>,
-    /// Outlives the test process on purpose: it removes the images once
-    /// our end of its stdin closes.
-    _janitor: Option<Mutex<Child>>,
 }
 
 fn run(args: &[&str]) -> Option<String> {
@@ -44,17 +47,6 @@ pub fn engine() -> Option<&'static Engine> {
             eprintln!("SKIPPED: no Docker engine answers (`docker version` failed): docker end-to-end tests not run");
             return None;
         };
-        let mut built = Vec::new();
-        let nginx_version = nginx_version();
-        let nginx_tag = format!("{NGINX_IMAGE}:{nginx_version}");
-        if run(&["image", "inspect", &nginx_tag]).is_none() {
-            build_nginx_image(&nginx_tag);
-            built.push(nginx_tag);
-        }
-        if run(&["image", "inspect", HTTPD_IMAGE]).is_none() {
-            build_httpd_image();
-            built.push(HTTPD_IMAGE.to_string());
-        }
         let mut compose_flavours = Vec::new();
         if run(&["compose", "version"]).is_some() {
             compose_flavours.push("docker compose".to_string());
@@ -71,28 +63,78 @@ pub fn engine() -> Option<&'static Engine> {
             "a Docker engine answers but neither `docker compose` nor `docker-compose` works"
         );
         Some(Engine {
-            nginx_version,
+            nginx_version: nginx_version(),
             server_version,
             compose_flavours,
-            _janitor: janitor(&built),
         })
     });
     engine.as_ref()
 }
 
-/// Removes the images this run built when the test process exits.
-fn janitor(images: &[String]) -> Option<Mutex<Child>> {
-    if images.is_empty() {
-        return None;
+/// A docker test's turn: the heavy-test lock of this process, then the
+/// machine-wide docker lock, both held until dropped.
+pub struct Turn {
+    _machine: File,
+    _heavy: MutexGuard<'static, ()>,
+}
+
+/// The file every test process on this machine locks for a docker turn.
+fn machine_lock_path() -> PathBuf {
+    std::env::temp_dir().join("c2-test-docker.lock")
+}
+
+impl Engine {
+    /// Waits for this test's turn on the engine, then makes sure the images
+    /// exist. Docker tests are heavy tests too, so the turn includes the
+    /// heavy-test lock, always taken first: one order, no deadlock.
+    pub fn exclusive(&self) -> Turn {
+        let heavy = super::heavy();
+        let path = machine_lock_path();
+        let machine = File::create(&path)
+            .unwrap_or_else(|e| panic!("open the docker lock {}: {e}", path.display()));
+        machine
+            .lock()
+            .unwrap_or_else(|e| panic!("lock {}: {e}", path.display()));
+        let nginx_tag = format!("{NGINX_IMAGE}:{}", self.nginx_version);
+        if run(&["image", "inspect", &nginx_tag]).is_none() {
+            janitor_removes(&nginx_tag);
+            build_nginx_image(&nginx_tag);
+        }
+        if run(&["image", "inspect", HTTPD_IMAGE]).is_none() {
+            janitor_removes(HTTPD_IMAGE);
+            build_httpd_image();
+        }
+        Turn {
+            _machine: machine,
+            _heavy: heavy,
+        }
     }
-    let script = format!("read _; docker rmi -f {} >/dev/null 2>&1", images.join(" "));
-    let child = Command::new("sh")
-        .arg("-c")
-        .arg(script)
-        .stdin(Stdio::piped())
-        .spawn()
-        .expect("start the image janitor");
-    Some(Mutex::new(child))
+}
+
+/// Has `image` removed when this test process exits, in a docker turn of
+/// its own. The janitor shell collects the names on its stdin and acts
+/// once our end closes; it is told before the build starts, so a build
+/// that fails halfway leaves nothing behind either.
+fn janitor_removes(image: &str) {
+    static JANITOR: OnceLock<Mutex<Child>> = OnceLock::new();
+    let janitor = JANITOR.get_or_init(|| {
+        let lock = machine_lock_path();
+        let script = format!(
+            "images=; while read -r i; do images=\"$images $i\"; done; \
+             [ -n \"$images\" ] && flock '{}' docker rmi -f $images >/dev/null 2>&1",
+            lock.display()
+        );
+        let child = Command::new("sh")
+            .arg("-c")
+            .arg(script)
+            .stdin(Stdio::piped())
+            .spawn()
+            .expect("start the image janitor");
+        Mutex::new(child)
+    });
+    let mut child = janitor.lock().unwrap_or_else(|e| e.into_inner());
+    let stdin = child.stdin.as_mut().expect("the janitor's stdin");
+    writeln!(stdin, "{image}").expect("tell the image janitor");
 }
 
 fn nginx_version() -> String {
@@ -200,13 +242,6 @@ fn build_httpd_image() {
     )
     .unwrap();
     docker_build(HTTPD_IMAGE, dir.path());
-}
-
-/// One docker test at a time: they share the `frontendproxy` container
-/// name and compose project names.
-pub fn exclusive() -> MutexGuard<'static, ()> {
-    static LOCK: Mutex<()> = Mutex::new(());
-    LOCK.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// Removes, when dropped, the containers and networks labelled with this

@@ -23,6 +23,14 @@ struct Switch {
     to: &'static str,
 }
 
+struct StopOnDrop(Arc<AtomicBool>);
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+}
+
 /// Proxy mode (host nginx) with endpoint `main` (main.example) connected
 /// to deploy `blue`, and deploy `green` ready to take over.
 pub fn blue_green_env() -> Env {
@@ -101,6 +109,9 @@ impl Figures {
 pub fn run(env: &Env, switches: usize, gap: Duration) -> Figures {
     let port = env.http_port();
     let stop = Arc::new(AtomicBool::new(false));
+    // Stops the client however the run ends: a failed wait must not leave it
+    // spinning through the rest of the test run.
+    let stop_client = StopOnDrop(stop.clone());
     let log = Arc::new(Mutex::new(Vec::<Request>::new()));
     let client = {
         let (stop, log) = (stop.clone(), log.clone());
@@ -120,10 +131,29 @@ pub fn run(env: &Env, switches: usize, gap: Duration) -> Figures {
         })
     };
 
-    let mut done = Vec::new();
+    // After a switch, the client must have seen the new deploy answer (the
+    // figures measure when it first did) and have kept up the load (more
+    // than 10 answers per switch) before the next switch or the end.
+    let settled = |switch: &Switch| {
+        super::wait_until(
+            Duration::from_secs(30),
+            &format!("11 answers since the switch to {}, one from it", switch.to),
+            || {
+                let log = log.lock().unwrap();
+                let since: Vec<&Request> =
+                    log.iter().filter(|r| r.received >= switch.called).collect();
+                since.len() > 10 && since.iter().any(|r| r.deploy == switch.to)
+            },
+        )
+    };
+    let mut done: Vec<Switch> = Vec::new();
     let mut from = "blue";
     for i in 0..switches {
+        // The pace of the scenario: switches at least `gap` apart.
         std::thread::sleep(gap);
+        if let Some(last) = done.last() {
+            settled(last);
+        }
         let to = if i % 2 == 0 { "green" } else { "blue" };
         let called = Instant::now();
         env.c2(&["connect", "main", to]).ok();
@@ -136,7 +166,10 @@ pub fn run(env: &Env, switches: usize, gap: Duration) -> Figures {
         from = to;
     }
     std::thread::sleep(gap);
-    stop.store(true, Ordering::Relaxed);
+    if let Some(last) = done.last() {
+        settled(last);
+    }
+    drop(stop_client);
     client.join().unwrap();
     let requests = log.lock().unwrap();
 

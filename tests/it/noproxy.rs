@@ -2,9 +2,9 @@
 //! `deploysDir/current`, replaced by the next, and every way a start can fail
 //! leaving the live release as it was.
 
-mod common;
+use std::time::Duration;
 
-use common::{Env, Format};
+use crate::common::{wait_until, Env, Format};
 use serde_json::json;
 
 fn env_with_context() -> Env {
@@ -356,7 +356,12 @@ fn concurrent_runs_are_serialised_by_a_lock() {
     let a = env.c2(&["start", "slow-a.zip"]);
     let b = env.c2(&["start", "slow-b.zip"]);
     let ta = std::thread::spawn(move || a.output());
-    std::thread::sleep(std::time::Duration::from_millis(300));
+    // slow-a's prestart runs under the lock: b starts while a holds it.
+    wait_until(
+        Duration::from_secs(30),
+        "slow-a's prestart to begin",
+        || env.events().contains(&"begin slow-a".to_string()),
+    );
     let tb = std::thread::spawn(move || b.output());
     let (oa, ob) = (ta.join().unwrap(), tb.join().unwrap());
     assert_eq!(oa.code, Some(0), "{oa}");

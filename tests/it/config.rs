@@ -1,9 +1,7 @@
 //! Finding and parsing the config (SPEC §2) and the command surface (§4),
 //! through the real binary.
 
-mod common;
-
-use common::{write_file, Env, Format, Run};
+use crate::common::{write_file, Env, Format, Run};
 use serde_json::json;
 
 #[test]

@@ -2,9 +2,9 @@
 //! store and deploy directories; release zips built in place; the real `c2`
 //! binary run against them; and a real S3 server (moto) when a test needs one.
 //!
-//! Each integration test file includes this module; not every file uses
-//! every helper.
-#![allow(dead_code)]
+//! Also what the tests share across the run: [`wait_until`], to synchronise
+//! on a condition rather than on time, and [`heavy`], the lock that keeps
+//! heavy tests from running at the same time.
 
 pub mod docker;
 pub mod fleet;
@@ -17,6 +17,8 @@ use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
@@ -203,7 +205,7 @@ impl Env {
     pub fn http_release(&self, name: &str) -> ReleaseBuilder {
         let label = name.trim_end_matches(".zip");
         self.release(name)
-            .file("serve.py", include_str!("../support/serve.py"))
+            .file("serve.py", include_str!("../../support/serve.py"))
             .template("port.tpl", "{{ports.http}}")
             .set(
                 "startCommand",
@@ -325,6 +327,30 @@ fn next_port_range() -> u32 {
     let n = NEXT.fetch_add(1, Ordering::Relaxed);
     let slot = (std::process::id() * 7 + n) % 300;
     15000 + slot * 5 * PORT_RANGE_WIDTH
+}
+
+/// Polls `done` until it holds; fails naming `what` if it still does not
+/// after `within`.
+pub fn wait_until(within: Duration, what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + within;
+    while !done() {
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {within:?} waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Held for the whole of each heavy test, so that no two run at once: those
+/// that load the machine (the 30-slave fleet, docker, the kill -9 trials,
+/// the switching client) and those that count what happens per second (the
+/// idle slave's rounds). Side by side on a small machine they would slow
+/// each other into their deadlines; light tests still run beside them.
+pub fn heavy() -> MutexGuard<'static, ()> {
+    static LOCK: Mutex<()> = Mutex::new(());
+    // A heavy test that failed must not fail the others.
+    LOCK.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// The nginx binary for host-driver tests.
@@ -478,10 +504,8 @@ impl ReleaseBuilder {
         }
     }
 
-    pub fn file(mut self, path: &str, content: &str) -> Self {
-        self.files
-            .push((path.into(), content.as_bytes().to_vec(), 0o644));
-        self
+    pub fn file(self, path: &str, content: &str) -> Self {
+        self.file_bytes(path, content.as_bytes().to_vec())
     }
 
     pub fn file_bytes(mut self, path: &str, content: Vec<u8>) -> Self {

@@ -1,12 +1,10 @@
 //! S3 through a real S3 server (moto over HTTP): the S3 release store, a
 //! config read from S3, context sources in S3, and `fetch-context --retry`.
 
-mod common;
-
 use std::os::unix::fs::PermissionsExt;
 use std::time::{Duration, Instant};
 
-use common::{Env, Format, Moto, Run};
+use crate::common::{self, wait_until, Env, Format, Moto, Run};
 use serde_json::json;
 
 #[test]
@@ -65,7 +63,9 @@ fn list_releases_from_s3_is_most_recent_first() {
     let bucket = Moto::unique_bucket("list");
     let mut env = Env::new();
     env.use_s3(moto, &bucket, "rel");
-    // S3's LastModified has one-second resolution.
+    // Data setup, not synchronisation: S3's LastModified has one-second
+    // resolution, so the uploads are more than a second apart to give each
+    // release its own time.
     for name in ["first.zip", "second.zip", "third.zip"] {
         moto.put(&bucket, &format!("rel/{name}"), b"zip");
         std::thread::sleep(Duration::from_millis(1100));
@@ -188,7 +188,11 @@ fn fetch_context_retry_waits_for_a_source_created_later() {
     let run = env.c2(&["fetch-context", "--retry"]);
     let started = Instant::now();
     let child = std::thread::spawn(move || run.output());
-    std::thread::sleep(Duration::from_secs(2));
+    // The scenario: the source appears while c2 is already waiting for it.
+    let waiting = format!("Waiting for s3://{bucket}/ctx/late.json");
+    wait_until(Duration::from_secs(30), "c2 to wait for the source", || {
+        std::fs::read_to_string(env.path("log/c2.log")).is_ok_and(|log| log.contains(&waiting))
+    });
     moto.put(&bucket, "ctx/late.json", br#"{"ready": true}"#);
     let out = child.join().unwrap();
     assert_eq!(out.code, Some(0), "{out}");
@@ -198,7 +202,7 @@ fn fetch_context_retry_waits_for_a_source_created_later() {
         "{out}"
     );
     assert_eq!(env.read("cache/late.json"), r#"{"ready": true}"#);
-    // It checks every 10 s: the source appeared after 2 s, so one wait.
+    // It checks every 10 s: the source appeared during the first wait.
     assert!(started.elapsed() < Duration::from_secs(25));
 }
 

@@ -3,15 +3,13 @@
 //! runs both releases behind a real nginx (host driver), switches the
 //! endpoint from one to the other, and leaves nothing running.
 
-mod common;
-
 use std::collections::BTreeMap;
 use std::io::Read;
 use std::net::TcpStream;
 use std::path::Path;
 use std::process::Command;
 
-use common::Env;
+use crate::common::Env;
 
 fn zip_entries(path: &Path) -> BTreeMap<String, Vec<u8>> {
     let mut z = zip::ZipArchive::new(std::fs::File::open(path).unwrap()).unwrap();

@@ -1,6 +1,6 @@
 //! A fleet of real `c2 slave-update --repeat 1` processes following one
 //! master in S3 (moto), and how long it takes them to show a master change.
-//! Used by tests/fleet.rs and the benchmark.
+//! Used by the fleet test and the benchmark.
 
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};

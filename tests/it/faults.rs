@@ -4,14 +4,12 @@
 //! `kill -9` trials run a few times per command here; set
 //! `C2_LONG_FAULTS=1` for the long variant (50 trials per command).
 
-mod common;
-
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use common::{Env, Moto, Run};
+use crate::common::{self, wait_until, Env, Moto, Run};
 use serde_json::{json, Value};
 
 fn trials() -> usize {
@@ -50,7 +48,9 @@ impl Rng {
     }
 }
 
-/// Starts `args` and SIGKILLs it after `after` (if still running).
+/// Starts `args` and SIGKILLs it after `after` (if still running). The
+/// delay is the fault itself (a kill at a random moment), not a wait for
+/// anything: each trial then checks the outcome, whatever the moment hit.
 fn kill_midway(run: Run, after: Duration) {
     let mut child: Child = {
         let mut cmd = run.cmd;
@@ -165,6 +165,7 @@ fn proxy_env() -> Env {
 
 #[test]
 fn kill_9_during_start_then_start_again_converges() {
+    let _heavy = common::heavy();
     let env = proxy_env();
     let mut rng = Rng::new("start");
     for trial in 0..trials() {
@@ -183,6 +184,7 @@ fn kill_9_during_start_then_start_again_converges() {
 
 #[test]
 fn kill_9_during_stop_then_stop_again_converges() {
+    let _heavy = common::heavy();
     let env = proxy_env();
     let mut rng = Rng::new("stop");
     for trial in 0..trials() {
@@ -201,6 +203,7 @@ fn kill_9_during_stop_then_stop_again_converges() {
 
 #[test]
 fn kill_9_during_connect_then_connect_again_converges() {
+    let _heavy = common::heavy();
     let env = proxy_env();
     env.c2(&["start", "blue.zip"]).ok();
     env.c2(&["start", "green.zip"]).ok();
@@ -235,6 +238,7 @@ fn kill_9_during_connect_then_connect_again_converges() {
 
 #[test]
 fn kill_9_during_slave_update_then_again_converges() {
+    let _heavy = common::heavy();
     let mut master = proxy_env();
     master.remote(&master.path("shared").to_string_lossy());
     let slave = master.slave("web1");
@@ -265,6 +269,7 @@ fn kill_9_during_slave_update_then_again_converges() {
 
 #[test]
 fn the_s3_server_stopped_and_restarted_during_repeat() {
+    let _heavy = common::heavy();
     let moto = Moto::start();
     let port = moto.port;
     let bucket = Moto::unique_bucket("restart");
@@ -286,14 +291,22 @@ fn the_s3_server_stopped_and_restarted_during_repeat() {
         m.slave_report("web1")
             .is_some_and(|r| r["inSync"] == json!(true))
     };
-    wait_for(30, "convergence before the outage", || in_sync(&master));
+    wait_until(
+        Duration::from_secs(30),
+        "convergence before the outage",
+        || in_sync(&master),
+    );
 
     drop(moto);
-    wait_for(30, "a failed round during the outage", || {
-        std::fs::read_to_string(&log)
-            .unwrap_or_default()
-            .contains("Exception: ")
-    });
+    wait_until(
+        Duration::from_secs(30),
+        "a failed round during the outage",
+        || {
+            std::fs::read_to_string(&log)
+                .unwrap_or_default()
+                .contains("Exception: ")
+        },
+    );
     assert!(follower.try_wait().unwrap().is_none(), "the loop died");
 
     // Back, empty (moto keeps nothing): the operator re-publishes and
@@ -304,7 +317,11 @@ fn the_s3_server_stopped_and_restarted_during_repeat() {
         .release("b.zip")
         .publish_s3(&moto, &bucket, "releases");
     master.c2(&["start", "b.zip"]).ok();
-    wait_for(30, "convergence after the outage", || in_sync(&master));
+    wait_until(
+        Duration::from_secs(30),
+        "convergence after the outage",
+        || in_sync(&master),
+    );
     assert!(slave.exists("deploys/b"));
     assert!(
         !slave.exists("deploys/a"),
@@ -315,14 +332,6 @@ fn the_s3_server_stopped_and_restarted_during_repeat() {
         libc::kill(follower.id() as i32, libc::SIGTERM);
     }
     assert_eq!(follower.wait().unwrap().code(), Some(0));
-}
-
-fn wait_for(secs: u64, what: &str, mut check: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    while !check() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
 }
 
 /// A small tmpfs, unmounted when dropped.

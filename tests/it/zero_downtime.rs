@@ -4,14 +4,13 @@
 //! and every answer must come from a deploy that was connected at that
 //! moment. The figures go to target/figures/zero-downtime-host.txt.
 
-mod common;
-
 use std::time::Duration;
 
-use common::switching;
+use crate::common::{self, switching};
 
 #[test]
 fn switching_an_endpoint_loses_no_request() {
+    let _heavy = common::heavy();
     let env = switching::blue_green_env();
     let figures = switching::run(&env, 20, Duration::from_millis(150));
     figures.record("host nginx", "zero-downtime-host.txt");

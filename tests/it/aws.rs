@@ -1,13 +1,11 @@
 //! The AWS helpers against moto's real HTTP server: Secrets Manager context
 //! sources, the ECR docker login command, and the Route53 DNS-01 hooks.
 
-mod common;
-
 use std::os::unix::fs::PermissionsExt;
 use std::time::{Duration, Instant};
 
+use crate::common::{self, wait_until, Env, Moto, Run};
 use base64::Engine;
-use common::{Env, Moto, Run};
 use serde_json::json;
 
 fn aws_env(moto: &Moto) -> Env {
@@ -105,7 +103,11 @@ fn fetch_context_retry_waits_for_a_secret_created_later() {
     let run = env.c2(&["fetch-context", "--retry"]);
     let started = Instant::now();
     let child = std::thread::spawn(move || run.output());
-    std::thread::sleep(Duration::from_secs(3));
+    // The scenario: the secret appears while c2 is already waiting for it.
+    let waiting = format!("Waiting for secret {name}");
+    wait_until(Duration::from_secs(30), "c2 to wait for the secret", || {
+        std::fs::read_to_string(env.path("log/c2.log")).is_ok_and(|log| log.contains(&waiting))
+    });
     create_secret(moto, &name, r#"{"ready": true}"#);
     let out = child.join().unwrap();
     assert_eq!(out.code, Some(0), "{out}");

@@ -1,6 +1,6 @@
 //! A real S3-compatible server for tests: moto's `moto_server` over HTTP.
 //!
-//! Tests share one server per test binary ([`Moto::shared`]) and keep out
+//! Tests share one server per test run ([`Moto::shared`]) and keep out
 //! of each other's way with their own bucket names. The server runs under a
 //! tiny shell watchdog that kills it when our end of its stdin pipe closes,
 //! i.e. when the test process exits, however it exits.
@@ -24,7 +24,7 @@ pub struct Moto {
 }
 
 impl Moto {
-    /// The server shared by every test of this binary.
+    /// The server shared by every test of this run (this process).
     pub fn shared() -> &'static Moto {
         static SHARED: OnceLock<Moto> = OnceLock::new();
         SHARED.get_or_init(Moto::start)
@@ -148,38 +148,6 @@ impl Moto {
                 .await
                 .unwrap_or_else(|e| panic!("put s3://{bucket}/{key}: {e:?}"));
         });
-    }
-
-    pub fn get(&self, bucket: &str, key: &str) -> Option<Vec<u8>> {
-        self.rt.block_on(async {
-            match self
-                .client
-                .get_object()
-                .bucket(bucket)
-                .key(key)
-                .send()
-                .await
-            {
-                Ok(o) => Some(o.body.collect().await.unwrap().into_bytes().to_vec()),
-                Err(_) => None,
-            }
-        })
-    }
-
-    pub fn keys(&self, bucket: &str) -> Vec<String> {
-        self.rt.block_on(async {
-            let out = self
-                .client
-                .list_objects_v2()
-                .bucket(bucket)
-                .send()
-                .await
-                .unwrap();
-            out.contents()
-                .iter()
-                .filter_map(|o| o.key().map(str::to_string))
-                .collect()
-        })
     }
 }
 

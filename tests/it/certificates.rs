@@ -12,19 +12,17 @@
 //! fake `docker` (tests/support/fake-docker-argv.sh) records every call,
 //! one argument per line.
 
-mod common;
-
 use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use common::tls::{https_get, https_port, self_signed_cert};
-use common::{Env, Moto, Run};
+use crate::common::tls::{https_get, https_port, self_signed_cert};
+use crate::common::{self, Env, Moto, Run};
 use serde_json::{json, Value};
 
-const FAKE_CERTBOT: &str = include_str!("support/fake-certbot.py");
-const FAKE_DOCKER: &str = include_str!("support/fake-docker-argv.sh");
+const FAKE_CERTBOT: &str = include_str!("../support/fake-certbot.py");
+const FAKE_DOCKER: &str = include_str!("../support/fake-docker-argv.sh");
 const EMAIL: &str = "ops@example.com";
 
 // ---------------------------------------------------------------- helpers

@@ -2,10 +2,8 @@
 //! HTTP on their allocated ports, a real nginx (host driver) in front, and
 //! requests through it.
 
-mod common;
-
-use common::tls::{https_get, self_signed_cert};
-use common::{Env, PORT_RANGE_WIDTH};
+use crate::common::tls::{https_get, self_signed_cert};
+use crate::common::{self, Env, PORT_RANGE_WIDTH};
 use serde_json::json;
 
 fn two_endpoints() -> Env {

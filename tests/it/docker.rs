@@ -2,15 +2,13 @@
 //! `frontendproxy` nginx container, releases are docker-compose projects
 //! serving pages from a busybox httpd container, and requests go through
 //! the container on the configured httpPort. No registry: the images are
-//! built locally FROM scratch (tests/common/docker.rs). Without a Docker
+//! built locally FROM scratch (tests/it/common/docker.rs). Without a Docker
 //! engine these tests print why and pass without running.
-
-mod common;
 
 use std::time::Duration;
 
-use common::docker::{self, DockerScope, Engine, HTTPD_IMAGE, NGINX_IMAGE};
-use common::{switching, Env, ReleaseBuilder};
+use crate::common::docker::{self, DockerScope, Engine, HTTPD_IMAGE, NGINX_IMAGE};
+use crate::common::{self, switching, Env, ReleaseBuilder};
 use serde_json::json;
 
 /// A compose release serving `www/index.html` ("<label>") from busybox
@@ -112,7 +110,7 @@ fn compose_releases_behind_the_frontendproxy_container() {
     let Some(engine) = docker::engine() else {
         return;
     };
-    let _one_at_a_time = docker::exclusive();
+    let _turn = engine.exclusive();
     record("docker-versions.txt", &versions(engine));
     // Every compose flavour this machine has, through composeCommand; and
     // the first through detection (composeCommand unset) too.
@@ -169,7 +167,7 @@ fn the_container_refuses_a_bad_config_and_keeps_serving() {
     let Some(engine) = docker::engine() else {
         return;
     };
-    let _one_at_a_time = docker::exclusive();
+    let _turn = engine.exclusive();
     let scope = DockerScope::new("refuse");
     let compose = engine.compose_flavours[0].clone();
     let mut env = docker_proxy_env(engine, &compose);
@@ -198,7 +196,7 @@ fn switching_through_the_container_loses_no_request() {
     let Some(engine) = docker::engine() else {
         return;
     };
-    let _one_at_a_time = docker::exclusive();
+    let _turn = engine.exclusive();
     let scope = DockerScope::new("switch");
     let compose = engine.compose_flavours[0].clone();
     let env = docker_proxy_env(engine, &compose);
@@ -224,7 +222,7 @@ fn a_noproxy_compose_release_is_replaced_by_the_next() {
     let Some(engine) = docker::engine() else {
         return;
     };
-    let _one_at_a_time = docker::exclusive();
+    let _turn = engine.exclusive();
     let scope = DockerScope::new("noproxy");
     let compose = engine.compose_flavours[0].clone();
     let env = Env::new();
@@ -253,7 +251,7 @@ fn a_slave_with_the_docker_frontend_follows_the_master() {
     let Some(engine) = docker::engine() else {
         return;
     };
-    let _one_at_a_time = docker::exclusive();
+    let _turn = engine.exclusive();
     let scope = DockerScope::new("slave");
     let compose = engine.compose_flavours[0].clone();
     let mut master = docker_proxy_env(engine, &compose);

@@ -2,12 +2,10 @@
 //! shared directory; slaves, run as separate real processes, converge to it
 //! and report back.
 
-mod common;
-
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{Env, Moto};
+use crate::common::{self, wait_until, Env, Moto};
 use serde_json::{json, Value};
 
 /// The two backends: a moto bucket, and a directory.
@@ -182,15 +180,6 @@ impl Drop for Follower {
     }
 }
 
-/// Waits until `check` holds, for at most `secs`.
-fn eventually(secs: u64, what: &str, mut check: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    while !check() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
 #[test]
 fn a_slave_whose_release_fails_once_reports_the_error_and_converges_next_round() {
     let master = master_on(&Backend::Dir);
@@ -220,7 +209,7 @@ fn a_slave_whose_release_fails_once_reports_the_error_and_converges_next_round()
 
     // Repeating: the next round converges.
     let follower = Follower::start(&slave, &[]);
-    eventually(30, "the slave to converge", || {
+    wait_until(Duration::from_secs(30), "the slave to converge", || {
         master
             .slave_report("web1")
             .is_some_and(|r| r["inSync"] == json!(true) && r["state"]["status"] == json!("ok"))
@@ -239,9 +228,11 @@ fn a_slave_started_while_s3_is_down_keeps_looping_and_converges_once_it_is_back(
     drop(moto);
 
     let follower = Follower::start(&slave, &[]);
-    eventually(30, "a failed round to be logged", || {
-        follower.output().contains("Exception: ")
-    });
+    wait_until(
+        Duration::from_secs(30),
+        "a failed round to be logged",
+        || follower.output().contains("Exception: "),
+    );
     assert!(follower.output().contains("(slave state not updated)"));
 
     // The server comes back (empty, as a restarted moto is), and an
@@ -252,11 +243,15 @@ fn a_slave_started_while_s3_is_down_keeps_looping_and_converges_once_it_is_back(
         .http_release("blue.zip")
         .publish_s3(&moto, &bucket, "releases");
     master.c2(&["start", "blue.zip"]).ok();
-    eventually(30, "the slave to converge after the outage", || {
-        master
-            .slave_report("web1")
-            .is_some_and(|r| r["inSync"] == json!(true))
-    });
+    wait_until(
+        Duration::from_secs(30),
+        "the slave to converge after the outage",
+        || {
+            master
+                .slave_report("web1")
+                .is_some_and(|r| r["inSync"] == json!(true))
+        },
+    );
     assert!(slave.exists("deploys/blue"));
     assert_eq!(follower.terminate(), Some(0));
 }
@@ -441,22 +436,35 @@ fn an_idle_slave_sends_one_conditional_get_per_round_and_no_put() {
     let slave = master.slave("web1");
     let log = std::env::temp_dir().join(format!("c2-moto-{}.log", moto.port));
 
+    let _heavy = common::heavy();
     let follower = Follower::start(&slave, &[]);
-    eventually(30, "the slave to converge", || {
+    wait_until(Duration::from_secs(30), "the slave to converge", || {
         master
             .slave_report("web1")
             .is_some_and(|r| r["inSync"] == json!(true))
     });
-    // Let it settle, then count what 5 idle rounds send.
-    std::thread::sleep(Duration::from_millis(1500));
+    let master_key = "/camus2/master/state.json";
+    let master_reads = |skip: usize| {
+        moto_requests(&log, skip)
+            .iter()
+            .filter(|r| r.starts_with("GET ") && r.contains(master_key))
+            .count()
+    };
+    // Settled once an idle round has read the master; then count what the
+    // next 5 idle rounds send, and how long they took.
+    let converged = moto_requests(&log, 0).len();
+    wait_until(Duration::from_secs(30), "an idle round", || {
+        master_reads(converged) >= 1
+    });
     let before = moto_requests(&log, 0).len();
     let watch_start = Instant::now();
-    std::thread::sleep(Duration::from_secs(5));
+    wait_until(Duration::from_secs(30), "5 idle rounds", || {
+        master_reads(before) >= 5
+    });
     let idle = moto_requests(&log, before);
     let rounds = watch_start.elapsed().as_secs();
     drop(follower);
 
-    let master_key = "/camus2/master/state.json";
     let gets: Vec<&String> = idle.iter().filter(|r| r.contains(master_key)).collect();
     assert!(
         idle.iter()
@@ -486,7 +494,7 @@ fn sigterm_during_an_action_finishes_it_records_it_and_exits_0() {
     }
     let slave = master.slave("web1");
     let follower = Follower::start(&slave, &[]);
-    eventually(10, "the first deploy to start", || {
+    wait_until(Duration::from_secs(10), "the first deploy to start", || {
         follower.output().contains("Running start script")
     });
     assert_eq!(follower.terminate(), Some(0));

@@ -1,0 +1,23 @@
+//! c2's integration tests: the real `c2` binary on scratch machines
+//! (`common::Env`), against real nginx, moto and docker. One test binary,
+//! one module per area; what used to be per-binary (the shared moto server,
+//! the docker engine and its image janitor, the docker lock) lives in
+//! `common` once for the whole run.
+
+mod common;
+
+mod aws;
+mod certificates;
+mod completion;
+mod config;
+mod docker;
+mod docker_driver;
+mod examples;
+mod faults;
+mod fleet;
+mod mustache_spec;
+mod noproxy;
+mod proxy;
+mod remote;
+mod s3;
+mod zero_downtime;
