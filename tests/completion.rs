@@ -68,6 +68,16 @@ impl Shell {
     /// Runs the completion of `c2 --config <config> words…`; the candidates
     /// (values only), sorted, and what the shell printed on stderr.
     fn run(self, config: &Path, words: &[&str]) -> (Vec<String>, String) {
+        self.run_with(config, words, &[])
+    }
+
+    /// [`Shell::run`] with extra environment variables.
+    fn run_with(
+        self,
+        config: &Path,
+        words: &[&str],
+        vars: &[(&str, &str)],
+    ) -> (Vec<String>, String) {
         let home = tempfile::tempdir().expect("tempdir");
         let mut line = vec!["c2", "--config", config.to_str().expect("utf-8 path")];
         line.extend(words);
@@ -92,6 +102,7 @@ impl Shell {
             .env("HOME", home.path())
             .env("XDG_CONFIG_HOME", home.path().join("config"))
             .env("XDG_DATA_HOME", home.path().join("data"))
+            .envs(vars.iter().copied())
             .output()
             .unwrap_or_else(|e| panic!("cannot run {}: {e}", self.name()));
         let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
@@ -164,6 +175,28 @@ fn completion_never_prints_errors_into_the_shell() {
         );
         assert_eq!(stderr, "", "{shell:?}");
     }
+}
+
+#[test]
+fn a_release_store_that_does_not_answer_never_holds_the_shell_for_long() {
+    // An S3 endpoint that accepts connections and never answers.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let endpoint = format!("http://{}", silent.local_addr().expect("address"));
+    let mut env = Env::new();
+    env.set("releases", serde_json::json!({"s3": "s3://releases/"}));
+    let vars = [
+        ("S3_ENDPOINT", endpoint.as_str()),
+        ("AWS_ACCESS_KEY_ID", "test"),
+        ("AWS_SECRET_ACCESS_KEY", "test"),
+        ("AWS_REGION", "us-east-1"),
+    ];
+    let started = std::time::Instant::now();
+    let (candidates, stderr) = Shell::Bash.run_with(&env.write_config(), &["start", "b"], &vars);
+    let took = started.elapsed();
+    assert_eq!(candidates, Vec::<String>::new());
+    assert_eq!(stderr, "");
+    // c2 gives up on the names after 3 s; the rest is process start-up.
+    assert!(took < std::time::Duration::from_secs(6), "took {took:?}");
 }
 
 #[test]
