@@ -100,8 +100,13 @@ fn arguments<'a>(args: impl Iterator<Item = &'a clap::Arg>, indent: usize, width
     let column = rows.iter().map(|(n, _)| n.len()).max().unwrap_or(0) + 2;
     let mut out = String::new();
     for (name, help) in rows {
+        let margin = " ".repeat(indent);
+        if help.is_empty() {
+            out.push_str(&format!("{margin}{name}\n"));
+            continue;
+        }
         // The help's first line goes beside the name, the rest under it.
-        out.push_str(&format!("{}{name:column$}", " ".repeat(indent)));
+        out.push_str(&format!("{margin}{name:column$}"));
         out.push_str(wrap(&help, indent + column, width).trim_start());
     }
     out
@@ -239,6 +244,12 @@ mod tests {
         );
         let err = one("deploy").unwrap_err().to_string();
         assert_eq!(err, "no command called deploy: `c2 help` lists them");
+    }
+
+    #[test]
+    fn an_argument_without_help_keeps_its_own_line() {
+        let args = [clap::Arg::new("a").long("a"), clap::Arg::new("b").long("b")];
+        assert_eq!(arguments(args.iter(), 2, 80), "  --a\n  --b\n");
     }
 
     #[test]
