@@ -1,21 +1,47 @@
 //! The command tree: every command, argument and help text, defined once.
-//! `commands` runs them.
+//! `commands` runs them; `help` prints `c2 help` from it; `completion`
+//! completes from it.
+//!
+//! A doc comment's first paragraph is the short help (`-h`, the command
+//! list), the whole comment the long help (`--help`, `c2 help`).
 
 use std::path::PathBuf;
 
-use clap::{Parser, Subcommand};
+use clap::{Parser, Subcommand, ValueHint};
+use clap_complete::engine::ArgValueCandidates;
 
+use crate::completion::{self, Kind};
+
+/// Deploy software releases onto servers (Camus2-compatible).
+///
+/// A release is a zip in the release store (a local directory or an S3
+/// prefix) holding release.json and mustache templates. In noproxy mode
+/// (the default) c2 runs one live release per machine and `start` replaces
+/// it. In proxy mode c2 runs many deploys side by side, each on its own
+/// port, behind an nginx frontend proxy whose endpoints `connect` points at
+/// a deploy (blue/green); with remote state, commands edit a master state
+/// in S3 that every machine applies with `slave-update`.
+///
+/// The config is --config PATH, else $CAMUS2_CONFIG (a path or an
+/// s3://bucket/key URL), else ../etc/camus2.json or ../etc/camus2.yaml
+/// beside the c2 executable. S3_ENDPOINT=http[s]://host:port points S3 at
+/// another server (path-style); the standard AWS settings (environment,
+/// profiles, instance roles) apply.
+///
+/// Commands that change something log to stdout and append the same lines
+/// to the config's logFile; the others write only their result to stdout.
+/// Warnings go to stderr. Any failure exits 1 with one line on stderr
+/// saying what failed and why.
 #[derive(Debug, Parser)]
 #[command(
     name = "c2",
     version,
-    about = "Deploy software releases onto servers (Camus2-compatible)",
     disable_help_subcommand = true,
     after_help = "Run `c2 help` for what each command does."
 )]
 pub struct Cli {
     /// The config file (default: $CAMUS2_CONFIG, else ../etc/camus2.json|yaml beside c2)
-    #[arg(long, global = true, value_name = "PATH")]
+    #[arg(long, global = true, value_name = "PATH", value_hint = ValueHint::FilePath)]
     pub config: Option<PathBuf>,
 
     #[command(subcommand)]
@@ -24,40 +50,118 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Show what each command does
-    Help,
-    /// Show the version
+    /// Show what each command does.
+    ///
+    /// Without a command: the usage, then every command with its arguments
+    /// and what it does in each mode. With one: that command's help, as
+    /// `c2 <command> --help` prints it.
+    Help {
+        /// The command to explain
+        #[arg(add = ArgValueCandidates::new(completion::command_names))]
+        command: Option<String>,
+    },
+    /// Show the version.
     Version,
-    /// List releases in the release store, most recent first
+    /// List the releases in the release store, most recent first.
+    ///
+    /// One name per line: what `start` and `unpack` take. S3 store: every
+    /// object under the prefix by last modification, showing the last
+    /// component of each key. Local directory: its files (not
+    /// subdirectories), newest first.
     ListReleases,
-    /// Print the log file
+    /// Print the log file.
     ShowLog,
-    /// Print the built-in nginx.conf template
+    /// Print the built-in nginx.conf template.
+    ///
+    /// The starting point for your own nginxConfTemplatePath.
     ShowDefaultNginxConfig,
-    /// Fetch the infrastructure context into the context cache
+    /// Fetch the infrastructure context into the context cache.
+    ///
+    /// For each configSources entry, reads the file, S3 object or Secrets
+    /// Manager secret (its SecretString), checks it is JSON and writes it to
+    /// <contextCache>/<name>.json (mode 0600). Secret values never reach a
+    /// log. `start` does this by itself.
     FetchContext {
-        /// Wait for each source to exist, checking every 10 seconds
+        /// Wait for each missing source instead of failing, checking every 10 seconds
         #[arg(long)]
         retry: bool,
     },
-    /// Download, unzip and expand the templates of a release into a directory
-    Unpack { release: String, todir: PathBuf },
-    /// Render one template with the infrastructure context
-    ExpandTemplate { template: PathBuf, dest: PathBuf },
-    /// Print a `docker login` command for AWS ECR
+    /// Download, unzip and expand the templates of a release into a directory.
+    ///
+    /// Copies the release zip to <TODIR>/<RELEASE>, unzips it into <TODIR>,
+    /// reads release.json and renders its templates with the context from
+    /// the context cache (no ports). Runs none of the release's commands. An
+    /// entry that would land outside <TODIR> is refused.
+    Unpack {
+        /// A release name from `list-releases`
+        #[arg(add = ArgValueCandidates::new(|| completion::live(Kind::Releases)))]
+        release: String,
+        /// The directory to unpack into
+        #[arg(value_hint = ValueHint::DirPath)]
+        todir: PathBuf,
+    },
+    /// Render one template with the infrastructure context.
+    ///
+    /// The context comes from the context cache: run `fetch-context` first.
+    ExpandTemplate {
+        /// The mustache template file
+        #[arg(value_hint = ValueHint::FilePath)]
+        template: PathBuf,
+        /// The file to write
+        #[arg(value_hint = ValueHint::FilePath)]
+        dest: PathBuf,
+    },
+    /// Print a `docker login` command for AWS ECR.
+    ///
+    /// For the shell to run: $(c2 aws-docker-login-cmd). Nothing else is
+    /// printed and the password goes nowhere else.
     AwsDockerLoginCmd {
+        /// The registry id (default: the account's registry)
         #[arg(value_name = "REGISTRY_ID")]
         registry_id: Option<String>,
     },
-    /// Deploy a release (noproxy: replace the live release)
+    /// Deploy a release.
+    ///
+    /// Noproxy mode: replaces the live release. Fetches the context, unpacks
+    /// the release into <deploysDir>/<DEPLOY>, runs its prestartCommand, runs
+    /// the stopCommand of the release `current` points to, points `current`
+    /// at the new directory and runs its startCommand. If a step before the
+    /// old release stops fails, the live release is untouched.
+    ///
+    /// Proxy mode: creates a deploy of the release on the lowest free port of
+    /// dynamicPortRange and starts it; nginx sends it nothing until an
+    /// endpoint is connected to it. A deploy with the same label and release
+    /// is left as it is; one with another release is an error. With remote
+    /// state, only the master state changes; each slave creates the deploy on
+    /// its next `slave-update`.
     Start {
+        /// A release name from `list-releases`
+        #[arg(add = ArgValueCandidates::new(|| completion::live(Kind::Releases)))]
         release: String,
+        /// The deploy label (default: the release name without its extension)
         #[arg(value_name = "DEPLOY")]
         deploy: Option<String>,
     },
-    /// Stop a deploy
-    Stop { deploy: String },
-    /// Show endpoints and deploys
+    /// Stop a deploy.
+    ///
+    /// Noproxy mode: stops the live release (its stopCommand) and removes
+    /// `current`, whatever <DEPLOY> says, as Camus2 did; a name that is not
+    /// the live release is warned about on stderr.
+    ///
+    /// Proxy mode: runs the deploy's stopCommand and removes it. Refused while
+    /// an endpoint is connected to it (the blue/green rule): connect the
+    /// endpoint elsewhere or disconnect it first. With remote state, only the
+    /// master state changes.
+    Stop {
+        /// A deploy label (noproxy: anything)
+        #[arg(add = ArgValueCandidates::new(|| completion::live(Kind::Deploys)))]
+        deploy: String,
+    },
+    /// Show endpoints and deploys.
+    ///
+    /// Noproxy mode: the live release. Proxy mode: each endpoint with its
+    /// server names, ports and connected deploy, then each deploy with its
+    /// release and port; with remote state, those of the master state.
     Status {
         /// Also show every slave's report (remote state)
         #[arg(long)]
@@ -66,38 +170,84 @@ pub enum Command {
         #[arg(long)]
         json_output: bool,
     },
-    /// Route an endpoint to a deploy
-    Connect { endpoint: String, deploy: String },
-    /// Stop routing an endpoint
-    Disconnect { endpoint: String },
-    /// Rewrite the nginx config and reload the frontend proxy
+    /// Route an endpoint to a deploy.
+    ///
+    /// Proxy mode. Replaces the endpoint's previous connection: nginx is
+    /// reconfigured and reloaded, in-flight requests finish on the old
+    /// deploy, which keeps running (stop it, or connect back to roll back).
+    /// With remote state, only the master state changes.
+    Connect {
+        /// An endpoint label from the config
+        #[arg(add = ArgValueCandidates::new(|| completion::live(Kind::Endpoints)))]
+        endpoint: String,
+        /// A deploy label
+        #[arg(add = ArgValueCandidates::new(|| completion::live(Kind::Deploys)))]
+        deploy: String,
+    },
+    /// Stop routing an endpoint.
+    ///
+    /// Proxy mode. nginx answers the endpoint's server names with 503; the
+    /// deploy keeps running and can now be stopped.
+    Disconnect {
+        /// An endpoint label from the config
+        #[arg(add = ArgValueCandidates::new(|| completion::live(Kind::Endpoints)))]
+        endpoint: String,
+    },
+    /// Rewrite the nginx config and reload the frontend proxy.
+    ///
+    /// From this machine's state and the current config, starting nginx if it
+    /// is not running: after changing endpoints or a certificate. Proxy mode,
+    /// local or remote state.
     RestartFrontendProxy,
-    /// Stop the frontend proxy
+    /// Stop the frontend proxy.
+    ///
+    /// The deploys keep running; the next connect, disconnect or
+    /// restart-frontend-proxy starts it again. Proxy mode, local or remote
+    /// state.
     ShutdownFrontendProxy,
-    /// Request a Let's Encrypt certificate for the https endpoints
+    /// Get a Let's Encrypt certificate for the endpoints with generated https certificates.
+    ///
+    /// Restarts the frontend proxy, runs certbot (HTTP-01, webroot) for the
+    /// server names of every endpoint with httpsWithRedirect: generated, then
+    /// restarts the proxy to serve the certificate. Needs
+    /// autoCertContactEmail.
     GenerateSslCertificate,
-    /// Make this machine match the master state (remote state)
+    /// Make this machine match the master state, and report back (remote state).
+    ///
+    /// Applies the differences as a local command would (free ports, create
+    /// deploys, re-create changed ones, reconfigure nginx, then stop the
+    /// deploys traffic has left) and writes this machine's report. Run once,
+    /// it exits 1 when the update failed. SIGTERM or SIGINT lets the action
+    /// under way finish, then c2 exits 0.
     SlaveUpdate {
-        /// Repeat forever, one update every N seconds (decimals allowed)
+        /// Repeat forever, one update every N seconds (decimals allowed, e.g. 0.5); a failed round is logged and the loop goes on
         #[arg(long, value_name = "N", value_parser = parse_period)]
         repeat: Option<std::time::Duration>,
     },
-    /// Delete slave reports older than 5 minutes
+    /// Delete slave reports older than 5 minutes (remote state).
     SlaveFlush,
-    /// Get certificates with certbot through Route53 DNS-01
+    /// Get certificates with certbot through Route53 DNS-01.
+    ///
+    /// Reads $HX_LETSENCRYPT_CONFIG (default ../etc/letsencrypt-aws.json
+    /// beside c2) and runs certbot in manual mode with le-auth-hook and
+    /// le-cleanup-hook as its hooks.
     LeGetCerts,
-    /// certbot's manual auth hook: create the DNS-01 TXT record
+    /// certbot's manual auth hook: create the DNS-01 TXT record.
     LeAuthHook,
-    /// certbot's manual cleanup hook: delete the DNS-01 TXT record
+    /// certbot's manual cleanup hook: delete the DNS-01 TXT record.
     LeCleanupHook,
-    /// Print a shell completion script: eval "$(c2 completions bash)"
+    /// Print a shell completion script.
+    ///
+    /// It completes commands, options, and the live names: releases, deploy
+    /// labels and endpoints, asked of c2 as you type (with the --config on
+    /// the line, if any). Bash: eval "$(c2 completions bash)". Zsh, after
+    /// compinit: source <(c2 completions zsh). Fish: c2 completions fish |
+    /// source.
     Completions {
-        #[arg(value_parser = ["bash"])]
+        /// bash, zsh or fish
+        #[arg(value_parser = completion::SHELLS)]
         shell: String,
     },
-    /// Names for completion: releases, deploys or endpoints
-    #[command(name = "__complete", hide = true)]
-    Complete { kind: String },
 }
 
 /// `--repeat N`: a positive number of seconds.

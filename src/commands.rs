@@ -12,17 +12,19 @@ use crate::proxy::Machine;
 use crate::remote::{self, store::RemoteStore};
 use crate::store::{self, ReleaseStore};
 use crate::target::{self, Target};
-use crate::{aws, completion, context, letsencrypt, log, release};
+use crate::{aws, completion, context, help, letsencrypt, log, release};
 
-const LONG_HELP: &str = include_str!("help.txt");
 const DEFAULT_NGINX_TEMPLATE: &str = include_str!("../templates/nginx.conf.tpl");
 
 /// Runs the parsed command.
 pub fn run(cli: Cli) -> Result<()> {
     let path = cli.config.as_deref();
     match cli.command {
-        Command::Help => {
-            print!("{LONG_HELP}");
+        Command::Help { command } => {
+            match command {
+                None => print!("{}", help::all()),
+                Some(name) => print!("{}", help::one(&name)?),
+            }
             Ok(())
         }
         Command::Version => {
@@ -59,26 +61,8 @@ pub fn run(cli: Cli) -> Result<()> {
             println!("{}", aws::ecr::login_command(registry_id.as_deref())?);
             Ok(())
         }
-        Command::Completions { .. } => {
-            use clap::CommandFactory;
-            let commands: Vec<String> = Cli::command()
-                .get_subcommands()
-                .filter(|c| !c.is_hide_set())
-                .map(|c| c.get_name().to_string())
-                .collect();
-            print!("{}", completion::bash_script(&commands));
-            Ok(())
-        }
-        Command::Complete { kind } => {
-            // Completion must never print errors into the shell.
-            if let Ok(run) = Run::read_only(path) {
-                if let Ok(target) = run.target() {
-                    let names = completion::names(target.as_ref(), run.store.as_ref(), &kind);
-                    for name in names.unwrap_or_default() {
-                        println!("{name}");
-                    }
-                }
-            }
+        Command::Completions { shell } => {
+            print!("{}", completion::registration(&shell)?);
             Ok(())
         }
         Command::LeGetCerts => letsencrypt::get_certs(&LetsEncryptConfig::load()?),

@@ -19,11 +19,12 @@
 mod aws;
 pub mod cli;
 pub mod commands;
-mod completion;
+pub mod completion;
 mod config;
 mod context;
 mod deploy;
 mod fsutil;
+mod help;
 mod layout;
 mod letsencrypt;
 mod log;
