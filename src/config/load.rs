@@ -109,7 +109,7 @@ pub fn parse_text<T: DeserializeOwned + Serialize>(text: &str, name: &str, ext: 
     let value: serde_json::Value = match ext {
         "json" => serde_json::from_str(text).with_context(|| format!("{name}: invalid JSON"))?,
         "yaml" | "yml" => {
-            serde_yaml::from_str(text).with_context(|| format!("{name}: invalid YAML"))?
+            serde_norway::from_str(text).with_context(|| format!("{name}: invalid YAML"))?
         }
         other => bail!("{name}: unknown config format '.{other}' (use .json, .yaml or .yml)"),
     };
