@@ -98,6 +98,13 @@ pub enum Command {
     /// Names for completion: releases, deploys or endpoints
     #[command(name = "__complete", hide = true)]
     Complete { kind: String },
+    /// Run a release command that dies with c2 (c2 starts every one this way)
+    #[command(name = crate::shell::RUN_CHILD, hide = true)]
+    RunChild {
+        parent: u32,
+        #[arg(last = true, required = true)]
+        command: Vec<std::ffi::OsString>,
+    },
 }
 
 /// `--repeat N`: a positive number of seconds.

@@ -5,7 +5,7 @@ use anyhow::{bail, Context, Result};
 use crate::cli::{Cli, Command};
 use crate::config::{DeployMode, LetsEncryptConfig, ProxyModeConfig, ToolConfig};
 use crate::proxy::{self, Change};
-use crate::{aws, completion, context, letsencrypt, log, noproxy, release, remote, store};
+use crate::{aws, completion, context, letsencrypt, log, noproxy, release, remote, shell, store};
 
 const LONG_HELP: &str = include_str!("help.txt");
 const DEFAULT_NGINX_TEMPLATE: &str = include_str!("../templates/nginx.conf.tpl");
@@ -14,6 +14,7 @@ const DEFAULT_NGINX_TEMPLATE: &str = include_str!("../templates/nginx.conf.tpl")
 pub fn run(cli: Cli) -> Result<()> {
     let config_path = cli.config.as_deref();
     match cli.command {
+        Command::RunChild { parent, command } => shell::exec_supervised(parent, &command),
         Command::Help => {
             print!("{LONG_HELP}");
             Ok(())
