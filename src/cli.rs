@@ -18,6 +18,11 @@ pub struct Cli {
     #[arg(long, global = true, value_name = "PATH")]
     pub config: Option<PathBuf>,
 
+    /// Also show what the libraries c2 uses (the AWS SDK) report, on stderr;
+    /// `RUST_LOG` (e.g. `aws_config=debug`) chooses what instead
+    #[arg(long, global = true)]
+    pub verbose: bool,
+
     #[command(subcommand)]
     pub command: Command,
 }
