@@ -44,6 +44,11 @@ pub struct Cli {
     #[arg(long, global = true, value_name = "PATH", value_hint = ValueHint::FilePath)]
     pub config: Option<PathBuf>,
 
+    /// Also show what the libraries c2 uses (the AWS SDK) report, on stderr;
+    /// `RUST_LOG` (e.g. `aws_config=debug`) chooses what instead
+    #[arg(long, global = true)]
+    pub verbose: bool,
+
     #[command(subcommand)]
     pub command: Command,
 }
@@ -247,6 +252,13 @@ pub enum Command {
         /// bash, zsh or fish
         #[arg(value_parser = completion::SHELLS)]
         shell: String,
+    },
+    /// Run a release command that dies with c2 (c2 starts every one this way)
+    #[command(name = crate::shell::RUN_CHILD, hide = true)]
+    RunChild {
+        parent: u32,
+        #[arg(last = true, required = true)]
+        command: Vec<std::ffi::OsString>,
     },
 }
 

@@ -12,7 +12,7 @@ use crate::proxy::Machine;
 use crate::remote::{self, store::RemoteStore};
 use crate::store::{self, ReleaseStore};
 use crate::target::{self, Target};
-use crate::{aws, completion, context, help, letsencrypt, log, release};
+use crate::{aws, completion, context, help, letsencrypt, log, release, shell};
 
 const DEFAULT_NGINX_TEMPLATE: &str = include_str!("../templates/nginx.conf.tpl");
 
@@ -20,6 +20,7 @@ const DEFAULT_NGINX_TEMPLATE: &str = include_str!("../templates/nginx.conf.tpl")
 pub fn run(cli: Cli) -> Result<()> {
     let path = cli.config.as_deref();
     match cli.command {
+        Command::RunChild { parent, command } => shell::exec_supervised(parent, &command),
         Command::Help { command } => {
             match command {
                 None => print!("{}", help::all()),

@@ -4,19 +4,20 @@
 //! deploy labels and configured endpoint labels.
 //!
 //! `c2 completions <shell>` prints a registration script; the shell then runs
-//! `C2_COMPLETE=<shell> c2 -- <words>` at each TAB, which `main` hands to the
-//! engine before parsing anything.
+//! `C2_COMPLETE=<shell> c2 -- <words>` at each TAB, which [`answer_if_asked`]
+//! hands to the engine before anything is parsed.
 
 use std::ffi::OsString;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::{Command, ExitCode, Stdio};
 use std::time::Duration;
 
 use anyhow::{bail, Result};
 use clap::CommandFactory;
 use clap_complete::engine::CompletionCandidate;
 use clap_complete::env::Shells;
+use clap_complete::CompleteEnv;
 
 use crate::cli::Cli;
 use crate::config::ToolConfig;
@@ -24,12 +25,12 @@ use crate::store::{self, ReleaseStore};
 use crate::target::{self, Target};
 
 /// The shells `c2 completions` writes a script for.
-pub const SHELLS: [&str; 3] = ["bash", "zsh", "fish"];
+pub(crate) const SHELLS: [&str; 3] = ["bash", "zsh", "fish"];
 /// The variable of the engine's protocol; c2's own, so that a `COMPLETE`
 /// set for another tool never turns a deploy into a completion request.
-pub const ENV_VAR: &str = "C2_COMPLETE";
+const ENV_VAR: &str = "C2_COMPLETE";
 /// The command name the scripts complete.
-pub const BIN: &str = "c2";
+const BIN: &str = "c2";
 /// Set (to a kind) in the child process that gathers live names.
 const NAMES_VAR: &str = "C2_COMPLETE_NAMES";
 /// The `--config` on the line being completed, for that child.
@@ -78,7 +79,7 @@ pub(crate) fn names(
 /// commands (the engine would still offer one whose name matches what was
 /// typed), and with options hidden, which the engine then offers only where
 /// nothing else matches: after a `-`, or where no value can be named.
-pub fn tree() -> clap::Command {
+pub(crate) fn tree() -> clap::Command {
     let cli = Cli::command();
     let mut tree = clap::Command::new(BIN)
         .version(env!("CARGO_PKG_VERSION"))
@@ -197,9 +198,29 @@ fn config_on_line(args: impl IntoIterator<Item = OsString>) -> Option<OsString> 
     config
 }
 
+/// Answers a shell that asks for completions (a TAB after sourcing
+/// `c2 completions <shell>`), or the child [`live`] starts for names.
+/// Returns `None` in any other run of c2.
+pub(crate) fn answer_if_asked() -> Option<ExitCode> {
+    if serve_names() {
+        return Some(ExitCode::SUCCESS);
+    }
+    // Answered before parsing: the line being completed is rarely valid yet.
+    let completing = CompleteEnv::with_factory(tree)
+        .var(ENV_VAR)
+        .bin(BIN)
+        .try_complete(std::env::args_os(), std::env::current_dir().ok().as_deref());
+    match completing {
+        Ok(false) => None,
+        Ok(true) => Some(ExitCode::SUCCESS),
+        // Never an error message in the middle of the operator's line.
+        Err(_) => Some(ExitCode::FAILURE),
+    }
+}
+
 /// In the child started by [`live`]: prints the names, one per line, and
 /// says so. Returns false in any other run of c2.
-pub fn serve_names() -> bool {
+fn serve_names() -> bool {
     let Some(kind) = std::env::var(NAMES_VAR).ok().and_then(|k| Kind::parse(&k)) else {
         return false;
     };

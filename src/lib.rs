@@ -17,9 +17,9 @@
 //!   writes, graceful stop.
 
 mod aws;
-pub mod cli;
-pub mod commands;
-pub mod completion;
+mod cli;
+mod commands;
+mod completion;
 mod config;
 mod context;
 mod deploy;
@@ -37,3 +37,27 @@ mod shell;
 mod signals;
 mod store;
 mod target;
+
+use std::io::Write;
+use std::process::ExitCode;
+
+use clap::Parser;
+
+/// The whole of `c2`: answer a shell asking for completions, or parse the
+/// command line and run it. Any failure is one line on stderr (what
+/// failed, then why) and exit status 1.
+pub fn main() -> ExitCode {
+    if let Some(code) = completion::answer_if_asked() {
+        return code;
+    }
+    let cli = cli::Cli::parse();
+    log::init(cli.verbose);
+    match commands::run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            // A closed stderr must not turn the failure into a panic.
+            let _ = writeln!(std::io::stderr(), "c2: error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

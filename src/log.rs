@@ -1,4 +1,4 @@
-//! The operator-facing log (SPEC §4).
+//! The operator-facing log (SPEC §4), on `tracing`.
 //!
 //! Lines are `<UTC timestamp> <message>`, a nested step prefixed with one `.`
 //! per level. Mutating commands also append every line to the config's
@@ -6,20 +6,64 @@
 //! (and to the log file when one is open) so they never pollute output that
 //! scripts parse, such as `status --json-output`.
 //!
+//! c2's own lines are events with the target [`TARGET`], written by
+//! [`C2Lines`] exactly as above; a scope is a span of that target, so the
+//! depth is the number of them around an event. Other crates' events (the
+//! AWS SDK's) are shown only when asked for (`RUST_LOG`, `--verbose`), on
+//! stderr, one line each.
+//!
 //! One global logger: c2 is a single-threaded CLI, and passing a logger
-//! through every call would add noise for no gain.
+//! through every call would add noise for no gain. A line that cannot be
+//! written (closed stdout, full disk) is dropped: it must not abort a deploy
+//! midway.
 
+use std::fmt;
 use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::path::Path;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::SystemTime;
 
-use anyhow::{Context, Result};
+use anyhow::{Context as _, Result};
+use tracing::field::{Field, Visit};
+use tracing::{Event, Level, Subscriber};
+use tracing_subscriber::filter::{filter_fn, EnvFilter, FilterExt};
+use tracing_subscriber::layer::{Context, Layer, SubscriberExt};
+use tracing_subscriber::registry::LookupSpan;
 
-static DEPTH: AtomicUsize = AtomicUsize::new(0);
+/// The target of c2's own log lines and scopes.
+pub const TARGET: &str = "c2";
+
+/// What `--verbose` shows of other crates when `RUST_LOG` is not set.
+const VERBOSE_FILTER: &str = "debug";
+
 static LOG_FILE: Mutex<Option<File>> = Mutex::new(None);
+
+/// Installs the logger; `verbose` also shows other crates' events (unless
+/// `RUST_LOG` says which). Call once, first thing.
+pub fn init(verbose: bool) {
+    let others = match std::env::var("RUST_LOG") {
+        Ok(directives) if !directives.trim().is_empty() => Some(directives),
+        _ => verbose.then(|| VERBOSE_FILTER.to_string()),
+    };
+    let others = others.map(|directives| {
+        tracing_subscriber::fmt::layer()
+            .with_writer(std::io::stderr)
+            .with_ansi(false)
+            .log_internal_errors(false)
+            .with_filter(
+                // A bad directive is skipped rather than failing the command.
+                EnvFilter::builder()
+                    .parse_lossy(directives)
+                    .and(filter_fn(|meta| meta.target() != TARGET)),
+            )
+    });
+    let subscriber = tracing_subscriber::registry()
+        .with(C2Lines.with_filter(filter_fn(|meta| meta.target() == TARGET)))
+        .with(others);
+    // Only fails if a logger is already installed, which then stays.
+    let _ = tracing::subscriber::set_global_default(subscriber);
+}
 
 /// Starts appending log lines to `path` (creating its directory if needed).
 pub fn open_file(path: &Path) -> Result<()> {
@@ -36,55 +80,65 @@ pub fn open_file(path: &Path) -> Result<()> {
     Ok(())
 }
 
-fn timestamp() -> String {
-    humantime::format_rfc3339_micros(SystemTime::now()).to_string()
-}
-
-fn format_line(msg: &str) -> String {
-    let dots = ".".repeat(DEPTH.load(Ordering::Relaxed));
-    format!("{} {dots}{msg}", timestamp())
-}
-
-fn to_file(line: &str) {
-    if let Some(f) = LOG_FILE.lock().unwrap_or_else(|e| e.into_inner()).as_mut() {
-        // A log file that cannot be written must not abort a deploy midway.
-        let _ = writeln!(f, "{line}");
-    }
-}
-
 /// Logs one line at the current nesting depth.
 pub fn info(msg: &str) {
-    let line = format_line(msg);
-    println!("{line}");
-    to_file(&line);
+    tracing::info!(target: TARGET, "{msg}");
 }
 
 /// Reports something suspicious that does not stop the command.
 pub fn warn(msg: &str) {
-    let line = format_line(&format!("warning: {msg}"));
-    eprintln!("{line}");
-    to_file(&line);
+    tracing::warn!(target: TARGET, "{msg}");
 }
 
 /// Logs `msg`, then runs `f` one level deeper.
 pub fn scope<T>(msg: &str, f: impl FnOnce() -> T) -> T {
     info(msg);
-    let _guard = Nested::enter();
+    // Left on return, early return or panic alike.
+    let _nested = tracing::info_span!(target: TARGET, "scope").entered();
     f()
 }
 
-/// Raises the nesting depth until dropped, also on early return or panic.
-struct Nested;
+/// Writes c2's own events as log lines.
+struct C2Lines;
 
-impl Nested {
-    fn enter() -> Nested {
-        DEPTH.fetch_add(1, Ordering::Relaxed);
-        Nested
+impl<S: Subscriber + for<'a> LookupSpan<'a>> Layer<S> for C2Lines {
+    fn on_event(&self, event: &Event<'_>, ctx: Context<'_, S>) {
+        let depth = ctx.event_scope(event).map_or(0, |scope| scope.count());
+        let mut message = Message(String::new());
+        event.record(&mut message);
+        let warning = *event.metadata().level() == Level::WARN;
+        let line = format!(
+            "{} {}{}{}\n",
+            humantime::format_rfc3339_micros(SystemTime::now()),
+            ".".repeat(depth),
+            if warning { "warning: " } else { "" },
+            message.0
+        );
+        if warning {
+            let _ = std::io::stderr().write_all(line.as_bytes());
+        } else {
+            let _ = std::io::stdout().write_all(line.as_bytes());
+        }
+        if let Some(f) = LOG_FILE.lock().unwrap_or_else(|e| e.into_inner()).as_mut() {
+            let _ = f.write_all(line.as_bytes());
+        }
     }
 }
 
-impl Drop for Nested {
-    fn drop(&mut self) {
-        DEPTH.fetch_sub(1, Ordering::Relaxed);
+/// An event's message (the only field c2's events have).
+struct Message(String);
+
+impl Visit for Message {
+    fn record_str(&mut self, field: &Field, value: &str) {
+        if field.name() == "message" {
+            self.0.push_str(value);
+        }
+    }
+
+    fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
+        if field.name() == "message" {
+            use fmt::Write as _;
+            let _ = write!(self.0, "{value:?}");
+        }
     }
 }

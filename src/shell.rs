@@ -1,9 +1,14 @@
 //! Running a release's shell commands (SPEC §2.3) and other programs.
 
+use std::ffi::{OsStr, OsString};
+use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::Command;
 
 use anyhow::{bail, Context, Result};
+use nix::sys::prctl::set_pdeathsig;
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::{getppid, Pid};
 
 /// Runs `command` with `/bin/sh -c` in `dir`, its output going straight to
 /// ours. An empty command does nothing. `what` names the command in errors
@@ -12,8 +17,7 @@ pub fn run(what: &str, command: &str, dir: &Path) -> Result<()> {
     if command.trim().is_empty() {
         return Ok(());
     }
-    let mut cmd = Command::new("/bin/sh");
-    cmd.arg("-c").arg(command);
+    let mut cmd = supervised("/bin/sh", ["-c", command]);
     cmd.env(TAG_VAR, tag_of(dir)?);
     status_of(what, cmd, dir, command)
 }
@@ -21,8 +25,7 @@ pub fn run(what: &str, command: &str, dir: &Path) -> Result<()> {
 /// Runs `program` with `args` (no shell: arguments pass as they are) in
 /// `dir`. `what` names it in errors.
 pub fn run_args(what: &str, program: &str, args: &[String], dir: &Path) -> Result<()> {
-    let mut cmd = Command::new(program);
-    cmd.args(args);
+    let cmd = supervised(program, args);
     status_of(what, cmd, dir, &format!("{program} {}", args.join(" ")))
 }
 
@@ -32,7 +35,6 @@ fn status_of(what: &str, mut cmd: Command, dir: &Path, shown: &str) -> Result<()
     // Flush our own log lines first so output stays in order.
     use std::io::Write;
     let _ = std::io::stdout().flush();
-    die_with_parent(&mut cmd);
     let status = cmd
         .current_dir(dir)
         .status()
@@ -78,13 +80,13 @@ pub fn kill_leftovers(dir: &Path) -> usize {
         return 0;
     };
     let needle = format!("{TAG_VAR}={}", tag.trim());
-    let me = std::process::id();
+    let me = Pid::this().as_raw();
     let mut killed = 0;
     let Ok(entries) = std::fs::read_dir("/proc") else {
         return 0;
     };
     for e in entries.flatten() {
-        let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
             continue;
         };
         if pid == me {
@@ -95,33 +97,59 @@ pub fn kill_leftovers(dir: &Path) -> usize {
             .split(|b| *b == 0)
             .any(|var| var == needle.as_bytes())
         {
-            // SAFETY: kill(2) on a process our own commands started.
-            unsafe {
-                libc::kill(pid as libc::pid_t, libc::SIGKILL);
+            // It may have exited since /proc was read: then there is nothing to kill.
+            if kill(Pid::from_raw(pid), Signal::SIGKILL).is_ok() {
+                killed += 1;
             }
-            killed += 1;
         }
     }
     killed
 }
 
-/// Makes the command die if c2 itself is killed (`kill -9`, OOM): a step
-/// must not carry on unsupervised after the run that recorded it is gone,
-/// or it races the next run (which stops and removes what the killed run
-/// left, then may find the old command starting a server on its port).
-fn die_with_parent(cmd: &mut Command) {
-    use std::os::unix::process::CommandExt;
-    // SAFETY: the closure runs between fork and exec and only calls
-    // async-signal-safe functions (prctl, getppid, _exit).
-    let parent = std::process::id() as libc::pid_t;
-    unsafe {
-        cmd.pre_exec(move || {
-            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-            // The parent may have died before prctl took effect.
-            if libc::getppid() != parent {
-                libc::_exit(1);
-            }
-            Ok(())
-        });
+/// The hidden command through which c2 starts every release command; see
+/// [`supervised`].
+pub const RUN_CHILD: &str = "__run-child";
+
+/// `program args`, started so that it dies if c2 itself is killed (`kill -9`,
+/// OOM): a step must not carry on unsupervised after the run that recorded it
+/// is gone, or it races the next run (which stops and removes what the
+/// killed run left, then may find the old command starting a server on its
+/// port).
+///
+/// The parent-death signal must be set inside the child, between fork and
+/// exec, which std only allows outside safe Rust (`pre_exec`). So c2 starts
+/// a copy of itself instead (`c2 __run-child <pid> -- program args`, see
+/// [`exec_supervised`]), which sets it and then becomes the command.
+/// `/proc/self/exe` is this very binary even if a deploy replaced or deleted
+/// the file c2 was started from.
+fn supervised<S: AsRef<OsStr>>(program: &str, args: impl IntoIterator<Item = S>) -> Command {
+    let mut cmd = Command::new("/proc/self/exe");
+    cmd.arg0("c2")
+        .arg(RUN_CHILD)
+        .arg(std::process::id().to_string())
+        .arg("--")
+        .arg(program)
+        .args(args);
+    cmd
+}
+
+/// `c2 __run-child <parent> -- program args`: arranges to be SIGKILLed when
+/// `parent` dies, then replaces itself with `program args`. Adds no output;
+/// exec keeps the pid, so the command's exit code or signal is what the
+/// parent sees. Returns only on failure.
+pub fn exec_supervised(parent: u32, command: &[OsString]) -> Result<()> {
+    let (program, args) = command
+        .split_first()
+        .context("__run-child: no command given")?;
+    // Survives execve, so it applies to the command itself.
+    set_pdeathsig(Signal::SIGKILL).context("cannot set the parent-death signal")?;
+    // The parent may have died before the line above took effect.
+    if u32::try_from(getppid().as_raw()) != Ok(parent) {
+        bail!(
+            "c2 (pid {parent}) is gone: not starting {}",
+            program.to_string_lossy()
+        );
     }
+    let error = Command::new(program).args(args).exec();
+    Err(error).with_context(|| format!("cannot run {}", program.to_string_lossy()))
 }

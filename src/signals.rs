@@ -4,20 +4,18 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
-static STOP: AtomicBool = AtomicBool::new(false);
+use signal_hook::consts::{SIGINT, SIGTERM};
 
-extern "C" fn request_stop(_signal: libc::c_int) {
-    // Only an atomic store: the one thing a signal handler may safely do.
-    STOP.store(true, Ordering::SeqCst);
-}
+static STOP: AtomicBool = AtomicBool::new(false);
 
 /// Routes SIGTERM and SIGINT to the stop flag.
 pub fn install() {
-    let handler = request_stop as extern "C" fn(libc::c_int) as libc::sighandler_t;
-    // SAFETY: the handler only performs an atomic store.
-    unsafe {
-        libc::signal(libc::SIGTERM, handler);
-        libc::signal(libc::SIGINT, handler);
+    for signal in [SIGTERM, SIGINT] {
+        // sigaction only fails for invalid signals; should it ever fail, the
+        // signal keeps its default action (the loop stops mid-round).
+        if let Err(e) = signal_hook::flag::register(signal, &STOP) {
+            crate::log::warn(&format!("cannot catch signal {signal}: {e}"));
+        }
     }
 }
 

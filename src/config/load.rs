@@ -2,15 +2,13 @@
 //!
 //! Text is parsed into a `serde_json::Value` first (JSON or YAML by
 //! extension), then into the typed schema through `serde_path_to_error` (so an
-//! error names the path inside the file). Unknown fields are found by
-//! serializing the typed value back and comparing it with the input: any key
-//! the schema did not keep is reported (it is usually a typo).
+//! error names the path inside the file) and `serde_ignored` (which reports
+//! every key the schema does not know: it is usually a typo).
 
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use serde::de::DeserializeOwned;
-use serde::Serialize;
 use serde_json::Value;
 
 use crate::aws::s3::S3Url;
@@ -91,7 +89,7 @@ pub fn beside_executable(name: &str, exts: &[&str]) -> Vec<PathBuf> {
 }
 
 /// Reads and parses the config at `location` into `T`.
-pub fn load<T: DeserializeOwned + Serialize>(location: &ConfigLocation) -> Result<T> {
+pub fn load<T: DeserializeOwned>(location: &ConfigLocation) -> Result<T> {
     let text = match location {
         ConfigLocation::File(path) => std::fs::read_to_string(path)
             .with_context(|| format!("cannot read config file {}", path.display()))?,
@@ -105,11 +103,11 @@ pub fn load<T: DeserializeOwned + Serialize>(location: &ConfigLocation) -> Resul
 }
 
 /// Parses config text; `name` is used in messages, `ext` picks the format.
-pub fn parse_text<T: DeserializeOwned + Serialize>(text: &str, name: &str, ext: &str) -> Result<T> {
+pub fn parse_text<T: DeserializeOwned>(text: &str, name: &str, ext: &str) -> Result<T> {
     let value: serde_json::Value = match ext {
         "json" => serde_json::from_str(text).with_context(|| format!("{name}: invalid JSON"))?,
         "yaml" | "yml" => {
-            serde_yaml::from_str(text).with_context(|| format!("{name}: invalid YAML"))?
+            serde_norway::from_str(text).with_context(|| format!("{name}: invalid YAML"))?
         }
         other => bail!("{name}: unknown config format '.{other}' (use .json, .yaml or .yml)"),
     };
@@ -118,19 +116,21 @@ pub fn parse_text<T: DeserializeOwned + Serialize>(text: &str, name: &str, ext: 
 
 /// Deserializes an already parsed value, naming the path of any error and
 /// warning about unknown fields.
-pub fn parse_value<T: DeserializeOwned + Serialize>(value: Value, name: &str) -> Result<T> {
+pub fn parse_value<T: DeserializeOwned>(value: Value, name: &str) -> Result<T> {
+    let (parsed, unknown) = deserialize(&value, name)?;
+    for path in unknown {
+        log::warn(&format!("{name}: unknown field {path} (ignored)"));
+    }
+    Ok(parsed)
+}
+
+/// The typed value and the paths of the fields it ignored.
+fn deserialize<T: DeserializeOwned>(value: &Value, name: &str) -> Result<(T, Vec<String>)> {
     let mut track = serde_path_to_error::Track::new();
-    let de = serde_path_to_error::Deserializer::new(&value, &mut track);
-    match T::deserialize(de) {
-        Ok(parsed) => {
-            let kept = serde_json::to_value(&parsed)?;
-            let mut unknown = Vec::new();
-            unknown_fields(&value, &kept, "", &mut unknown);
-            for path in unknown {
-                log::warn(&format!("{name}: unknown field {path} (ignored)"));
-            }
-            Ok(parsed)
-        }
+    let mut unknown = Vec::new();
+    let de = serde_path_to_error::Deserializer::new(value, &mut track);
+    match serde_ignored::deserialize(de, |path| unknown.push(spelled(&path, value))) {
+        Ok(parsed) => Ok((parsed, unknown)),
         Err(e) => {
             let path = track.path().to_string();
             let msg = explain(&e.to_string());
@@ -142,31 +142,50 @@ pub fn parse_value<T: DeserializeOwned + Serialize>(value: Value, name: &str) ->
     }
 }
 
-/// Collects the paths of keys present in `input` but not in `kept`.
-fn unknown_fields(input: &Value, kept: &Value, path: &str, out: &mut Vec<String>) {
-    let join = |key: &str| {
-        if path.is_empty() {
-            key.to_string()
-        } else {
-            format!("{path}.{key}")
+/// `path` as the config file spells it (`deployMode.proxy.endPoints.x.foo`).
+/// serde does not name the variant of a union (`proxy`, Maybe's `just`) on
+/// the way down, so it is read from the input: the union's only key.
+fn spelled(path: &serde_ignored::Path, input: &Value) -> String {
+    let mut segments = Vec::new();
+    walk(path, input, &mut segments);
+    segments.join(".")
+}
+
+/// Pushes the segments from the root down to `path`; returns the input value
+/// found there.
+fn walk<'v>(
+    path: &serde_ignored::Path,
+    input: &'v Value,
+    segments: &mut Vec<String>,
+) -> Option<&'v Value> {
+    use serde_ignored::Path;
+    match path {
+        Path::Root => Some(input),
+        Path::Seq { parent, index } => {
+            let here = walk(parent, input, segments);
+            segments.push(index.to_string());
+            here?.get(index)
         }
-    };
-    match (input, kept) {
-        (Value::Object(i), Value::Object(k)) => {
-            for (key, value) in i {
-                match k.get(key) {
-                    Some(kv) => unknown_fields(value, kv, &join(key), out),
-                    None => out.push(join(key)),
+        Path::Map { parent, key } => {
+            let here = walk(parent, input, segments);
+            segments.push(key.clone());
+            here?.get(key)
+        }
+        Path::NewtypeVariant { parent } => {
+            let union = walk(parent, input, segments).and_then(Value::as_object);
+            match union.and_then(|u| u.iter().next()) {
+                Some((variant, value)) => {
+                    segments.push(variant.clone());
+                    Some(value)
+                }
+                // Not for a path serde took through this very input.
+                None => {
+                    segments.push("?".to_string());
+                    None
                 }
             }
         }
-        (Value::Array(i), Value::Array(k)) => {
-            for (n, (iv, kv)) in i.iter().zip(k).enumerate() {
-                unknown_fields(iv, kv, &join(&n.to_string()), out);
-            }
-        }
-        // Other shapes differ only by encoding ({"noproxy": null} vs "noproxy").
-        _ => {}
+        Path::Some { parent } | Path::NewtypeStruct { parent } => walk(parent, input, segments),
     }
 }
 
@@ -179,4 +198,39 @@ fn explain(msg: &str) -> String {
         return format!("expected string or singleton object for union ({msg})");
     }
     msg.to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::ToolConfig;
+    use serde_json::json;
+
+    #[test]
+    fn unknown_fields_are_named_through_unions_and_maybes() {
+        let input = json!({
+            "releases": {"localdir": "/r"},
+            "deploysDirr": "/typo",
+            "healthCheck": {"just": {"incomingPath": "/h", "outgoingPath": "/", "extra": [1]}},
+            "deployMode": {"proxy": {
+                "endPoints": {"x": {
+                    "serverNames": ["a"],
+                    "etype": {"httpsWithRedirect": {"explicit": {
+                        "sslCertificate": "/c", "sslCertificateKey": "/k", "foo": {"bar": 1}
+                    }}}
+                }},
+                "dynamicPortRange": {"v1": 1, "v2": 2, "v3": 3}
+            }}
+        });
+        let (_, unknown) = deserialize::<ToolConfig>(&input, "c.json").unwrap();
+        assert_eq!(
+            unknown,
+            [
+                "deployMode.proxy.dynamicPortRange.v3",
+                "deployMode.proxy.endPoints.x.etype.httpsWithRedirect.explicit.foo",
+                "deploysDirr",
+                "healthCheck.just.extra",
+            ]
+        );
+    }
 }

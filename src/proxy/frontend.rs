@@ -87,7 +87,7 @@ impl DockerFrontend {
         let www = &c.letsencrypt_www_dir;
         let mount = |p: &Path| format!("{}:{}", p.display(), p.display());
         // `version` keeps docker-compose 1.x reading this as a v3 file;
-        // serde_yaml quotes whatever the paths contain.
+        // serde_norway quotes whatever the paths contain.
         let file = serde_json::json!({
             "version": "3",
             "services": {
@@ -104,7 +104,7 @@ impl DockerFrontend {
                 }
             }
         });
-        serde_yaml::to_string(&file).expect("compose file serializes")
+        serde_norway::to_string(&file).expect("compose file serializes")
     }
 
     /// The host pid of the running container's nginx master, if it runs.

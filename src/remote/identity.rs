@@ -1,8 +1,6 @@
 //! Who this slave is (SPEC §7): its label, IPv4 address and host name.
 
-use std::ffi::CStr;
-
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 
 use crate::config::{ProxyModeConfig, SlaveLabel};
 
@@ -86,45 +84,18 @@ mod imds {
 
 /// The IPv4 address of interface `name`.
 pub fn ipv4_of(name: &str) -> Result<String> {
-    let mut addrs: *mut libc::ifaddrs = std::ptr::null_mut();
-    // SAFETY: getifaddrs fills a list we free below with freeifaddrs; we
-    // only read entries while the list is alive.
-    unsafe {
-        if libc::getifaddrs(&mut addrs) != 0 {
-            bail!(
-                "cannot list network interfaces: {}",
-                std::io::Error::last_os_error()
-            );
-        }
-        let mut found = None;
-        let mut cur = addrs;
-        while !cur.is_null() {
-            let ifa = &*cur;
-            if !ifa.ifa_addr.is_null()
-                && i32::from((*ifa.ifa_addr).sa_family) == libc::AF_INET
-                && CStr::from_ptr(ifa.ifa_name).to_bytes() == name.as_bytes()
-            {
-                let sin = &*(ifa.ifa_addr as *const libc::sockaddr_in);
-                found = Some(std::net::Ipv4Addr::from(u32::from_be(sin.sin_addr.s_addr)));
-                break;
-            }
-            cur = ifa.ifa_next;
-        }
-        libc::freeifaddrs(addrs);
-        match found {
-            Some(ip) => Ok(ip.to_string()),
-            None => bail!("slaveInterfaceName {name}: no such interface with an IPv4 address"),
-        }
-    }
+    let interfaces = nix::ifaddrs::getifaddrs().context("cannot list network interfaces")?;
+    interfaces
+        .filter(|i| i.interface_name == name)
+        .find_map(|i| Some(i.address?.as_sockaddr_in()?.ip()))
+        .map(|ip| ip.to_string())
+        .with_context(|| {
+            format!("slaveInterfaceName {name}: no such interface with an IPv4 address")
+        })
 }
 
 pub fn host_name() -> String {
-    let mut buf = [0u8; 256];
-    // SAFETY: gethostname writes at most buf.len() bytes into buf.
-    let rc = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
-    if rc != 0 {
-        return String::new();
-    }
-    let end = buf.iter().position(|b| *b == 0).unwrap_or(buf.len());
-    String::from_utf8_lossy(&buf[..end]).to_string()
+    nix::unistd::gethostname()
+        .map(|h| h.to_string_lossy().into_owned())
+        .unwrap_or_default()
 }

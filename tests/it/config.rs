@@ -253,6 +253,19 @@ fn read_only_commands_do_not_write_the_log_file() {
 }
 
 #[test]
+fn a_closed_stdout_neither_fails_the_command_nor_its_log_file() {
+    let mut env = Env::new();
+    env.context_file("infra", "{}");
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let mut run = env.c2(&["fetch-context"]);
+    run.cmd.stdout(writer);
+    let out = run.output();
+    assert_eq!((out.code, out.stderr.as_str()), (Some(0), ""), "{out}");
+    assert!(env.read("log/c2.log").contains("Fetched context 'infra'"));
+}
+
+#[test]
 fn show_log_prints_the_log_file() {
     let mut env = Env::new();
     env.context_file("infra", "{}");

@@ -327,10 +327,7 @@ fn the_s3_server_stopped_and_restarted_during_repeat() {
         !slave.exists("deploys/a"),
         "a is not in the new master state"
     );
-    // SAFETY: kill(2) on our own child.
-    unsafe {
-        libc::kill(follower.id() as i32, libc::SIGTERM);
-    }
+    common::terminate(follower.id());
     assert_eq!(follower.wait().unwrap().code(), Some(0));
 }
 

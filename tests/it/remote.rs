@@ -164,10 +164,7 @@ impl Follower {
 
     /// SIGTERM, then the exit code.
     fn terminate(mut self) -> Option<i32> {
-        // SAFETY: kill(2) on our own child.
-        unsafe {
-            libc::kill(self.child.id() as i32, libc::SIGTERM);
-        }
+        common::terminate(self.child.id());
         let status = self.child.wait().unwrap();
         status.code()
     }

@@ -252,3 +252,52 @@ fn an_unreachable_s3_server_is_a_clear_one_line_error() {
         "Debug dump in {out}"
     );
 }
+
+/// The AWS SDK's own events: only with `--verbose` or `RUST_LOG`, only on
+/// stderr, never mixed into c2's log (stdout and the log file).
+#[test]
+fn verbose_shows_the_aws_sdk_events_on_stderr_only() {
+    let moto = Moto::shared();
+    let bucket = Moto::unique_bucket("verbose");
+    let mut env = Env::new();
+    env.use_s3(moto, &bucket, "rel");
+    env.release("a.zip").publish_s3(moto, &bucket, "rel");
+    let run = |args: &[&str], rust_log: Option<&str>| {
+        let mut run = env.c2(args);
+        run.cmd.env_remove("RUST_LOG");
+        if let Some(filter) = rust_log {
+            run = run.env("RUST_LOG", filter);
+        }
+        run.ok()
+    };
+    let sdk_lines = |stderr: &str, target: &str| {
+        stderr
+            .lines()
+            .filter(|l| l.contains(&format!(" {target}::")))
+            .count()
+    };
+
+    let out = run(&["list-releases"], None);
+    assert_eq!((out.stdout.as_str(), out.stderr.as_str()), ("a.zip\n", ""));
+
+    let out = run(&["list-releases", "--verbose"], None);
+    assert_eq!(out.stdout, "a.zip\n");
+    assert!(sdk_lines(&out.stderr, "aws_smithy_runtime") > 0, "{out}");
+
+    // RUST_LOG chooses what is shown.
+    let out = run(&["list-releases"], Some("aws_config=debug"));
+    assert_eq!(out.stdout, "a.zip\n");
+    assert!(sdk_lines(&out.stderr, "aws_config") > 0, "{out}");
+    assert_eq!(sdk_lines(&out.stderr, "aws_smithy_runtime"), 0, "{out}");
+
+    // A mutating command: its log lines go to stdout and the log file alone.
+    let out = run(&["--verbose", "start", "a.zip"], None);
+    assert!(sdk_lines(&out.stderr, "aws_smithy_runtime") > 0, "{out}");
+    let fetching = format!(".Fetching a.zip from s3://{bucket}/rel");
+    assert!(out.log_messages().contains(&fetching), "{out}");
+    assert_eq!(env.read("log/c2.log"), out.stdout);
+    assert!(!out.stdout.contains("aws_"), "{out}");
+    for line in out.stdout.lines() {
+        assert!(!out.stderr.contains(line), "{line} also on stderr:\n{out}");
+    }
+}

@@ -17,10 +17,7 @@ pub struct Fleet {
 impl Drop for Fleet {
     fn drop(&mut self) {
         for c in &mut self.children {
-            // SAFETY: kill(2) on our own child.
-            unsafe {
-                libc::kill(c.id() as i32, libc::SIGTERM);
-            }
+            super::terminate(c.id());
         }
         for c in &mut self.children {
             let _ = c.wait();

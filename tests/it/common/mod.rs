@@ -305,14 +305,21 @@ impl Drop for Env {
         for f in pid_files {
             if let Some(pid) = std::fs::read_to_string(&f)
                 .ok()
-                .and_then(|t| t.trim().parse::<i32>().ok())
+                .and_then(|t| t.trim().parse::<u32>().ok())
             {
-                // SAFETY: kill(2) with a pid read from our own pid file.
-                unsafe {
-                    libc::kill(pid, libc::SIGTERM);
-                }
+                terminate(pid);
             }
         }
+    }
+}
+
+/// Sends SIGTERM to `pid` (a child or a server of ours), if it still runs.
+pub fn terminate(pid: u32) {
+    if let Ok(pid) = i32::try_from(pid) {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(pid),
+            nix::sys::signal::Signal::SIGTERM,
+        );
     }
 }
 
