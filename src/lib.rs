@@ -28,3 +28,4 @@ pub mod remote;
 pub mod shell;
 pub mod signals;
 pub mod store;
+pub mod template;
