@@ -1,7 +1,6 @@
 //! Releases (SPEC §2.3, §3): fetch a zip from the store, unpack it safely,
 //! and expand its templates with the context.
 
-pub mod template;
 pub mod unzip;
 
 use std::collections::BTreeMap;
@@ -16,6 +15,7 @@ use crate::context::{self, Ports};
 use crate::fsutil;
 use crate::log;
 use crate::store::ReleaseStore;
+use crate::template;
 
 /// `release.json`, mirroring `adl/release.adl`.
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -7,8 +7,6 @@
 //! numbers (even 0) are truthy and render as their JSON text; `false`,
 //! `null`, lists and objects render empty.
 
-#[cfg(test)]
-mod differential;
 mod parse;
 mod render;
 
@@ -56,7 +54,7 @@ pub fn render_str(
 /// Render the template file at `path`. Partials `{{> name}}` are files relative to the
 /// directory of `path` (name may contain `/`); a partial name that is absolute or contains a `..`
 /// component is an error naming the template file and the partial. A missing partial file renders empty and adds a warning.
-/// Errors (unreadable file, template that does not parse) name the file: e.g. `template /x/y.tpl: missing end tag`.
+/// Errors (unreadable file, template that does not parse) name the file: e.g. `template /x/y.tpl: unclosed section 'a' (opened on line 1)`.
 /// Warnings are full sentences naming the template file and the name, e.g. `template /x/y.tpl: no value for 'ports.http'`.
 ///
 /// # Errors
@@ -434,6 +432,20 @@ mod tests {
             .collect();
         let out = render_plain("{{key19999.v}} {{key7.s}}", &Value::Object(big));
         assert_eq!(out.text, "19999 value 7");
+    }
+
+    #[test]
+    fn the_implicit_iterator_is_the_current_item() {
+        // Where ribboncurls went wrong: every item of a list is visited, a
+        // section's scalar value is the current item, and `.` never means
+        // the key named like the section.
+        let ctx = json!({"l": [[false, 1, ""]], "o": {"k": 1}, "s": "S", "b": {"b": 2}});
+        let out = render_plain(
+            "{{#l}}{{#.}}[{{.}}]{{/.}}{{^.}}none{{/.}}{{/l}} {{#o}}{{#s}}{{.}}{{/s}}{{/o}} {{#b}}<{{.}}>{{/b}}",
+            &ctx,
+        );
+        assert_eq!(out.text, "[][1][] S <>");
+        assert!(out.warnings.is_empty(), "{:?}", out.warnings);
     }
 
     #[test]
