@@ -7,7 +7,9 @@
 //! - `target`: one deploy target per mode (noproxy, local proxy, remote);
 //! - `deploy`: the life of one deploy directory, shared by every mode;
 //! - `store`: release stores (local directory, S3);
-//! - `release`: fetch, unzip, `release.json`, templates;
+//! - `release`: fetch, unzip, `release.json`, expanding templates;
+//! - [`template`]: our mustache renderer (the library's one public module,
+//!   for the official spec tests);
 //! - `context`: template context (cache, sources, ports);
 //! - `noproxy`: one live release behind a `current` symlink;
 //! - `proxy`: many deploys behind nginx (state, planner, executor, drivers);
@@ -31,12 +33,13 @@ mod log;
 mod names;
 mod noproxy;
 mod proxy;
-pub mod release;
+mod release;
 mod remote;
 mod shell;
 mod signals;
 mod store;
 mod target;
+pub mod template;
 
 use std::io::Write;
 use std::process::ExitCode;

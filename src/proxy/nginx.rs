@@ -7,7 +7,7 @@ use anyhow::{Context, Result};
 use serde::Serialize;
 
 use crate::config::{EndPointType, ProxyModeConfig, SslCertMode, ToolConfig};
-use crate::release::template;
+use crate::template;
 
 use super::state::Deploy;
 

@@ -1,7 +1,6 @@
 //! Releases (SPEC §2.3, §3): fetch a zip from the store, unpack it safely,
 //! read its `release.json`, and expand its templates with a context.
 
-pub mod template;
 pub(crate) mod unzip;
 
 use std::collections::BTreeMap;
@@ -16,6 +15,7 @@ use crate::fsutil;
 use crate::log;
 use crate::names::{ContextName, ReleaseName};
 use crate::store::ReleaseStore;
+use crate::template;
 
 /// `release.json`, mirroring `adl/release.adl`.
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -95,7 +95,7 @@ fn port_of(env: &Env, deploy: &str) -> u64 {
 /// then left out, so the rest can be compared exactly.
 fn compose_file(env: &Env) -> Value {
     let text = env.read("deploys/frontend-proxy/docker-compose.yml");
-    let mut doc: Value = serde_yaml::from_str(&text)
+    let mut doc: Value = serde_norway::from_str(&text)
         .unwrap_or_else(|e| panic!("docker-compose.yml is not YAML ({e}):\n{text}"));
     if let Some(version) = doc.as_object_mut().unwrap().remove("version") {
         assert!(version.is_string(), "version: {version}");

@@ -1,9 +1,9 @@
 //! Runs the official mustache spec tests (`tests/data/mustache-spec/*.json`,
-//! the core modules) through `camus2::release::template::render_str`.
+//! the core modules) through `camus2::template::render_str`.
 
 use std::path::PathBuf;
 
-use camus2::release::template::render_str;
+use camus2::template::render_str;
 use serde_json::Value;
 
 /// Runs every case of one spec file; fails listing each failing case.

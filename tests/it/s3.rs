@@ -97,7 +97,7 @@ fn the_config_can_live_in_s3() {
     let mut env = Env::new();
     env.release("a.zip").publish();
     moto.create_bucket(&bucket);
-    let text = serde_yaml::to_string(env.config()).unwrap();
+    let text = serde_norway::to_string(env.config()).unwrap();
     moto.put(&bucket, "etc/camus2.yaml", text.as_bytes());
     for (k, v) in moto.client_env() {
         env.env(&k, &v);

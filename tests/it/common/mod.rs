@@ -238,7 +238,10 @@ impl Env {
                 "camus2.json",
                 serde_json::to_string_pretty(&self.config).unwrap(),
             ),
-            Format::Yaml => ("camus2.yaml", serde_yaml::to_string(&self.config).unwrap()),
+            Format::Yaml => (
+                "camus2.yaml",
+                serde_norway::to_string(&self.config).unwrap(),
+            ),
         };
         let path = self.path(&format!("etc/{name}"));
         // Atomically: c2 runs started in parallel may be reading it.
