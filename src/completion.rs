@@ -1,4 +1,4 @@
-//! Shell completion (SPEC §4) for bash, zsh and fish, from the clap tree in
+//! Shell completion for bash, zsh and fish, from the clap tree in
 //! [`cli`](crate::cli) through clap_complete's dynamic engine: commands,
 //! options and, through [`live`], the names operators type: release names,
 //! deploy labels and configured endpoint labels.

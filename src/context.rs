@@ -1,4 +1,4 @@
-//! Template context (SPEC §3, §4 fetch-context): infrastructure context
+//! Template context: infrastructure context
 //! fetched into the context cache, release context from the unpacked
 //! release, and in proxy mode the allocated `ports`.
 
@@ -113,7 +113,7 @@ pub fn for_release(
     Ok(Value::Object(ctx))
 }
 
-/// The `ports` context of a proxy-mode deploy (SPEC §3). An extra port
+/// The `ports` context of a proxy-mode deploy. An extra port
 /// past 65535 (a very wide dynamicPortRange) is left out, so a template
 /// that uses it gets a missing-name warning rather than a bogus number.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]

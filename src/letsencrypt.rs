@@ -1,4 +1,4 @@
-//! Let's Encrypt DNS-01 helpers (SPEC §8): `le-get-certs` runs certbot in
+//! Let's Encrypt DNS-01 helpers: `le-get-certs` runs certbot in
 //! manual mode with this executable as its hooks; the hooks create and
 //! delete the `_acme-challenge` TXT record in Route53.
 
@@ -13,7 +13,7 @@ use crate::{log, shell};
 /// The TTL of the challenge record.
 const TXT_TTL: i64 = 60;
 
-/// The arguments `le-get-certs` passes to certbot, exactly as in SPEC §8.
+/// The arguments `le-get-certs` passes to certbot, exactly as the old tool passed them.
 pub fn certbot_args(cfg: &LetsEncryptConfig, exe: &Path) -> Vec<String> {
     let exe = shell_word(&exe.display().to_string());
     let dir = |sub: &str| cfg.basedir.join(sub).display().to_string();

@@ -1,4 +1,4 @@
-//! The operator-facing log (SPEC §4), on `tracing`.
+//! The operator-facing log, on `tracing`.
 //!
 //! Lines are `<UTC timestamp> <message>`, a nested step prefixed with one `.`
 //! per level. Mutating commands also append every line to the config's

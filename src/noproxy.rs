@@ -1,4 +1,4 @@
-//! Noproxy mode (SPEC §5): exactly one live release, `<deploysDir>/current`.
+//! Noproxy mode: exactly one live release, `<deploysDir>/current`.
 
 use std::path::{Path, PathBuf};
 

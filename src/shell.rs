@@ -1,4 +1,4 @@
-//! Running a release's shell commands (SPEC §2.3) and other programs.
+//! Running a release's shell commands and other programs.
 
 use std::ffi::{OsStr, OsString};
 use std::os::unix::process::CommandExt;

@@ -1,4 +1,4 @@
-//! AWS ECR: `aws-docker-login-cmd` (SPEC §4).
+//! AWS ECR: `aws-docker-login-cmd`.
 
 use anyhow::{bail, Context, Result};
 use base64::Engine;

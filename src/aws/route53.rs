@@ -1,4 +1,4 @@
-//! AWS Route53: the DNS-01 TXT records of the Let's Encrypt hooks (SPEC §8).
+//! AWS Route53: the DNS-01 TXT records of the Let's Encrypt hooks.
 
 use std::time::{Duration, Instant};
 

@@ -69,7 +69,7 @@ impl std::fmt::Display for S3Url {
     }
 }
 
-/// The shared S3 client, honouring `S3_ENDPOINT` (SPEC §4).
+/// The shared S3 client, honouring `S3_ENDPOINT`.
 pub fn client() -> &'static Client {
     static CLIENT: OnceLock<Client> = OnceLock::new();
     CLIENT.get_or_init(|| {

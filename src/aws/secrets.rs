@@ -1,4 +1,4 @@
-//! AWS Secrets Manager: the `awsSecretArn` context source (SPEC §4).
+//! AWS Secrets Manager: the `awsSecretArn` context source.
 //!
 //! A secret's value is returned to the caller only: it never goes into a
 //! log line or an error message (the SDK's errors carry no value either).

@@ -1,4 +1,4 @@
-//! Finding, reading and parsing config files (SPEC §2).
+//! Finding, reading and parsing config files.
 //!
 //! Text is parsed into a `serde_json::Value` first (JSON or YAML by
 //! extension), then into the typed schema through `serde_path_to_error` (so an

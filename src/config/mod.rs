@@ -1,4 +1,4 @@
-//! The config: its schema (SPEC §2, §9) and how it is found and parsed.
+//! The config: its schema and how it is found and parsed.
 
 mod load;
 mod schema;
@@ -16,8 +16,7 @@ pub const CONFIG_ENV: &str = "CAMUS2_CONFIG";
 pub const LETSENCRYPT_CONFIG_ENV: &str = "HX_LETSENCRYPT_CONFIG";
 
 impl ToolConfig {
-    /// Finds and loads the tool config (SPEC §2: `--config`, `CAMUS2_CONFIG`,
-    /// then `../etc/camus2.json|yaml` beside the executable).
+    /// Finds and loads the tool config.
     pub fn load(explicit: Option<&Path>) -> Result<ToolConfig> {
         let defaults = beside_executable("camus2", &["json", "yaml"]);
         let location = locate(explicit, CONFIG_ENV, &defaults)?;

@@ -1,4 +1,4 @@
-//! The config file's types (SPEC §2.2 and §9), mirroring `adl/config.adl`.
+//! The config file's types, mirroring `adl/config.adl`.
 //!
 //! ADL's JSON encoding maps onto serde's defaults: a union is serde's
 //! externally tagged enum (`"noproxy"` or `{"proxy": {...}}`), `Maybe<T>` is
@@ -81,7 +81,7 @@ pub struct ToolConfig {
     pub nginx_docker_image: String,
     #[serde(default = "defaults::nginx_docker_version")]
     pub nginx_docker_version: String,
-    /// [new] §9: `nothing` = detect `docker compose`, else `docker-compose`.
+    /// [new] `nothing` = detect `docker compose`, else `docker-compose`.
     #[serde(default, with = "maybe")]
     pub compose_command: Option<String>,
 }
@@ -123,7 +123,7 @@ pub enum DeployMode {
 #[serde(rename_all = "camelCase")]
 pub struct ProxyModeConfig {
     pub end_points: BTreeMap<String, EndPoint>,
-    /// An `s3://bucket/base` URL, or [new] §9 an absolute local directory.
+    /// An `s3://bucket/base` URL, or [new] an absolute local directory.
     #[serde(default, with = "maybe")]
     pub remote_state_s3: Option<RemoteLocation>,
     #[serde(default = "defaults::dynamic_port_range")]
@@ -134,7 +134,7 @@ pub struct ProxyModeConfig {
     pub slave_interface_name: String,
     #[serde(default, with = "maybe")]
     pub nginx_conf_template_path: Option<PathBuf>,
-    /// [new] §9.
+    /// [new] nginx run by c2 on the host, or in docker as the old tool did.
     #[serde(default)]
     pub frontend_proxy: FrontendProxy,
     #[serde(default = "defaults::http_port")]
@@ -292,7 +292,7 @@ mod defaults {
     }
 }
 
-/// The Let's Encrypt DNS-01 helpers' config (SPEC §8), from
+/// The Let's Encrypt DNS-01 helpers' config, from
 /// `HX_LETSENCRYPT_CONFIG` or `../etc/letsencrypt-aws.json`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]

@@ -1,4 +1,4 @@
-//! `generate-ssl-certificate` (SPEC §6.5): a Let's Encrypt certificate for
+//! `generate-ssl-certificate`: a Let's Encrypt certificate for
 //! every endpoint with `httpsWithRedirect: generated`, by HTTP-01 through
 //! the frontend proxy's webroot.
 

@@ -1,4 +1,4 @@
-//! Performing planned actions (SPEC §6.2) on this machine.
+//! Performing planned actions on this machine.
 //!
 //! After each action the local state file records that action's effect, so
 //! whenever a step fails (or c2 is killed) the state says exactly what is

@@ -1,4 +1,4 @@
-//! Frontend proxy drivers (SPEC §6.2 SetEndPoints, §9 frontendProxy):
+//! Frontend proxy drivers:
 //! make a running nginx serve a new config, and stop it.
 //!
 //! - `docker`: nginx in the `frontendproxy` container from a compose file,
@@ -62,7 +62,7 @@ struct DockerFrontend {
 
 impl DockerFrontend {
     /// `composeCommand`, else `docker compose` if that works, else
-    /// `docker-compose` (SPEC §9).
+    /// `docker-compose`.
     fn compose_command(&self) -> String {
         if let Some(cmd) = &self.config.compose_command {
             return cmd.clone();

@@ -1,4 +1,4 @@
-//! Proxy mode (SPEC §6): many deploys side by side behind an nginx
+//! Proxy mode: many deploys side by side behind an nginx
 //! frontend proxy, endpoints switched between them.
 //!
 //! `state` holds the rules, `planner` turns a state change into actions,
@@ -46,7 +46,7 @@ pub(crate) enum Change<'a> {
 }
 
 impl Change<'_> {
-    /// The new state, or why the change is refused (SPEC §6.1).
+    /// The new state, or why the change is refused.
     pub(crate) fn apply_to(&self, state: &State, proxy: &ProxyModeConfig) -> Result<State> {
         match *self {
             Change::Start { release, label } => state::start(state, proxy, release, label),
@@ -190,7 +190,7 @@ impl<'a> Machine<'a> {
         })
     }
 
-    /// `generate-ssl-certificate` (SPEC §6.5): restart the proxy (so it
+    /// `generate-ssl-certificate`: restart the proxy (so it
     /// serves the ACME webroot), request the certificate, and [better]
     /// restart again so the new certificate is served.
     pub(crate) fn generate_ssl_certificate(&self) -> Result<()> {

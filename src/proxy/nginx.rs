@@ -1,4 +1,4 @@
-//! The nginx config of the frontend proxy (SPEC §6.3): its context, built
+//! The nginx config of the frontend proxy: its context, built
 //! from the config and the routed endpoints, and its rendering.
 
 use std::path::PathBuf;
@@ -62,7 +62,7 @@ pub struct HttpsEndPoint {
     pub letsencrypt_www_dir: PathBuf,
 }
 
-/// Where a generated certificate lives (SPEC §6.3).
+/// Where a generated certificate lives.
 pub fn generated_cert_dir(config: &ToolConfig) -> PathBuf {
     config
         .letsencrypt_prefix_dir

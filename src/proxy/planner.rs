@@ -1,4 +1,4 @@
-//! Planning (SPEC §6.2): from an old state to a new one, the ordered
+//! Planning: from an old state to a new one, the ordered
 //! actions that get there. A pure function, kept apart from the code that
 //! performs actions, so local mode, slave mode, dry runs and tests share it.
 
@@ -30,7 +30,7 @@ pub fn endpoint_pairs<'a>(
         .collect()
 }
 
-/// The actions from `old` to `new`, in the order of §6.2: make room on
+/// The actions from `old` to `new`, in this order: make room on
 /// needed ports, create, re-create changed deploys, switch traffic, and only
 /// then destroy what traffic has left.
 pub fn plan<'a>(

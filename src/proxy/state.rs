@@ -1,4 +1,4 @@
-//! Proxy-mode state (SPEC §6.1): which deploys exist and which endpoint is
+//! Proxy-mode state: which deploys exist and which endpoint is
 //! connected to which deploy, and the rules that change it.
 //!
 //! The rules are pure functions from a state to a new state, so the same

@@ -1,4 +1,4 @@
-//! `status` output (SPEC §6.4): text for people, JSON for scripts.
+//! `status` output: text for people, JSON for scripts.
 
 use std::fmt::Write;
 

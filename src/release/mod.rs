@@ -1,4 +1,4 @@
-//! Releases (SPEC §2.3, §3): fetch a zip from the store, unpack it safely,
+//! Releases: fetch a zip from the store, unpack it safely,
 //! read its `release.json`, and expand its templates with a context.
 
 pub(crate) mod unzip;

@@ -1,4 +1,4 @@
-//! Who this slave is (SPEC §7): its label, IPv4 address and host name.
+//! Who this slave is: its label, IPv4 address and host name.
 
 use anyhow::{Context, Result};
 

@@ -1,4 +1,4 @@
-//! Master commands (SPEC §7): the §6.1 rules applied to the master state,
+//! Master commands: the state rules applied to the master state,
 //! written back only if nobody else wrote it meanwhile. On a conflict the
 //! command re-reads and re-applies its change, so concurrent operators and
 //! CI jobs never lose each other's updates.

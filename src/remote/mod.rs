@@ -1,4 +1,4 @@
-//! Remote state (SPEC §7): commands edit a master state in S3 (or a shared
+//! Remote state: commands edit a master state in S3 (or a shared
 //! directory); every machine runs `slave-update` to match it and report.
 
 pub mod identity;

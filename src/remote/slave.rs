@@ -1,4 +1,4 @@
-//! `slave-update [--repeat N]` (SPEC §7): make this machine match the
+//! `slave-update [--repeat N]`: make this machine match the
 //! master state, through the same planner and executor as local proxy mode,
 //! and report back.
 //!

@@ -1,4 +1,4 @@
-//! `status` and `slave-flush` with remote state (SPEC §6.4, §7).
+//! `status` and `slave-flush` with remote state.
 
 use std::time::{Duration, SystemTime};
 

@@ -1,4 +1,4 @@
-//! Where remote state lives (SPEC §7, §9): an S3 prefix or a directory on
+//! Where remote state lives: an S3 prefix or a directory on
 //! a shared filesystem, with the same layout:
 //! `<base>/master/state.json` and `<base>/slaves/<label>/state.json`.
 //!
@@ -27,7 +27,7 @@ pub enum Version {
     Tag(String),
 }
 
-/// A slave's report (SPEC §7), mirroring `adl/state.adl`.
+/// A slave's report, mirroring `adl/state.adl`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct SlaveReport {

@@ -1,4 +1,4 @@
-//! Release stores (SPEC §1): where release zips live.
+//! Release stores: where release zips live.
 //!
 //! One small interface, two backends: a local directory and an S3 prefix.
 

@@ -1,4 +1,4 @@
-//! Mustache templates (SPEC §3): the official mustache spec, rendered over
+//! Mustache templates: the official mustache spec, rendered over
 //! a JSON context, plus what a deployment tool needs around it: partials as
 //! files beside the template, a warning for every name without a value, and
 //! errors (with line numbers) instead of silently misrendering bad templates.

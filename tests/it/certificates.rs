@@ -1,7 +1,7 @@
 //! Certificates through the real binary: `generate-ssl-certificate`
-//! (SPEC §6.5, §6.3 generated certificate paths, §9 frontendProxy) and the
+//! and the
 //! Let's Encrypt DNS-01 helpers `le-get-certs`, `le-auth-hook`,
-//! `le-cleanup-hook` (SPEC §8).
+//! `le-cleanup-hook`.
 //!
 //! Let's Encrypt cannot be reached from here, so a fake `certbot`
 //! (tests/support/fake-certbot.py) does locally what certbot and the ACME
@@ -124,7 +124,7 @@ fn generated_cert_env() -> Env {
     env
 }
 
-/// Where the generated certificate lives (SPEC §6.3).
+/// Where the generated certificate lives.
 fn live_dir(env: &Env) -> PathBuf {
     env.path("le/etc/letsencrypt/live/camus2cert")
 }
@@ -536,7 +536,7 @@ fn seen_txt(event: &Value) -> Vec<(String, i64, Vec<String>)> {
     records
 }
 
-/// A Let's Encrypt helper config (SPEC §8) under the Env's root.
+/// A Let's Encrypt helper config under the Env's root.
 fn letsencrypt_config(env: &Env, certbot: &Path, zone: &str) -> PathBuf {
     let path = env.path("etc/letsencrypt-aws.json");
     common::write_file(
@@ -571,7 +571,7 @@ fn le_get_certs_proves_each_domain_through_a_route53_txt_record_and_cleans_up() 
 
     run.ok();
 
-    // certbot got exactly the arguments of SPEC §8, c2 itself as its hooks.
+    // certbot got exactly the old tool's arguments, c2 itself as its hooks.
     let exe = env!("CARGO_BIN_EXE_c2");
     let basedir = show(&env.path("le-dns"));
     assert_eq!(

@@ -1,4 +1,4 @@
-//! Shell completion (SPEC §4), driven through a real bash, zsh and fish that
+//! Shell completion, driven through a real bash, zsh and fish that
 //! source `c2 completions <shell>`: command names, and release names, deploy
 //! labels and endpoint labels from the live config and state. Also `c2 help`,
 //! which like completion is generated from the clap definitions.

@@ -1,4 +1,4 @@
-//! Finding and parsing the config (SPEC §2) and the command surface (§4),
+//! Finding and parsing the config and the command surface,
 //! through the real binary.
 
 use crate::common::{write_file, Env, Format, Run};

@@ -1,5 +1,4 @@
-//! The docker frontend driver (SPEC §6.2 SetEndPoints, §9 `frontendProxy`
-//! and `composeCommand`) through the real binary. No docker engine: a fake
+//! The docker frontend driver through the real binary. No docker engine: a fake
 //! `docker` (and `docker-compose`, and a configured compose command) comes
 //! first on PATH and records every call and the directory it ran in
 //! (tests/support/fake-docker.sh). The releases are real processes; the
@@ -103,7 +102,7 @@ fn compose_file(env: &Env) -> Value {
     doc
 }
 
-/// The compose file of SPEC §6.2 for this Env and image.
+/// The compose file the docker driver writes for this Env and image.
 fn expected_compose(env: &Env, image: &str) -> Value {
     let le = env.path("le/etc/letsencrypt").display().to_string();
     let www = env.path("www").display().to_string();

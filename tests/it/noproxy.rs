@@ -1,4 +1,4 @@
-//! Noproxy mode (SPEC §5) through the real binary: one live release behind
+//! Noproxy mode through the real binary: one live release behind
 //! `deploysDir/current`, replaced by the next, and every way a start can fail
 //! leaving the live release as it was.
 

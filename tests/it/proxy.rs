@@ -1,4 +1,4 @@
-//! Proxy mode with local state (SPEC §6) end to end: real releases serving
+//! Proxy mode with local state end to end: real releases serving
 //! HTTP on their allocated ports, a real nginx (host driver) in front, and
 //! requests through it.
 

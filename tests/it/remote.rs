@@ -1,4 +1,4 @@
-//! Remote state (SPEC §7): commands edit a master state in S3 (moto) or a
+//! Remote state: commands edit a master state in S3 (moto) or a
 //! shared directory; slaves, run as separate real processes, converge to it
 //! and report back.
 

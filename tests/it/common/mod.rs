@@ -330,7 +330,7 @@ pub const PORT_RANGE_WIDTH: u32 = 10;
 
 /// A port range no other Env of this test run uses: below the ephemeral
 /// range, offset by the process id so consecutive runs differ too. The
-/// `extra` ports (P + k·W, SPEC §3) stay inside the 50 ports reserved here.
+/// `extra` ports (P + k·W) stay inside the 50 ports reserved here.
 fn next_port_range() -> u32 {
     use std::sync::atomic::{AtomicU32, Ordering};
     static NEXT: AtomicU32 = AtomicU32::new(0);
