@@ -78,7 +78,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::ExpandTemplate { template, dest } => {
             let run = Run::mutating(path)?;
             let ctx = serde_json::to_value(context::infrastructure(&run.config)?)?;
-            release::expand_template(&template, &dest, &ctx)
+            release::expand_template(&template, &dest, &ctx, &run.config.limits)
         }
         Command::Start { release, deploy } => {
             let release = ReleaseName::parse(&release)?;

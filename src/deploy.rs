@@ -49,9 +49,10 @@ impl Deployer<'_> {
         ports: Option<&Ports>,
     ) -> Result<ReleaseConfig> {
         let infra = context::infrastructure(self.config)?;
-        let rc = release::fetch(self.store, release, dir)?;
+        let limits = &self.config.limits;
+        let rc = release::fetch(self.store, release, dir, limits)?;
         let ctx = context::for_release(&infra, dir, &rc.config_sources, ports)?;
-        release::expand_templates(dir, &rc.templates, &ctx)?;
+        release::expand_templates(dir, &rc.templates, &ctx, limits)?;
         Ok(rc)
     }
 

@@ -84,6 +84,43 @@ pub struct ToolConfig {
     /// [new] `nothing` = detect `docker compose`, else `docker-compose`.
     #[serde(default, with = "maybe")]
     pub compose_command: Option<String>,
+    /// [new] What one release may cost: see [`Limits`].
+    #[serde(default)]
+    pub limits: Limits,
+}
+
+/// [new] Bounds on what one release may cost this machine, so a hostile or
+/// broken release fails fast with an error naming the limit, rather than
+/// filling the disk or rendering for minutes. Each can be raised.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct Limits {
+    /// Bytes a release zip may unpack to.
+    pub max_unpacked_bytes: u64,
+    /// Steps (nodes visited, section items included) one template may take.
+    pub max_template_steps: u64,
+    /// Bytes one template may render to.
+    pub max_rendered_bytes: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Limits {
+        let template = crate::template::Limits::default();
+        Limits {
+            max_unpacked_bytes: 2 << 30,
+            max_template_steps: template.max_steps,
+            max_rendered_bytes: template.max_bytes,
+        }
+    }
+}
+
+impl Limits {
+    pub fn template(&self) -> crate::template::Limits {
+        crate::template::Limits {
+            max_steps: self.max_template_steps,
+            max_bytes: self.max_rendered_bytes,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

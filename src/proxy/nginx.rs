@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use anyhow::{Context, Result};
 use serde::Serialize;
 
-use crate::config::{EndPointType, ProxyModeConfig, SslCertMode, ToolConfig};
+use crate::config::{EndPointType, Limits, ProxyModeConfig, SslCertMode, ToolConfig};
 use crate::template;
 
 use super::state::Deploy;
@@ -135,11 +135,12 @@ pub fn context(
     }
 }
 
-/// Renders nginx.conf from the configured template (or the built-in one).
-pub fn render(proxy: &ProxyModeConfig, ctx: &NginxContext) -> Result<String> {
+/// Renders nginx.conf from the configured template (or the built-in one);
+/// a custom template renders within `limits`.
+pub fn render(proxy: &ProxyModeConfig, ctx: &NginxContext, limits: &Limits) -> Result<String> {
     let value = serde_json::to_value(ctx)?;
     let rendered = match &proxy.nginx_conf_template_path {
-        Some(path) => template::render_file(path, &value)
+        Some(path) => template::render_file(path, &value, &limits.template())
             .with_context(|| format!("nginxConfTemplatePath {}", path.display()))?,
         None => template::render_str(DEFAULT_TEMPLATE, &value, &mut |_| Ok(None))
             .context("built-in nginx template")?,
@@ -163,7 +164,7 @@ pub fn files(
 ) -> Result<NginxFiles> {
     let ctx = context(config, proxy, pairs);
     Ok(NginxFiles {
-        conf: render(proxy, &ctx)?,
+        conf: render(proxy, &ctx, &config.limits)?,
         ctx_json: serde_json::to_string_pretty(&ctx)? + "\n",
     })
 }
@@ -287,7 +288,7 @@ mod tests {
     fn no_tls_server_until_both_certificate_files_exist() {
         let (_dir, c, _live) = with_generated_files(&["fullchain.pem"]);
         let p = c.proxy_mode().unwrap().clone();
-        let conf = render(&p, &context(&c, &p, &[])).unwrap();
+        let conf = render(&p, &context(&c, &p, &[]), &c.limits).unwrap();
         assert!(
             !conf.contains("server_name c.example;\n    ssl_certificate"),
             "{conf}"
@@ -299,7 +300,12 @@ mod tests {
     fn the_built_in_template_routes_connected_endpoints_and_503s_the_rest() {
         let c = config(json!({}));
         let p = c.proxy_mode().unwrap();
-        let conf = render(p, &context(&c, p, &[("main".into(), d("a", 8001))])).unwrap();
+        let conf = render(
+            p,
+            &context(&c, p, &[("main".into(), d("a", 8001))]),
+            &c.limits,
+        )
+        .unwrap();
         assert!(conf.contains("listen 80 default_server;"), "{conf}");
         assert!(
             conf.contains("location /health-check {\n      proxy_pass http://localhost:8001/;"),

@@ -11,6 +11,7 @@ use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::config::Limits;
 use crate::fsutil;
 use crate::log;
 use crate::names::{ContextName, ReleaseName};
@@ -46,12 +47,14 @@ impl ReleaseConfig {
     }
 }
 
-/// Downloads `release` into `<dir>/<release>`, unzips it into `dir` and
-/// reads its `release.json`. Templates are left for [`expand_templates`].
+/// Downloads `release` into `<dir>/<release>`, unzips it into `dir` (within
+/// `limits`) and reads its `release.json`. Templates are left for
+/// [`expand_templates`].
 pub(crate) fn fetch(
     store: &dyn ReleaseStore,
     release: &ReleaseName,
     dir: &Path,
+    limits: &Limits,
 ) -> Result<ReleaseConfig> {
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let zip_path = dir.join(release.as_str());
@@ -60,18 +63,23 @@ pub(crate) fn fetch(
         || store.download(release, &zip_path),
     )?;
     log::scope(&format!("Unpacking {release}"), || {
-        unzip::extract(&zip_path, dir)
+        unzip::extract(&zip_path, dir, limits.max_unpacked_bytes)
     })?;
     ReleaseConfig::read(dir)
 }
 
 /// Expands each template `path/x.conf.tpl` into `path/x.conf` beside it.
-pub(crate) fn expand_templates(root: &Path, templates: &[PathBuf], ctx: &Value) -> Result<()> {
+pub(crate) fn expand_templates(
+    root: &Path,
+    templates: &[PathBuf],
+    ctx: &Value,
+    limits: &Limits,
+) -> Result<()> {
     for rel in templates {
         let src = fsutil::inside(root, rel).context("release.json templates")?;
         let dest = src.with_extension("");
         log::scope(&format!("Expanding template {}", rel.display()), || {
-            expand_template(&src, &dest, ctx)
+            expand_template(&src, &dest, ctx, limits)
         })?;
     }
     Ok(())
@@ -79,8 +87,8 @@ pub(crate) fn expand_templates(root: &Path, templates: &[PathBuf], ctx: &Value) 
 
 /// Renders one template file to `dest` (atomically, keeping the
 /// template's permission bits so a templated script stays executable).
-pub(crate) fn expand_template(src: &Path, dest: &Path, ctx: &Value) -> Result<()> {
-    let rendered = template::render_file(src, ctx)?;
+pub(crate) fn expand_template(src: &Path, dest: &Path, ctx: &Value, limits: &Limits) -> Result<()> {
+    let rendered = template::render_file(src, ctx, &limits.template())?;
     for w in &rendered.warnings {
         log::warn(w);
     }

@@ -39,9 +39,10 @@ const MAX_LINK_HOPS: usize = 40;
 /// not cost a syscall per 8 KiB, small enough not to matter for memory.
 const WRITE_BUFFER: usize = 256 * 1024;
 
-/// Extract every entry of the zip at `zip_path` into `todir` (created if missing).
+/// Extract every entry of the zip at `zip_path` into `todir` (created if missing),
+/// refusing to write more than `max_bytes` in all (a zip bomb fails fast).
 /// Returns the number of entries extracted.
-pub fn extract(zip_path: &Path, todir: &Path) -> Result<usize> {
+pub fn extract(zip_path: &Path, todir: &Path, max_bytes: u64) -> Result<usize> {
     let file =
         File::open(zip_path).with_context(|| format!("{}: cannot open", zip_path.display()))?;
     let mut archive = ZipArchive::new(BufReader::new(file)).map_err(|e| {
@@ -65,6 +66,8 @@ pub fn extract(zip_path: &Path, todir: &Path) -> Result<usize> {
         dirs: HashMap::new(),
         dir_modes: Vec::new(),
         links: Vec::new(),
+        budget: max_bytes,
+        max_bytes,
     };
     for i in 0..archive.len() {
         let mut entry = archive.by_index(i).map_err(|e| {
@@ -76,6 +79,11 @@ pub fn extract(zip_path: &Path, todir: &Path) -> Result<usize> {
             )
         })?;
         let name = entry.name().to_owned();
+        // The declared size may lie: it fails fast here, and the bytes
+        // really written are counted against the same budget below.
+        if entry.size() > x.budget {
+            return Err(x.too_large());
+        }
         let mode = entry.unix_mode();
         let dir_by_name = entry.is_dir();
         x.entry(&name, mode, dir_by_name, &mut entry)?;
@@ -236,9 +244,20 @@ struct Extractor<'a> {
     /// not stop us writing the files that go into it.
     dir_modes: Vec<(PathBuf, u32)>,
     links: Vec<Link>,
+    /// Bytes still allowed, of `max_bytes`.
+    budget: u64,
+    max_bytes: u64,
 }
 
 impl Extractor<'_> {
+    fn too_large(&self) -> anyhow::Error {
+        anyhow!(
+            "release {} unpacks to more than {} bytes (limits.maxUnpackedBytes): raise that limit in the config if the release really is that large",
+            self.zip.display(),
+            self.max_bytes
+        )
+    }
+
     fn outside(&self, name: &str) -> anyhow::Error {
         anyhow!(
             "release {}: entry '{}' would be written outside {}",
@@ -348,7 +367,13 @@ impl Extractor<'_> {
         Ok(real)
     }
 
-    fn write_file(&self, name: &str, path: &Path, mode: u32, data: &mut dyn Read) -> Result<()> {
+    fn write_file(
+        &mut self,
+        name: &str,
+        path: &Path,
+        mode: u32,
+        data: &mut dyn Read,
+    ) -> Result<()> {
         let ctx = || {
             format!(
                 "release {}: cannot extract entry '{}' to {}",
@@ -376,7 +401,12 @@ impl Extractor<'_> {
             .open(path)
             .with_context(ctx)?;
         let mut out = BufWriter::with_capacity(WRITE_BUFFER, file);
-        io::copy(data, &mut out).with_context(ctx)?;
+        let written =
+            io::copy(&mut data.take(self.budget.saturating_add(1)), &mut out).with_context(ctx)?;
+        if written > self.budget {
+            return Err(self.too_large());
+        }
+        self.budget -= written;
         let file = out
             .into_inner()
             .map_err(|e| e.into_error())
@@ -544,7 +574,7 @@ mod tests {
 
     impl Fixture {
         fn run(&self) -> Result<usize> {
-            extract(&self.zip, &self.todir)
+            extract(&self.zip, &self.todir, u64::MAX)
         }
 
         /// Everything under base, except the zip and what is inside todir.
@@ -794,9 +824,32 @@ mod tests {
                 E::File("after", b"still readable", 0o644),
             ],
         );
-        assert_eq!(extract(&zip, &todir).unwrap(), 2);
+        assert_eq!(extract(&zip, &todir, u64::MAX).unwrap(), 2);
         assert_eq!(fs::read(todir.join("rel.zip")).unwrap(), b"not the archive");
         assert_eq!(fs::read(todir.join("after")).unwrap(), b"still readable");
+    }
+
+    #[test]
+    fn unpacking_stops_at_the_byte_limit() {
+        let zeros = vec![0u8; 3 << 20];
+        let fx = fixture(&[
+            E::File("small", b"fits", 0o644),
+            E::File("bomb", &zeros, 0o644),
+        ]);
+        let err = extract(&fx.zip, &fx.todir, 1 << 20)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("unpacks to more than 1048576 bytes (limits.maxUnpackedBytes)"),
+            "{err}"
+        );
+        // The budget holds across entries, and what fits is unpacked.
+        let fx = fixture(&[
+            E::File("a", &[1; 600], 0o644),
+            E::File("b", &[2; 600], 0o644),
+        ]);
+        assert!(extract(&fx.zip, &fx.todir, 1000).is_err());
+        assert_eq!(extract(&fx.zip, &fx.todir, 1200).unwrap(), 2);
     }
 
     #[test]
@@ -806,7 +859,7 @@ mod tests {
         fs::write(&bogus, b"this is not a zip archive at all").unwrap();
         let msg = format!(
             "{:#}",
-            extract(&bogus, &tmp.path().join("out")).unwrap_err()
+            extract(&bogus, &tmp.path().join("out"), u64::MAX).unwrap_err()
         );
         assert!(
             msg.starts_with(&format!("{}: not a valid zip archive: ", bogus.display())),
@@ -820,7 +873,7 @@ mod tests {
         let missing = tmp.path().join("missing.zip");
         let msg = format!(
             "{:#}",
-            extract(&missing, &tmp.path().join("out")).unwrap_err()
+            extract(&missing, &tmp.path().join("out"), u64::MAX).unwrap_err()
         );
         assert!(msg.contains(&missing.display().to_string()), "{msg}");
     }
@@ -845,7 +898,7 @@ mod tests {
             w.finish().unwrap();
         }
         let out = tmp.path().join("out");
-        assert_eq!(extract(&zip, &out).unwrap(), 1);
+        assert_eq!(extract(&zip, &out, u64::MAX).unwrap(), 1);
         let got = out.join("big.bin");
         assert_eq!(fs::metadata(&got).unwrap().len(), SIZE as u64);
         let mut head = [0u8; 300];
@@ -868,7 +921,7 @@ mod tests {
             w.finish().unwrap();
         }
         let out = tmp.path().join("out");
-        extract(&zip, &out).unwrap();
+        extract(&zip, &out, u64::MAX).unwrap();
         assert_eq!(fs::read(out.join("d.txt")).unwrap(), data);
         assert_eq!(mode_of(&out.join("d.txt")), 0o600);
     }

@@ -10,12 +10,30 @@
 mod parse;
 mod render;
 
-use std::collections::HashSet;
 use std::path::{Component, Path};
 
 use anyhow::{anyhow, bail, Result};
 
 use render::{render, Warning};
+
+/// Bounds on the work of one rendering, so that a hostile template or
+/// context fails fast instead of running for minutes or filling memory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Nodes visited, section items included.
+    pub max_steps: u64,
+    /// Bytes of output.
+    pub max_bytes: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Limits {
+        Limits {
+            max_steps: 10_000_000,
+            max_bytes: 64 << 20,
+        }
+    }
+}
 
 /// The result of rendering: the text, plus one warning per name that had no value.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -24,8 +42,9 @@ pub struct Rendered {
     pub warnings: Vec<String>,
 }
 
-/// Render `template` with `context`. `load_partial(name)` returns the text of partial `name`
-/// (None = missing partial, which renders as empty per the spec).
+/// Render `template` with `context`, within the default [`Limits`]. `load_partial(name)`
+/// returns the text of partial `name` (None = missing partial, which renders as empty per
+/// the spec).
 ///
 /// Warnings read e.g. `no value for 'ports.http'`, `no value for 'x' (in partial 'p')`,
 /// `partial 'p' not found`.
@@ -40,18 +59,18 @@ pub fn render_str(
     context: &serde_json::Value,
     load_partial: &mut dyn FnMut(&str) -> anyhow::Result<Option<String>>,
 ) -> anyhow::Result<Rendered> {
-    let out = render(template, context, load_partial)?;
+    let out = render(template, context, load_partial, &Limits::default())?;
     let warnings = out.warnings.iter().map(|w| match w {
         Warning::NoValue { name, partial } => no_value(name, partial.as_deref()),
         Warning::NoPartial(name) => format!("partial '{name}' not found"),
     });
     Ok(Rendered {
         text: out.text,
-        warnings: dedup(warnings),
+        warnings: warnings.collect(),
     })
 }
 
-/// Render the template file at `path`. Partials `{{> name}}` are files relative to the
+/// Render the template file at `path` within `limits`. Partials `{{> name}}` are files relative to the
 /// directory of `path` (name may contain `/`); a partial name that is absolute or contains a `..`
 /// component is an error naming the template file and the partial. A missing partial file renders empty and adds a warning.
 /// Errors (unreadable file, template that does not parse) name the file: e.g. `template /x/y.tpl: unclosed section 'a' (opened on line 1)`.
@@ -61,7 +80,11 @@ pub fn render_str(
 ///
 /// Those of [`render_str`], and an unreadable template or partial file, or a partial name
 /// leaving the template's directory; all prefixed with `template <path>: `.
-pub fn render_file(path: &Path, context: &serde_json::Value) -> anyhow::Result<Rendered> {
+pub fn render_file(
+    path: &Path,
+    context: &serde_json::Value,
+    limits: &Limits,
+) -> anyhow::Result<Rendered> {
     let shown = path.display();
     let template = std::fs::read_to_string(path)
         .map_err(|e| anyhow!("template {shown}: cannot read it: {e}"))?;
@@ -82,8 +105,8 @@ pub fn render_file(path: &Path, context: &serde_json::Value) -> anyhow::Result<R
             Err(e) => bail!("cannot read {}: {e}", file.display()),
         }
     };
-    let out =
-        render(&template, context, &mut load).map_err(|e| anyhow!("template {shown}: {e:#}"))?;
+    let out = render(&template, context, &mut load, limits)
+        .map_err(|e| anyhow!("template {shown}: {e:#}"))?;
     let warnings = out.warnings.iter().map(|w| match w {
         Warning::NoValue { name, partial } => {
             format!("template {shown}: {}", no_value(name, partial.as_deref()))
@@ -95,7 +118,7 @@ pub fn render_file(path: &Path, context: &serde_json::Value) -> anyhow::Result<R
     });
     Ok(Rendered {
         text: out.text,
-        warnings: dedup(warnings),
+        warnings: warnings.collect(),
     })
 }
 
@@ -104,12 +127,6 @@ fn no_value(name: &str, partial: Option<&str>) -> String {
         None => format!("no value for '{name}'"),
         Some(p) => format!("no value for '{name}' (in partial '{p}')"),
     }
-}
-
-/// Drops repeated warnings, keeping the first-seen order.
-fn dedup(warnings: impl Iterator<Item = String>) -> Vec<String> {
-    let mut seen = HashSet::new();
-    warnings.filter(|w| seen.insert(w.clone())).collect()
 }
 
 #[cfg(test)]
@@ -153,7 +170,7 @@ mod tests {
             ("nginx.conf.tpl", "server {\n  {{> listen}}\n}\n"),
             ("listen", "listen {{port}} default;\n"),
         ]);
-        let out = render_file(&main, &json!({"port": 8000})).unwrap();
+        let out = render_file(&main, &json!({"port": 8000}), &Limits::default()).unwrap();
         assert_eq!(out.text, "server {\n  listen 8000 default;\n}\n");
         assert!(out.warnings.is_empty());
     }
@@ -165,7 +182,7 @@ mod tests {
             ("parts/outer", "outer {{name}} {\n  {{> parts/inner}}\n}\n"),
             ("parts/inner", "inner {{name}};\nsecond {{name}};\n"),
         ]);
-        let out = render_file(&main, &json!({"name": "x"})).unwrap();
+        let out = render_file(&main, &json!({"name": "x"}), &Limits::default()).unwrap();
         assert_eq!(
             out.text,
             "A\n    outer x {\n      inner x;\n      second x;\n    }\nZ\n"
@@ -178,7 +195,7 @@ mod tests {
             ("main.tpl", "a\n  x {{> p}} y\n  {{>p}}!\n"),
             ("p", "P{{a}}Q"),
         ]);
-        let out = render_file(&main, &json!({"a": 1})).unwrap();
+        let out = render_file(&main, &json!({"a": 1}), &Limits::default()).unwrap();
         assert_eq!(out.text, "a\n  x P1Q y\n  P1Q!\n");
     }
 
@@ -224,7 +241,7 @@ mod tests {
     #[test]
     fn missing_partial_renders_empty_and_warns() {
         let (dir, main) = files(&[("main.tpl", "a\n{{> nope}}\nb {{> sub/gone}}.\n")]);
-        let out = render_file(&main, &json!({})).unwrap();
+        let out = render_file(&main, &json!({}), &Limits::default()).unwrap();
         assert_eq!(out.text, "a\nb .\n");
         let shown = main.display();
         assert_eq!(
@@ -246,7 +263,9 @@ mod tests {
     fn partial_names_escaping_the_directory_are_refused() {
         for name in ["../secret", "a/../../b", "/etc/passwd"] {
             let (_dir, main) = files(&[("main.tpl", &format!("x {{{{> {name}}}}}\n"))]);
-            let err = render_file(&main, &json!({})).unwrap_err().to_string();
+            let err = render_file(&main, &json!({}), &Limits::default())
+                .unwrap_err()
+                .to_string();
             assert!(
                 err.starts_with(&format!("template {}: ", main.display())),
                 "{err}"
@@ -257,9 +276,13 @@ mod tests {
 
     #[test]
     fn unreadable_template_names_the_file() {
-        let err = render_file(Path::new("/nonexistent/t.tpl"), &json!({}))
-            .unwrap_err()
-            .to_string();
+        let err = render_file(
+            Path::new("/nonexistent/t.tpl"),
+            &json!({}),
+            &Limits::default(),
+        )
+        .unwrap_err()
+        .to_string();
         assert!(
             err.starts_with("template /nonexistent/t.tpl: cannot read it"),
             "{err}"
@@ -285,7 +308,9 @@ mod tests {
         ];
         for (text, expected) in cases {
             let (_dir, main) = files(&[("t.tpl", text)]);
-            let err = render_file(&main, &json!({})).unwrap_err().to_string();
+            let err = render_file(&main, &json!({}), &Limits::default())
+                .unwrap_err()
+                .to_string();
             assert!(
                 err.starts_with(&format!("template {}: ", main.display()))
                     && err.contains(expected),
@@ -297,7 +322,9 @@ mod tests {
     #[test]
     fn parse_errors_in_partials_name_the_partial() {
         let (_dir, main) = files(&[("t.tpl", "{{#x}}{{> p}}{{/x}}"), ("p", "{{#a}}")]);
-        let err = render_file(&main, &json!({})).unwrap_err().to_string();
+        let err = render_file(&main, &json!({}), &Limits::default())
+            .unwrap_err()
+            .to_string();
         assert_eq!(
             err,
             format!(
@@ -313,7 +340,12 @@ mod tests {
             "t.tpl",
             "{{host}}:{{ports.http}} {{ports.https}} {{nope}} {{host}} {{nope}}\n",
         )]);
-        let out = render_file(&main, &json!({"host": "h", "ports": {"http": 80}})).unwrap();
+        let out = render_file(
+            &main,
+            &json!({"host": "h", "ports": {"http": 80}}),
+            &Limits::default(),
+        )
+        .unwrap();
         assert_eq!(out.text, "h:80   h \n");
         let shown = main.display();
         assert_eq!(
@@ -432,6 +464,57 @@ mod tests {
             .collect();
         let out = render_plain("{{key19999.v}} {{key7.s}}", &Value::Object(big));
         assert_eq!(out.text, "19999 value 7");
+    }
+
+    #[test]
+    fn nested_sections_over_a_long_list_stop_at_the_step_limit() {
+        // 100^5 items to visit, each rendering nothing: minutes of work.
+        let list: Vec<Value> = (0..100).map(|i| json!(i)).collect();
+        let template = "{{#l}}{{#l}}{{#l}}{{#l}}{{#l}}{{/l}}{{/l}}{{/l}}{{/l}}{{/l}}";
+        let err = render(
+            template,
+            &json!({ "l": list }),
+            &mut no_partials,
+            &Limits::default(),
+        )
+        .err()
+        .expect("the step limit stops it")
+        .to_string();
+        assert!(
+            err.contains("more than 10000000 steps (limits.maxTemplateSteps)"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn output_stops_at_the_size_limit() {
+        let limits = Limits {
+            max_steps: u64::MAX,
+            max_bytes: 1000,
+        };
+        let ctx = json!({"l": (0..200).collect::<Vec<_>>(), "x": "0123456789"});
+        let err = render("{{#l}}{{x}}{{/l}}", &ctx, &mut no_partials, &limits)
+            .err()
+            .expect("the size limit stops it")
+            .to_string();
+        assert!(
+            err.contains("past 1000 bytes (limits.maxRenderedBytes)"),
+            "{err}"
+        );
+        assert!(render(
+            "{{#l}}{{x}}{{/l}}",
+            &ctx,
+            &mut no_partials,
+            &Limits::default()
+        )
+        .is_ok());
+    }
+
+    #[test]
+    fn a_missing_name_in_a_loop_warns_once() {
+        let ctx = json!({"l": (0..1000).collect::<Vec<_>>()});
+        let out = render_plain("{{#l}}{{nope}}{{/l}}", &ctx);
+        assert_eq!(out.warnings, ["no value for 'nope'"]);
     }
 
     #[test]

@@ -1,19 +1,21 @@
 //! Rendering: one walk of the parsed template over the context that writes
 //! the text and notes every name without a value.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::rc::Rc;
 
 use anyhow::{anyhow, bail, Result};
 use serde_json::Value;
 
 use super::parse::{parse, Node};
+use super::Limits;
 
 /// How deeply sections and partials may nest while rendering; this also
 /// stops a partial that includes itself without end.
 const MAX_NESTING: usize = 200;
 
 /// A problem worth telling the user about, formatted by the callers.
+#[derive(Clone, PartialEq, Eq, Hash)]
 pub(crate) enum Warning {
     NoValue {
         name: String,
@@ -29,7 +31,12 @@ pub(crate) struct Output {
 
 pub(crate) type Loader<'a> = dyn FnMut(&str) -> Result<Option<String>> + 'a;
 
-pub(crate) fn render(template: &str, context: &Value, load: &mut Loader) -> Result<Output> {
+pub(crate) fn render(
+    template: &str,
+    context: &Value,
+    load: &mut Loader,
+    limits: &Limits,
+) -> Result<Output> {
     let nodes = parse(template)?;
     let mut renderer = Renderer {
         sources: HashMap::new(),
@@ -38,6 +45,9 @@ pub(crate) fn render(template: &str, context: &Value, load: &mut Loader) -> Resu
             text: String::with_capacity(template.len() * 2),
             warnings: Vec::new(),
         },
+        warned: HashSet::new(),
+        steps: 0,
+        limits: *limits,
     };
     renderer.load_partials(&nodes, load)?;
     renderer.nodes(&nodes, &mut vec![context], 0, None)?;
@@ -51,6 +61,12 @@ struct Renderer {
     /// indented line by line before it is parsed, as the spec says).
     trees: HashMap<(String, String), Rc<Vec<Node>>>,
     out: Output,
+    /// Each warning is kept once: a missing name inside a loop would
+    /// otherwise grow the list with every item.
+    warned: HashSet<Warning>,
+    /// Nodes visited so far, against `limits.max_steps`.
+    steps: u64,
+    limits: Limits,
 }
 
 impl Renderer {
@@ -70,7 +86,7 @@ impl Renderer {
                     self.trees
                         .insert((name.clone(), String::new()), Rc::new(tree));
                 }
-                None => self.out.warnings.push(Warning::NoPartial(name.clone())),
+                None => self.warn(Warning::NoPartial(name.clone())),
             }
             self.sources.insert(name, text);
         }
@@ -101,6 +117,7 @@ impl Renderer {
         partial: Option<&str>,
     ) -> Result<()> {
         for node in nodes {
+            self.step()?;
             match node {
                 Node::Text(text) => self.out.text.push_str(text),
                 Node::Var { name, escape } => {
@@ -129,6 +146,7 @@ impl Renderer {
                         _ => &[],
                     };
                     for item in items {
+                        self.step()?;
                         stack.push(item);
                         self.nodes(body, stack, depth + 1, partial)?;
                         stack.pop();
@@ -144,8 +162,33 @@ impl Renderer {
                     self.nodes(&tree, stack, depth + 1, Some(name))?;
                 }
             }
+            if self.out.text.len() as u64 > self.limits.max_bytes {
+                bail!(
+                    "the output grew past {} bytes (limits.maxRenderedBytes): raise that limit in the config if the template really renders that much",
+                    self.limits.max_bytes
+                );
+            }
         }
         Ok(())
+    }
+
+    /// Counts one step of work: a hostile template (sections nested over a
+    /// long list) must fail fast, not run for minutes.
+    fn step(&mut self) -> Result<()> {
+        self.steps += 1;
+        if self.steps > self.limits.max_steps {
+            bail!(
+                "rendering takes more than {} steps (limits.maxTemplateSteps): raise that limit in the config if the template really needs it",
+                self.limits.max_steps
+            );
+        }
+        Ok(())
+    }
+
+    fn warn(&mut self, warning: Warning) {
+        if self.warned.insert(warning.clone()) {
+            self.out.warnings.push(warning);
+        }
     }
 
     /// The spec's name resolution: `.` is the current item; otherwise the
@@ -173,7 +216,7 @@ impl Renderer {
             found
         };
         if found.is_none() {
-            self.out.warnings.push(Warning::NoValue {
+            self.warn(Warning::NoValue {
                 name: name.to_string(),
                 partial: partial.map(str::to_string),
             });
