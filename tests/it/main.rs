@@ -17,6 +17,7 @@ mod faults;
 mod fleet;
 mod mustache_spec;
 mod noproxy;
+mod output;
 mod proxy;
 mod remote;
 mod s3;
