@@ -225,7 +225,7 @@ pub enum Command {
     /// it exits 1 when the update failed. SIGTERM or SIGINT lets the action
     /// under way finish, then c2 exits 0.
     SlaveUpdate {
-        /// Repeat forever, one update every N seconds (decimals allowed, e.g. 0.5); a failed round is logged and the loop goes on
+        /// Repeat forever, one update every N seconds (decimals allowed, e.g. 0.5; at most 86400, one day); a failed round is logged and the loop goes on
         #[arg(long, value_name = "N", value_parser = parse_period)]
         repeat: Option<std::time::Duration>,
     },
@@ -262,10 +262,17 @@ pub enum Command {
     },
 }
 
-/// `--repeat N`: a positive number of seconds.
+/// The longest `--repeat` period: one day. Longer is what cron is for, and
+/// the bound keeps the number well inside what a `Duration` holds.
+const MAX_PERIOD_SECS: f64 = 86_400.0;
+
+/// `--repeat N`: a positive number of seconds, at most [`MAX_PERIOD_SECS`].
 fn parse_period(text: &str) -> std::result::Result<std::time::Duration, String> {
     match text.parse::<f64>() {
-        Ok(secs) if secs > 0.0 && secs.is_finite() => Ok(std::time::Duration::from_secs_f64(secs)),
+        Ok(secs) if secs > MAX_PERIOD_SECS => Err(format!(
+            "{text} seconds is more than the longest period, {MAX_PERIOD_SECS} (one day)"
+        )),
+        Ok(secs) if secs > 0.0 => Ok(std::time::Duration::from_secs_f64(secs)),
         _ => Err(format!("'{text}' is not a positive number of seconds")),
     }
 }

@@ -12,7 +12,7 @@ use crate::proxy::Machine;
 use crate::remote::{self, store::RemoteStore};
 use crate::store::{self, ReleaseStore};
 use crate::target::{self, Target};
-use crate::{aws, completion, context, help, letsencrypt, log, release, shell};
+use crate::{aws, completion, context, help, letsencrypt, log, output, release, shell};
 
 const DEFAULT_NGINX_TEMPLATE: &str = include_str!("../templates/nginx.conf.tpl");
 
@@ -22,23 +22,17 @@ pub fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::RunChild { parent, command } => shell::exec_supervised(parent, &command),
         Command::Help { command } => {
-            match command {
-                None => print!("{}", help::all()),
-                Some(name) => print!("{}", help::one(&name)?),
-            }
-            Ok(())
+            let text = match command {
+                None => help::all(),
+                Some(name) => help::one(&name)?,
+            };
+            Ok(output::print(&text)?)
         }
-        Command::Version => {
-            println!("c2 {}", env!("CARGO_PKG_VERSION"));
-            Ok(())
-        }
-        Command::ShowDefaultNginxConfig => {
-            print!("{DEFAULT_NGINX_TEMPLATE}");
-            Ok(())
-        }
+        Command::Version => Ok(output::line(&format!("c2 {}", env!("CARGO_PKG_VERSION")))?),
+        Command::ShowDefaultNginxConfig => Ok(output::print(DEFAULT_NGINX_TEMPLATE)?),
         Command::ListReleases => {
             for name in Run::read_only(path)?.store.list()? {
-                println!("{name}");
+                output::line(&name)?;
             }
             Ok(())
         }
@@ -47,8 +41,7 @@ pub fn run(cli: Cli) -> Result<()> {
             let file = &run.config.log_file;
             let text = std::fs::read_to_string(file)
                 .with_context(|| format!("cannot read log file {}", file.display()))?;
-            print!("{text}");
-            Ok(())
+            Ok(output::print(&text)?)
         }
         Command::Status {
             show_slaves,
@@ -59,13 +52,10 @@ pub fn run(cli: Cli) -> Result<()> {
         // Its output is a command for scripts (`$(c2 aws-docker-login-cmd)`):
         // no log lines on stdout, and the password nowhere else.
         Command::AwsDockerLoginCmd { registry_id } => {
-            println!("{}", aws::ecr::login_command(registry_id.as_deref())?);
-            Ok(())
+            let command = aws::ecr::login_command(registry_id.as_deref())?;
+            Ok(output::line(&command)?)
         }
-        Command::Completions { shell } => {
-            print!("{}", completion::registration(&shell)?);
-            Ok(())
-        }
+        Command::Completions { shell } => Ok(output::print(&completion::registration(&shell)?)?),
         Command::LeGetCerts => letsencrypt::get_certs(&LetsEncryptConfig::load()?),
         Command::LeAuthHook => letsencrypt::auth_hook(&LetsEncryptConfig::load()?),
         Command::LeCleanupHook => letsencrypt::cleanup_hook(&LetsEncryptConfig::load()?),

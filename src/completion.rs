@@ -8,7 +8,7 @@
 //! hands to the engine before anything is parsed.
 
 use std::ffi::OsString;
-use std::io::{Read, Write};
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode, Stdio};
 use std::time::Duration;
@@ -21,6 +21,7 @@ use clap_complete::CompleteEnv;
 
 use crate::cli::Cli;
 use crate::config::ToolConfig;
+use crate::output;
 use crate::store::{self, ReleaseStore};
 use crate::target::{self, Target};
 
@@ -226,10 +227,11 @@ fn serve_names() -> bool {
     };
     let config = std::env::var_os(CONFIG_VAR).map(PathBuf::from);
     if let Ok(names) = gather(kind, config.as_deref()) {
-        let mut out = std::io::stdout().lock();
         for name in names {
             // The parent may have given up waiting: nothing to report to.
-            let _ = writeln!(out, "{name}");
+            if output::line(&name).is_err() {
+                break;
+            }
         }
     }
     true

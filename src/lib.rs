@@ -15,8 +15,8 @@
 //! - `proxy`: many deploys behind nginx (state, planner, executor, drivers);
 //! - `remote`: master state and slaves over S3 or a shared directory;
 //! - `aws`: shared AWS SDK config, S3, Secrets Manager, ECR, Route53;
-//! - `log`, `shell`, `fsutil`, `signals`: logging, commands, safe file
-//!   writes, graceful stop.
+//! - `output`, `log`, `shell`, `fsutil`, `signals`: a command's result,
+//!   logging, commands, safe file writes, graceful stop.
 
 mod aws;
 mod cli;
@@ -32,6 +32,7 @@ mod letsencrypt;
 mod log;
 mod names;
 mod noproxy;
+mod output;
 mod proxy;
 mod release;
 mod remote;
@@ -48,7 +49,8 @@ use clap::Parser;
 
 /// The whole of `c2`: answer a shell asking for completions, or parse the
 /// command line and run it. Any failure is one line on stderr (what
-/// failed, then why) and exit status 1.
+/// failed, then why) and exit status 1; a reader that closed stdout before
+/// the end of the output ends the command quietly (see [`output`]).
 pub fn main() -> ExitCode {
     if let Some(code) = completion::answer_if_asked() {
         return code;
@@ -57,6 +59,7 @@ pub fn main() -> ExitCode {
     log::init(cli.verbose);
     match commands::run(cli) {
         Ok(()) => ExitCode::SUCCESS,
+        Err(e) if output::closed(&e) => ExitCode::SUCCESS,
         Err(e) => {
             // A closed stderr must not turn the failure into a panic.
             let _ = writeln!(std::io::stderr(), "c2: error: {e:#}");

@@ -125,15 +125,15 @@ impl Target for Noproxy<'_> {
     /// [better] noproxy mode shows the current release instead of failing.
     fn status(&self, _show_slaves: bool, json_output: bool) -> Result<()> {
         let current = self.current_label()?;
-        if json_output {
-            println!("{}", serde_json::json!({ "current": current }));
+        let text = if json_output {
+            serde_json::json!({ "current": current }).to_string()
         } else {
-            println!(
+            format!(
                 "Current release: {}",
                 current.as_deref().unwrap_or("(none)")
-            );
-        }
-        Ok(())
+            )
+        };
+        Ok(crate::output::line(&text)?)
     }
 
     fn deploy_labels(&self) -> Result<Vec<String>> {

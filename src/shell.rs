@@ -1,17 +1,21 @@
 //! Running a release's shell commands and other programs.
 
 use std::ffi::{OsStr, OsString};
+use std::io::{ErrorKind, Read, Write};
 use std::os::unix::process::CommandExt;
 use std::path::Path;
-use std::process::Command;
+use std::process::{Command, Stdio};
+use std::sync::mpsc::{self, Receiver};
+use std::thread::JoinHandle;
+use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use nix::sys::prctl::set_pdeathsig;
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::{getppid, Pid};
 
-/// Runs `command` with `/bin/sh -c` in `dir`, its output going straight to
-/// ours. An empty command does nothing. `what` names the command in errors
+/// Runs `command` with `/bin/sh -c` in `dir`, its output forwarded to ours
+/// (see [`status_of`]). An empty command does nothing. `what` names the command in errors
 /// (e.g. `prestartCommand of shop-1.4`).
 pub fn run(what: &str, command: &str, dir: &Path) -> Result<()> {
     if command.trim().is_empty() {
@@ -31,14 +35,33 @@ pub fn run_args(what: &str, program: &str, args: &[String], dir: &Path) -> Resul
 
 /// Runs `cmd` in `dir` and fails unless it exits 0; `shown` is the command
 /// line quoted in the error.
+///
+/// The command's stdout and stderr are pipes that c2 drains and copies to
+/// its own, ignoring write errors: when whoever reads c2 went away
+/// (`c2 start x.zip | head -1`) or its output is a full disk, the command
+/// still runs to its end instead of dying of SIGPIPE (or failing on EPIPE)
+/// halfway through a deploy. c2 is killed with its pipes' read ends, and the
+/// command with c2 (see [`supervised`]), so forwarding keeps nothing alive.
 fn status_of(what: &str, mut cmd: Command, dir: &Path, shown: &str) -> Result<()> {
     // Flush our own log lines first so output stays in order.
-    use std::io::Write;
     let _ = std::io::stdout().flush();
-    let status = cmd
+    let mut child = cmd
         .current_dir(dir)
-        .status()
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
         .with_context(|| format!("cannot run {what} in {}", dir.display()))?;
+    let forwarders = [
+        child.stdout.take().map(|out| forward(out, std::io::stdout)),
+        child.stderr.take().map(|err| forward(err, std::io::stderr)),
+    ];
+    let status = child
+        .wait()
+        .with_context(|| format!("cannot wait for {what} in {}", dir.display()));
+    for forwarder in forwarders.into_iter().flatten() {
+        forwarder.finish();
+    }
+    let status = status?;
     if !status.success() {
         let how = match status.code() {
             Some(code) => format!("exit code {code}"),
@@ -47,6 +70,50 @@ fn status_of(what: &str, mut cmd: Command, dir: &Path, shown: &str) -> Result<()
         bail!("{what} failed with {how}: {shown}");
     }
     Ok(())
+}
+
+/// How long, once a command has exited, its output may take to reach the
+/// end of its pipe before c2 moves on; see [`Forwarder::finish`].
+const DRAIN_GRACE: Duration = Duration::from_millis(200);
+
+/// A thread copying what a command writes on one pipe to one of our streams.
+struct Forwarder {
+    thread: JoinHandle<()>,
+    done: Receiver<()>,
+}
+
+fn forward<W: Write + 'static>(mut from: impl Read + Send + 'static, to: fn() -> W) -> Forwarder {
+    let (tell_done, done) = mpsc::channel();
+    let thread = std::thread::spawn(move || {
+        let mut buf = [0u8; 8192];
+        loop {
+            match from.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => {
+                    let mut out = to();
+                    // Dropped if it cannot be written: the command must go on.
+                    let _ = out.write_all(&buf[..n]).and_then(|()| out.flush());
+                }
+                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                Err(_) => break,
+            }
+        }
+        let _ = tell_done.send(());
+    });
+    Forwarder { thread, done }
+}
+
+impl Forwarder {
+    /// Waits until the pipe ends (everyone holding its write end has closed
+    /// it), so what the command printed comes before c2's next lines. A
+    /// process the command left in the background may keep the pipe open
+    /// for as long as it runs: after [`DRAIN_GRACE`] the thread is left to
+    /// forward its output while c2 runs rather than waited for.
+    fn finish(self) {
+        if self.done.recv_timeout(DRAIN_GRACE).is_ok() {
+            let _ = self.thread.join();
+        }
+    }
 }
 
 /// The environment variable that tags every process a deploy's commands

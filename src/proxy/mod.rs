@@ -234,9 +234,9 @@ impl StateBackend for Machine<'_> {
         }
         let state = self.local_state()?;
         if json_output {
-            println!("{}", serde_json::json!({ "master": state }));
+            crate::output::line(&serde_json::json!({ "master": state }).to_string())?;
         } else {
-            print!("{}", status::master_text(self.proxy, &state));
+            crate::output::print(&status::master_text(self.proxy, &state))?;
         }
         Ok(())
     }

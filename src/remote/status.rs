@@ -6,10 +6,10 @@ use anyhow::Result;
 use serde_json::{json, Value};
 
 use crate::config::ProxyModeConfig;
-use crate::log;
 use crate::names::SlaveLabel;
 use crate::proxy::state::State;
 use crate::proxy::status::{heading, state_text};
+use crate::{log, output};
 
 use super::store::{RemoteStore, SlaveEntry, SlaveStatus};
 
@@ -42,18 +42,18 @@ pub fn print(
         if show_slaves {
             out["slaves"] = Value::Array(slaves.iter().map(|s| slave_json(s, &master)).collect());
         }
-        println!("{out}");
+        output::line(&out.to_string())?;
         return Ok(());
     }
-    print!("{}\n{}", heading("MASTER"), state_text(proxy, &master));
+    let mut text = format!("{}\n{}", heading("MASTER"), state_text(proxy, &master));
     if show_slaves {
-        println!("{}", heading("SLAVES"));
+        text += &format!("{}\n", heading("SLAVES"));
         for s in &slaves {
-            print!("{}", slave_text(s, &master, proxy));
-            println!("{}", "-".repeat(70));
+            text += &slave_text(s, &master, proxy);
+            text += &format!("{}\n", "-".repeat(70));
         }
     }
-    Ok(())
+    Ok(output::print(&text)?)
 }
 
 fn slave_json(s: &SlaveEntry, master: &State) -> Value {

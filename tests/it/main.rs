@@ -18,6 +18,7 @@ mod fleet;
 mod limits;
 mod mustache_spec;
 mod noproxy;
+mod output;
 mod proxy;
 mod remote;
 mod s3;
