@@ -253,6 +253,10 @@ pub enum Command {
         #[arg(value_parser = completion::SHELLS)]
         shell: String,
     },
+    /// Forward a release command's output to c2's stdout or stderr (c2
+    /// starts two of these around every release command)
+    #[command(name = crate::shell::FORWARD, hide = true)]
+    Forward { stream: crate::shell::Stream },
     /// Run a release command that dies with c2 (c2 starts every one this way)
     #[command(name = crate::shell::RUN_CHILD, hide = true)]
     RunChild {

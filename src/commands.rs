@@ -21,6 +21,7 @@ pub fn run(cli: Cli) -> Result<()> {
     let path = cli.config.as_deref();
     match cli.command {
         Command::RunChild { parent, command } => shell::exec_supervised(parent, &command),
+        Command::Forward { stream } => shell::forward(stream),
         Command::Help { command } => {
             let text = match command {
                 None => help::all(),

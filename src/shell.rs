@@ -1,13 +1,12 @@
 //! Running a release's shell commands and other programs.
 
 use std::ffi::{OsStr, OsString};
-use std::io::{ErrorKind, Read, Write};
+use std::io::{ErrorKind, PipeReader, Read, Write};
 use std::os::unix::process::CommandExt;
 use std::path::Path;
-use std::process::{Command, Stdio};
-use std::sync::mpsc::{self, Receiver};
-use std::thread::JoinHandle;
-use std::time::Duration;
+use std::process::{Child, Command, Stdio};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use nix::sys::prctl::set_pdeathsig;
@@ -36,30 +35,36 @@ pub fn run_args(what: &str, program: &str, args: &[String], dir: &Path) -> Resul
 /// Runs `cmd` in `dir` and fails unless it exits 0; `shown` is the command
 /// line quoted in the error.
 ///
-/// The command's stdout and stderr are pipes that c2 drains and copies to
-/// its own, ignoring write errors: when whoever reads c2 went away
-/// (`c2 start x.zip | head -1`) or its output is a full disk, the command
-/// still runs to its end instead of dying of SIGPIPE (or failing on EPIPE)
-/// halfway through a deploy. c2 is killed with its pipes' read ends, and the
-/// command with c2 (see [`supervised`]), so forwarding keeps nothing alive.
+/// The command's stdout and stderr are pipes drained by two small
+/// forwarder processes (`c2 __forward`) that copy what they read to c2's
+/// own streams, ignoring write errors: when whoever reads c2 went away
+/// (`c2 start x.zip | head -1`) or c2's output is a full disk, the command
+/// still runs to its end instead of dying of SIGPIPE halfway through a
+/// deploy. They are processes, not threads, so that a daemon the command
+/// leaves running (with its output not redirected) keeps a live output
+/// after c2 exits: `c2 start x.zip | tee log` goes on logging it.
 fn status_of(what: &str, mut cmd: Command, dir: &Path, shown: &str) -> Result<()> {
+    reap_forwarders();
     // Flush our own log lines first so output stays in order.
     let _ = std::io::stdout().flush();
-    let mut child = cmd
-        .current_dir(dir)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .with_context(|| format!("cannot run {what} in {}", dir.display()))?;
+    let cannot = || format!("cannot run {what} in {}", dir.display());
+    let (out_read, out_write) = std::io::pipe().with_context(cannot)?;
+    let (err_read, err_write) = std::io::pipe().with_context(cannot)?;
     let forwarders = [
-        child.stdout.take().map(|out| forward(out, std::io::stdout)),
-        child.stderr.take().map(|err| forward(err, std::io::stderr)),
+        forwarder(out_read, Stream::Stdout).with_context(cannot)?,
+        forwarder(err_read, Stream::Stderr).with_context(cannot)?,
     ];
-    let status = child
-        .wait()
-        .with_context(|| format!("cannot wait for {what} in {}", dir.display()));
-    for forwarder in forwarders.into_iter().flatten() {
-        forwarder.finish();
+    cmd.current_dir(dir).stdout(out_write).stderr(err_write);
+    let spawned = cmd.spawn().with_context(cannot);
+    // Our copies of the write ends must close, or the pipes never end.
+    drop(cmd);
+    let status = spawned.and_then(|mut child| {
+        child
+            .wait()
+            .with_context(|| format!("cannot wait for {what} in {}", dir.display()))
+    });
+    for f in forwarders {
+        f.finish();
     }
     let status = status?;
     if !status.success() {
@@ -76,42 +81,81 @@ fn status_of(what: &str, mut cmd: Command, dir: &Path, shown: &str) -> Result<()
 /// end of its pipe before c2 moves on; see [`Forwarder::finish`].
 const DRAIN_GRACE: Duration = Duration::from_millis(200);
 
-/// A thread copying what a command writes on one pipe to one of our streams.
-struct Forwarder {
-    thread: JoinHandle<()>,
-    done: Receiver<()>,
+/// The hidden command that forwards a release command's output.
+pub const FORWARD: &str = "__forward";
+
+/// Which of c2's streams a forwarder writes to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Stream {
+    Stdout,
+    Stderr,
 }
 
-fn forward<W: Write + 'static>(mut from: impl Read + Send + 'static, to: fn() -> W) -> Forwarder {
-    let (tell_done, done) = mpsc::channel();
-    let thread = std::thread::spawn(move || {
-        let mut buf = [0u8; 8192];
-        loop {
-            match from.read(&mut buf) {
-                Ok(0) => break,
-                Ok(n) => {
-                    let mut out = to();
-                    // Dropped if it cannot be written: the command must go on.
-                    let _ = out.write_all(&buf[..n]).and_then(|()| out.flush());
-                }
-                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
-                Err(_) => break,
-            }
-        }
-        let _ = tell_done.send(());
-    });
-    Forwarder { thread, done }
+/// A `c2 __forward` process draining one pipe.
+struct Forwarder(Child);
+
+fn forwarder(from: PipeReader, to: Stream) -> std::io::Result<Forwarder> {
+    let name = match to {
+        Stream::Stdout => "stdout",
+        Stream::Stderr => "stderr",
+    };
+    let mut cmd = Command::new("/proc/self/exe");
+    cmd.arg0("c2").args([FORWARD, name]).stdin(from);
+    if to == Stream::Stderr {
+        cmd.stdout(Stdio::null());
+    }
+    cmd.spawn().map(Forwarder)
 }
 
 impl Forwarder {
-    /// Waits until the pipe ends (everyone holding its write end has closed
+    /// Waits until the pipe ends (everyone holding its write end closed
     /// it), so what the command printed comes before c2's next lines. A
     /// process the command left in the background may keep the pipe open
-    /// for as long as it runs: after [`DRAIN_GRACE`] the thread is left to
-    /// forward its output while c2 runs rather than waited for.
-    fn finish(self) {
-        if self.done.recv_timeout(DRAIN_GRACE).is_ok() {
-            let _ = self.thread.join();
+    /// as long as it runs: after [`DRAIN_GRACE`] its forwarder is left to
+    /// go on alone.
+    fn finish(mut self) {
+        let deadline = Instant::now() + DRAIN_GRACE;
+        while Instant::now() < deadline {
+            if !matches!(self.0.try_wait(), Ok(None)) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        LINGERING
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(self.0);
+    }
+}
+
+/// Forwarders still draining a background process's output, reaped once
+/// they end so a long-running c2 (`slave-update --repeat`) gathers no
+/// zombies.
+static LINGERING: Mutex<Vec<Child>> = Mutex::new(Vec::new());
+
+fn reap_forwarders() {
+    LINGERING
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .retain_mut(|child| matches!(child.try_wait(), Ok(None)));
+}
+
+/// `c2 __forward <stream>`: copies stdin to that stream until stdin ends,
+/// dropping what cannot be written, so the writer never sees EPIPE.
+pub fn forward(to: Stream) -> Result<()> {
+    let mut input = std::io::stdin().lock();
+    let mut buf = [0u8; 8192];
+    loop {
+        match input.read(&mut buf) {
+            Ok(0) => return Ok(()),
+            Ok(n) => {
+                let _ = match to {
+                    Stream::Stdout => std::io::stdout().write_all(&buf[..n]),
+                    Stream::Stderr => std::io::stderr().write_all(&buf[..n]),
+                };
+            }
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            Err(_) => return Ok(()),
         }
     }
 }

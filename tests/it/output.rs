@@ -174,3 +174,53 @@ fn a_repeat_period_too_long_for_a_duration_is_refused() {
     );
     assert!(!out.stderr.contains("panicked"), "{out}");
 }
+
+#[test]
+fn a_daemon_left_by_a_start_command_keeps_writing_to_c2s_reader_after_c2_exits() {
+    // `c2 start d.zip | tee deploy.log`: the release starts a background
+    // process that prints later, without redirecting its output. c2 exits
+    // first; the reader is still there, so the line must reach it and the
+    // process must live on (not die of SIGPIPE on a pipe c2 took along).
+    let env = Env::new();
+    env.release("d.zip")
+        .set(
+            "startCommand",
+            json!("(sleep 0.5; echo late-line; exec sleep 30) & echo $! > pid"),
+        )
+        .set("stopCommand", json!("kill $(cat pid)"))
+        .publish();
+    let mut run = env.c2(&["start", "d.zip"]);
+    let mut child = run
+        .cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = BufReader::new(child.stdout.take().unwrap());
+    let status = child.wait().unwrap();
+    assert!(status.success());
+    // The reader stays open; the daemon's line arrives after c2 is gone.
+    let (lines, got) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in stdout.lines().map_while(Result::ok) {
+            let _ = lines.send(line);
+        }
+    });
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let mut seen = false;
+    while let Some(left) = deadline.checked_duration_since(std::time::Instant::now()) {
+        match got.recv_timeout(left) {
+            Ok(line) if line == "late-line" => {
+                seen = true;
+                break;
+            }
+            Ok(_) => {}
+            Err(_) => break,
+        }
+    }
+    let pid: i32 = env.read("deploys/d/pid").trim().parse().unwrap();
+    let alive = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None).is_ok();
+    env.c2(&["stop", "d"]).ok();
+    assert!(seen, "the daemon's line never reached c2's reader");
+    assert!(alive, "the daemon died after writing its line");
+}
