@@ -33,7 +33,7 @@ impl std::fmt::Display for ConfigLocation {
 impl ConfigLocation {
     /// The short name used in error messages: the file name, as in
     /// `camus2.yaml: deployMode.proxy...`.
-    fn display_name(&self) -> String {
+    pub(crate) fn display_name(&self) -> String {
         let full = self.to_string();
         full.rsplit('/').next().unwrap_or(&full).to_string()
     }
