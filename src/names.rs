@@ -162,7 +162,16 @@ mod tests {
 
     #[test]
     fn names_refuse_whitespace_and_control_characters() {
-        for bad in ["a\nb", "a\tb", "a b", "a\0b", "a\rb", "a\u{7f}b", "a\u{85}b", "a\u{2028}b"] {
+        for bad in [
+            "a\nb",
+            "a\tb",
+            "a b",
+            "a\0b",
+            "a\rb",
+            "a\u{7f}b",
+            "a\u{85}b",
+            "a\u{2028}b",
+        ] {
             assert!(ReleaseName::parse(bad).is_err(), "{bad:?}");
             assert!(DeployLabel::parse(bad).is_err(), "{bad:?}");
             assert!(SlaveLabel::parse(bad).is_err(), "{bad:?}");

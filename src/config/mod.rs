@@ -35,7 +35,10 @@ impl ToolConfig {
             return Ok(());
         };
         let at = |field: &str| format!("deployMode.proxy.{field}");
-        for (field, port) in [("httpPort", proxy.http_port), ("httpsPort", proxy.https_port)] {
+        for (field, port) in [
+            ("httpPort", proxy.http_port),
+            ("httpsPort", proxy.https_port),
+        ] {
             if port == 0 {
                 return Err((at(field), "port 0 is not a port nginx can listen on".into()));
             }
@@ -43,7 +46,10 @@ impl ToolConfig {
         if proxy.http_port == proxy.https_port {
             return Err((
                 at("httpsPort"),
-                format!("{} is also httpPort: nginx needs two ports", proxy.https_port),
+                format!(
+                    "{} is also httpPort: nginx needs two ports",
+                    proxy.https_port
+                ),
             ));
         }
         let Pair { v1: lo, v2: hi } = proxy.dynamic_port_range;
@@ -53,7 +59,10 @@ impl ToolConfig {
                 format!("[{lo}, {hi}) holds no port: expected 0 < v1 < v2 (deploys get ports v1 to v2-1)"),
             ));
         }
-        for (field, port) in [("httpPort", proxy.http_port), ("httpsPort", proxy.https_port)] {
+        for (field, port) in [
+            ("httpPort", proxy.http_port),
+            ("httpsPort", proxy.https_port),
+        ] {
             if (lo..hi).contains(&port) {
                 return Err((
                     at("dynamicPortRange"),
@@ -84,7 +93,10 @@ impl ToolConfig {
                 let known: Vec<&str> = proxy.end_points.keys().map(String::as_str).collect();
                 return Err((
                     "healthCheck.just.endpoint.just".into(),
-                    format!("no endpoint called {endpoint} (endpoints: {})", known.join(", ")),
+                    format!(
+                        "no endpoint called {endpoint} (endpoints: {})",
+                        known.join(", ")
+                    ),
                 ));
             }
         }

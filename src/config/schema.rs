@@ -494,3 +494,92 @@ pub enum Verbosity {
     Quiet,
     Noisy,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn server_names_are_host_names_or_nginx_wildcards() {
+        for good in [
+            "example.com",
+            "*.example.com",
+            ".example.com",
+            "www.example.*",
+            "localhost",
+            "my_host.internal",
+            "10.0.0.1",
+            "A-1.Example",
+        ] {
+            assert!(ServerName::parse(good).is_ok(), "{good:?}");
+        }
+        let long_label = format!("{}.example", "a".repeat(64));
+        for bad in [
+            "",
+            "_",
+            "~^www\\.example$",
+            "*",
+            "*.example.*",
+            "*example.com",
+            "w*.example.com",
+            "www.*.com",
+            "a..b",
+            "a.",
+            "-a.example",
+            "a-.example",
+            "a.example:80",
+            "[::1]",
+            "a b",
+            "a;b",
+            "a\nb",
+            long_label.as_str(),
+        ] {
+            assert!(ServerName::parse(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn url_paths_start_with_a_slash_and_cannot_leave_their_directive() {
+        for good in ["/", "/health-check", "/a/b.html", "/status?full=1", "/%20"] {
+            assert!(UrlPath::parse(good).is_ok(), "{good:?}");
+        }
+        for bad in [
+            "", "hc", "/a b", "/a;", "/a{", "/a}", "/a\"", "/a'", "/a#", "/$uri", "/a\\", "/a\n",
+            "/a\t", "/a\0",
+        ] {
+            assert!(UrlPath::parse(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn paths_and_the_certificate_name_cannot_leave_their_directive() {
+        assert!(SafePath::parse("/etc/ssl/my-cert_1.pem").is_ok());
+        for bad in [
+            "", "/a b", "/a;b", "/a{", "/a}", "/a\"", "/a'", "/a#", "/$x", "/a\n",
+        ] {
+            assert!(SafePath::parse(bad).is_err(), "{bad:?}");
+            assert!(
+                CertName::parse(bad.trim_start_matches('/')).is_err(),
+                "{bad:?}"
+            );
+        }
+        assert!(CertName::parse("camus2cert").is_ok());
+        for bad in [".", "..", "a/b", "/a"] {
+            assert!(CertName::parse(bad).is_err(), "{bad:?}");
+        }
+        let dir = SafePath::parse("/opt")
+            .unwrap()
+            .join_const("etc/letsencrypt/live")
+            .join_cert_name(&CertName::parse("c").unwrap());
+        assert_eq!(String::from(dir), "/opt/etc/letsencrypt/live/c");
+    }
+
+    #[test]
+    fn checked_values_read_and_write_as_strings() {
+        let name: ServerName = serde_json::from_str("\"*.example.com\"").unwrap();
+        assert_eq!(serde_json::to_string(&name).unwrap(), "\"*.example.com\"");
+        let path: SafePath = serde_json::from_str("\"/c.pem\"").unwrap();
+        assert_eq!(serde_json::to_string(&path).unwrap(), "\"/c.pem\"");
+        assert!(serde_json::from_str::<UrlPath>("\"/a;b\"").is_err());
+    }
+}
