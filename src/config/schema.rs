@@ -354,10 +354,6 @@ impl CertName {
         }
         Ok(CertName(s.to_string()))
     }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
 }
 
 /// A file or directory path that nginx.conf may name: not empty, none of
@@ -390,16 +386,6 @@ impl TryFrom<String> for SafePath {
     type Error = anyhow::Error;
     fn try_from(s: String) -> anyhow::Result<SafePath> {
         SafePath::parse(&s)
-    }
-}
-
-impl TryFrom<&Path> for SafePath {
-    type Error = anyhow::Error;
-    fn try_from(p: &Path) -> anyhow::Result<SafePath> {
-        match p.to_str() {
-            Some(s) => SafePath::parse(s),
-            None => bail!("invalid path {}: not UTF-8", p.display()),
-        }
     }
 }
 

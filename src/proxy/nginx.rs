@@ -257,7 +257,7 @@ mod tests {
     fn with_generated_files(files: &[&str]) -> (tempfile::TempDir, ToolConfig, SafePath) {
         let dir = tempfile::tempdir().unwrap();
         let mut c = config(json!({}));
-        c.letsencrypt_prefix_dir = SafePath::try_from(dir.path()).unwrap();
+        c.letsencrypt_prefix_dir = SafePath::parse(dir.path().to_str().unwrap()).unwrap();
         let live = generated_cert_dir(&c);
         std::fs::create_dir_all(&live).unwrap();
         for f in files {
