@@ -9,9 +9,15 @@ use std::fmt;
 use anyhow::{bail, Result};
 use serde::{Deserialize, Serialize};
 
-/// One path component: not empty, not `.` or `..`, no `/`, no NUL.
+/// One path component: not empty, not `.` or `..`, no `/`, no whitespace
+/// and no control characters. Names are printed one per line and as
+/// whitespace-separated words (status, logs, shell completion) and handed
+/// to release scripts, so a newline or a space would split one name in two.
 fn is_one_component(s: &str) -> bool {
-    !s.is_empty() && s != "." && s != ".." && !s.contains(['/', '\0'])
+    !s.is_empty()
+        && s != "."
+        && s != ".."
+        && !s.contains(|c: char| c == '/' || c.is_whitespace() || c.is_control())
 }
 
 macro_rules! name_type {
@@ -78,7 +84,7 @@ name_type!(
 impl ReleaseName {
     pub(crate) fn parse(s: &str) -> Result<ReleaseName> {
         if !is_one_component(s) {
-            bail!("invalid release name '{s}': expected a file name such as shop-1.4.zip");
+            bail!("invalid release name {s:?}: expected a file name such as shop-1.4.zip, without spaces or control characters");
         }
         Ok(ReleaseName(s.to_string()))
     }
@@ -100,7 +106,7 @@ pub(crate) const RESERVED_IN_DEPLOYS_DIR: [&str; 2] = ["current", "frontend-prox
 impl DeployLabel {
     pub(crate) fn parse(s: &str) -> Result<DeployLabel> {
         if !is_one_component(s) || s.starts_with('.') || RESERVED_IN_DEPLOYS_DIR.contains(&s) {
-            bail!("invalid deploy label '{s}': expected a directory name such as shop-1.4 (not current or frontend-proxy)");
+            bail!("invalid deploy label {s:?}: expected a directory name such as shop-1.4, without spaces or control characters (not current or frontend-proxy)");
         }
         Ok(DeployLabel(s.to_string()))
     }
@@ -109,7 +115,7 @@ impl DeployLabel {
 impl SlaveLabel {
     pub(crate) fn parse(s: &str) -> Result<SlaveLabel> {
         if !is_one_component(s) {
-            bail!("invalid slave label '{s}': expected one path component");
+            bail!("invalid slave label {s:?}: expected one path component without spaces or control characters");
         }
         Ok(SlaveLabel(s.to_string()))
     }
@@ -118,7 +124,7 @@ impl SlaveLabel {
 impl ContextName {
     pub(crate) fn parse(s: &str) -> Result<ContextName> {
         if !is_one_component(s) {
-            bail!("invalid context name '{s}' (it names a file in contextCache)");
+            bail!("invalid context name {s:?} (it names a file in contextCache: one path component without spaces or control characters)");
         }
         Ok(ContextName(s.to_string()))
     }
@@ -152,6 +158,32 @@ mod tests {
         for bad in ["", "current", "frontend-proxy", ".c2.lock", "a/b", ".."] {
             assert!(DeployLabel::parse(bad).is_err(), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn names_refuse_whitespace_and_control_characters() {
+        for bad in [
+            "a\nb",
+            "a\tb",
+            "a b",
+            "a\0b",
+            "a\rb",
+            "a\u{7f}b",
+            "a\u{85}b",
+            "a\u{2028}b",
+        ] {
+            assert!(ReleaseName::parse(bad).is_err(), "{bad:?}");
+            assert!(DeployLabel::parse(bad).is_err(), "{bad:?}");
+            assert!(SlaveLabel::parse(bad).is_err(), "{bad:?}");
+            assert!(ContextName::parse(bad).is_err(), "{bad:?}");
+        }
+        for good in ["web-1", "i-0abc123", "shop_1.4", "caf\u{e9}"] {
+            assert!(DeployLabel::parse(good).is_ok(), "{good:?}");
+            assert!(SlaveLabel::parse(good).is_ok(), "{good:?}");
+            assert!(ContextName::parse(good).is_ok(), "{good:?}");
+        }
+        let err = DeployLabel::parse("a\nb").unwrap_err().to_string();
+        assert_eq!(err.lines().count(), 1, "{err}");
     }
 
     #[test]

@@ -33,7 +33,7 @@ impl std::fmt::Display for ConfigLocation {
 impl ConfigLocation {
     /// The short name used in error messages: the file name, as in
     /// `camus2.yaml: deployMode.proxy...`.
-    fn display_name(&self) -> String {
+    pub(crate) fn display_name(&self) -> String {
         let full = self.to_string();
         full.rsplit('/').next().unwrap_or(&full).to_string()
     }
@@ -132,14 +132,30 @@ fn deserialize<T: DeserializeOwned>(value: &Value, name: &str) -> Result<(T, Vec
     match serde_ignored::deserialize(de, |path| unknown.push(spelled(&path, value))) {
         Ok(parsed) => Ok((parsed, unknown)),
         Err(e) => {
-            let path = track.path().to_string();
+            let path = dotted(&track.path());
             let msg = explain(&e.to_string());
-            if path == "." || path.is_empty() {
+            if path.is_empty() {
                 bail!("{name}: {msg}")
             }
             bail!("{name}: {path}: {msg}")
         }
     }
+}
+
+/// An error's path spelled as the unknown-field warnings spell theirs,
+/// with dots only (`serverNames.0`, not `serverNames[0]`).
+fn dotted(path: &serde_path_to_error::Path) -> String {
+    use serde_path_to_error::Segment;
+    let segments: Vec<String> = path
+        .iter()
+        .map(|segment| match segment {
+            Segment::Seq { index } => index.to_string(),
+            Segment::Map { key } => key.clone(),
+            Segment::Enum { variant } => variant.clone(),
+            Segment::Unknown => "?".to_string(),
+        })
+        .collect();
+    segments.join(".")
 }
 
 /// `path` as the config file spells it (`deployMode.proxy.endPoints.x.foo`).

@@ -9,7 +9,7 @@
 //! context and slave names, ports. A bad value fails the load with its path.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::bail;
 use serde::{Deserialize, Serialize};
@@ -63,11 +63,11 @@ pub struct ToolConfig {
     #[serde(default = "defaults::log_file")]
     pub log_file: PathBuf,
     #[serde(default = "defaults::letsencrypt_prefix_dir")]
-    pub letsencrypt_prefix_dir: PathBuf,
+    pub letsencrypt_prefix_dir: SafePath,
     #[serde(default = "defaults::letsencrypt_www_dir")]
-    pub letsencrypt_www_dir: PathBuf,
+    pub letsencrypt_www_dir: SafePath,
     #[serde(default = "defaults::auto_cert_name")]
-    pub auto_cert_name: String,
+    pub auto_cert_name: CertName,
     #[serde(default)]
     pub auto_cert_contact_email: String,
     pub releases: BlobStoreLocation,
@@ -244,7 +244,7 @@ pub struct HostProxy {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct EndPoint {
-    pub server_names: Vec<String>,
+    pub server_names: Vec<ServerName>,
     pub etype: EndPointType,
 }
 
@@ -265,17 +265,184 @@ pub enum SslCertMode {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct SslCertPaths {
-    pub ssl_certificate: PathBuf,
-    pub ssl_certificate_key: PathBuf,
+    pub ssl_certificate: SafePath,
+    pub ssl_certificate_key: SafePath,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct HealthCheckConfig {
-    pub incoming_path: String,
-    pub outgoing_path: String,
+    pub incoming_path: UrlPath,
+    pub outgoing_path: UrlPath,
     #[serde(default, with = "maybe")]
     pub endpoint: Option<String>,
+}
+
+/// Values that c2 writes into nginx.conf are typed so that none can end a
+/// directive or open a block: a value that could is refused when the
+/// config is read, naming its path. nginx ends an argument at whitespace
+/// or `;`, opens and closes blocks with `{` `}`, quotes with `"` `'`,
+/// comments with `#`, escapes with `\` and expands `$` variables.
+fn nginx_unsafe(c: char) -> bool {
+    c.is_whitespace()
+        || c.is_control()
+        || matches!(c, ';' | '{' | '}' | '"' | '\'' | '#' | '$' | '\\')
+}
+
+const NGINX_UNSAFE: &str = "whitespace, control characters, ; { } \" ' # $ \\";
+
+/// Implements the string conversions of a checked string newtype.
+macro_rules! checked_string {
+    ($name:ident) => {
+        impl TryFrom<String> for $name {
+            type Error = anyhow::Error;
+            fn try_from(s: String) -> anyhow::Result<$name> {
+                $name::parse(&s)
+            }
+        }
+
+        impl From<$name> for String {
+            fn from(v: $name) -> String {
+                v.0
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+
+        impl std::ops::Deref for $name {
+            type Target = str;
+            fn deref(&self) -> &str {
+                &self.0
+            }
+        }
+    };
+}
+
+/// An nginx `server_name`: a host name (letters, digits, `-`, `_`, dot
+/// separated; an IPv4 address is one) or one of nginx's wildcard forms
+/// `*.example.com`, `.example.com`, `www.example.*`. Regular-expression
+/// names (`~...`), nginx's placeholder `_` and IPv6 addresses are refused.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct ServerName(String);
+checked_string!(ServerName);
+
+impl ServerName {
+    pub fn parse(s: &str) -> anyhow::Result<ServerName> {
+        if s.starts_with('~') {
+            bail!("invalid server name {s:?}: regular-expression server names are not supported");
+        }
+        if s == "_" {
+            bail!("invalid server name \"_\": it is nginx's placeholder that matches no host (c2's default server already catches unknown hosts)");
+        }
+        let host = if let Some(rest) = s.strip_prefix("*.") {
+            rest
+        } else if let Some(rest) = s.strip_prefix('.') {
+            rest
+        } else {
+            s.strip_suffix(".*").unwrap_or(s)
+        };
+        let label_ok = |l: &str| {
+            (1..=63).contains(&l.len())
+                && !l.starts_with('-')
+                && !l.ends_with('-')
+                && l.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        };
+        if s.len() > 253 || !host.split('.').all(label_ok) {
+            bail!("invalid server name {s:?}: expected a host name such as www.example.com, or a wildcard *.example.com, .example.com or www.example.*");
+        }
+        Ok(ServerName(s.to_string()))
+    }
+}
+
+/// A URL path for nginx's `location` and `proxy_pass`: starts with `/`,
+/// none of [`nginx_unsafe`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct UrlPath(String);
+checked_string!(UrlPath);
+
+impl UrlPath {
+    pub fn parse(s: &str) -> anyhow::Result<UrlPath> {
+        if !s.starts_with('/') || s.contains(nginx_unsafe) {
+            bail!("invalid URL path {s:?}: expected a path such as /health-check, starting with / and without {NGINX_UNSAFE}");
+        }
+        Ok(UrlPath(s.to_string()))
+    }
+}
+
+/// The name of the generated certificate: one path component (certbot's
+/// `--cert-name`, a directory under `etc/letsencrypt/live`), none of
+/// [`nginx_unsafe`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct CertName(String);
+checked_string!(CertName);
+
+impl CertName {
+    pub fn parse(s: &str) -> anyhow::Result<CertName> {
+        if s.is_empty() || s == "." || s == ".." || s.contains('/') || s.contains(nginx_unsafe) {
+            bail!("invalid certificate name {s:?}: expected one path component such as camus2cert, without / {NGINX_UNSAFE}");
+        }
+        Ok(CertName(s.to_string()))
+    }
+}
+
+/// A file or directory path that nginx.conf may name: not empty, none of
+/// [`nginx_unsafe`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct SafePath(PathBuf);
+
+impl SafePath {
+    pub fn parse(s: &str) -> anyhow::Result<SafePath> {
+        if s.is_empty() || s.contains(nginx_unsafe) {
+            bail!("invalid path {s:?}: expected a path without {NGINX_UNSAFE}");
+        }
+        Ok(SafePath(PathBuf::from(s)))
+    }
+
+    /// `self/<name>`: both parts are checked, so the result is too.
+    pub fn join_cert_name(&self, name: &CertName) -> SafePath {
+        SafePath(self.0.join(&name.0))
+    }
+
+    /// `self/<tail>` for c2's own constant suffixes (`etc/letsencrypt/live`,
+    /// `fullchain.pem`): `'static` keeps input out.
+    pub fn join_const(&self, tail: &'static str) -> SafePath {
+        SafePath(self.0.join(tail))
+    }
+}
+
+impl TryFrom<String> for SafePath {
+    type Error = anyhow::Error;
+    fn try_from(s: String) -> anyhow::Result<SafePath> {
+        SafePath::parse(&s)
+    }
+}
+
+impl From<SafePath> for String {
+    fn from(p: SafePath) -> String {
+        p.0.display().to_string()
+    }
+}
+
+impl std::ops::Deref for SafePath {
+    type Target = Path;
+    fn deref(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl AsRef<Path> for SafePath {
+    fn as_ref(&self) -> &Path {
+        &self.0
+    }
 }
 
 mod defaults {
@@ -290,19 +457,19 @@ mod defaults {
     pub fn log_file() -> PathBuf {
         "/opt/var/log/camus2.log".into()
     }
-    pub fn letsencrypt_prefix_dir() -> PathBuf {
-        "/opt".into()
+    pub fn letsencrypt_prefix_dir() -> SafePath {
+        SafePath(PathBuf::from("/opt"))
     }
-    pub fn letsencrypt_www_dir() -> PathBuf {
-        "/opt/var/www".into()
+    pub fn letsencrypt_www_dir() -> SafePath {
+        SafePath(PathBuf::from("/opt/var/www"))
     }
-    pub fn auto_cert_name() -> String {
-        "camus2cert".into()
+    pub fn auto_cert_name() -> CertName {
+        CertName("camus2cert".into())
     }
     pub fn health_check() -> Option<HealthCheckConfig> {
         Some(HealthCheckConfig {
-            incoming_path: "/health-check".into(),
-            outgoing_path: "/".into(),
+            incoming_path: UrlPath("/health-check".into()),
+            outgoing_path: UrlPath("/".into()),
             endpoint: None,
         })
     }
@@ -349,4 +516,93 @@ pub enum Verbosity {
     #[default]
     Quiet,
     Noisy,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn server_names_are_host_names_or_nginx_wildcards() {
+        for good in [
+            "example.com",
+            "*.example.com",
+            ".example.com",
+            "www.example.*",
+            "localhost",
+            "my_host.internal",
+            "10.0.0.1",
+            "A-1.Example",
+        ] {
+            assert!(ServerName::parse(good).is_ok(), "{good:?}");
+        }
+        let long_label = format!("{}.example", "a".repeat(64));
+        for bad in [
+            "",
+            "_",
+            "~^www\\.example$",
+            "*",
+            "*.example.*",
+            "*example.com",
+            "w*.example.com",
+            "www.*.com",
+            "a..b",
+            "a.",
+            "-a.example",
+            "a-.example",
+            "a.example:80",
+            "[::1]",
+            "a b",
+            "a;b",
+            "a\nb",
+            long_label.as_str(),
+        ] {
+            assert!(ServerName::parse(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn url_paths_start_with_a_slash_and_cannot_leave_their_directive() {
+        for good in ["/", "/health-check", "/a/b.html", "/status?full=1", "/%20"] {
+            assert!(UrlPath::parse(good).is_ok(), "{good:?}");
+        }
+        for bad in [
+            "", "hc", "/a b", "/a;", "/a{", "/a}", "/a\"", "/a'", "/a#", "/$uri", "/a\\", "/a\n",
+            "/a\t", "/a\0",
+        ] {
+            assert!(UrlPath::parse(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn paths_and_the_certificate_name_cannot_leave_their_directive() {
+        assert!(SafePath::parse("/etc/ssl/my-cert_1.pem").is_ok());
+        for bad in [
+            "", "/a b", "/a;b", "/a{", "/a}", "/a\"", "/a'", "/a#", "/$x", "/a\n",
+        ] {
+            assert!(SafePath::parse(bad).is_err(), "{bad:?}");
+            assert!(
+                CertName::parse(bad.trim_start_matches('/')).is_err(),
+                "{bad:?}"
+            );
+        }
+        assert!(CertName::parse("camus2cert").is_ok());
+        for bad in [".", "..", "a/b", "/a"] {
+            assert!(CertName::parse(bad).is_err(), "{bad:?}");
+        }
+        let dir = SafePath::parse("/opt")
+            .unwrap()
+            .join_const("etc/letsencrypt/live")
+            .join_cert_name(&CertName::parse("c").unwrap());
+        assert_eq!(String::from(dir), "/opt/etc/letsencrypt/live/c");
+    }
+
+    #[test]
+    fn checked_values_read_and_write_as_strings() {
+        let name: ServerName = serde_json::from_str("\"*.example.com\"").unwrap();
+        assert_eq!(serde_json::to_string(&name).unwrap(), "\"*.example.com\"");
+        let path: SafePath = serde_json::from_str("\"/c.pem\"").unwrap();
+        assert_eq!(serde_json::to_string(&path).unwrap(), "\"/c.pem\"");
+        assert!(serde_json::from_str::<UrlPath>("\"/a;b\"").is_err());
+    }
 }

@@ -21,7 +21,7 @@ pub(crate) fn server_names(proxy: &ProxyModeConfig) -> Vec<String> {
                 EndPointType::HttpsWithRedirect(SslCertMode::Generated)
             )
         })
-        .flat_map(|ep| ep.server_names.iter().cloned())
+        .flat_map(|ep| ep.server_names.iter().map(ToString::to_string))
         .collect()
 }
 

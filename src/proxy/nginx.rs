@@ -1,12 +1,12 @@
 //! The nginx config of the frontend proxy: its context, built
 //! from the config and the routed endpoints, and its rendering.
 
-use std::path::PathBuf;
-
 use anyhow::{Context, Result};
 use serde::Serialize;
 
-use crate::config::{EndPointType, Limits, ProxyModeConfig, SslCertMode, ToolConfig};
+use crate::config::{
+    EndPointType, Limits, ProxyModeConfig, SafePath, SslCertMode, ToolConfig, UrlPath,
+};
 use crate::template;
 
 use super::state::Deploy;
@@ -15,7 +15,9 @@ use super::state::Deploy;
 pub const DEFAULT_TEMPLATE: &str = include_str!("../../templates/nginx.conf.tpl");
 
 /// The template context, mirroring `adl/nginx.adl`. `None` fields are left
-/// out of the JSON, as the spec says.
+/// out of the JSON, as the spec says. Every string in it is built from
+/// values checked when the config was read (`ServerName`, `UrlPath`,
+/// `SafePath`, `CertName`), so none can break out of its directive.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct NginxContext {
@@ -29,8 +31,8 @@ pub struct NginxContext {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct HealthCheck {
-    pub incoming_path: String,
-    pub outgoing_path: String,
+    pub incoming_path: UrlPath,
+    pub outgoing_path: UrlPath,
     pub outgoing_port: u16,
 }
 
@@ -56,18 +58,18 @@ pub struct HttpsEndPoint {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub port: Option<u16>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub ssl_cert_path: Option<PathBuf>,
+    pub ssl_cert_path: Option<SafePath>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub ssl_cert_key_path: Option<PathBuf>,
-    pub letsencrypt_www_dir: PathBuf,
+    pub ssl_cert_key_path: Option<SafePath>,
+    pub letsencrypt_www_dir: SafePath,
 }
 
 /// Where a generated certificate lives.
-pub fn generated_cert_dir(config: &ToolConfig) -> PathBuf {
+pub fn generated_cert_dir(config: &ToolConfig) -> SafePath {
     config
         .letsencrypt_prefix_dir
-        .join("etc/letsencrypt/live")
-        .join(&config.auto_cert_name)
+        .join_const("etc/letsencrypt/live")
+        .join_cert_name(&config.auto_cert_name)
 }
 
 /// Builds the context for routing `pairs` (endpoint label → deploy).
@@ -86,7 +88,8 @@ pub fn context(
         .end_points
         .iter()
         .map(|(label, ep)| {
-            let server_names = ep.server_names.join(" ");
+            let names: Vec<&str> = ep.server_names.iter().map(|n| &**n).collect();
+            let server_names = names.join(" ");
             let port = port_of(label);
             match &ep.etype {
                 EndPointType::HttpOnly => EndPointEntry::Http(HttpEndPoint { server_names, port }),
@@ -94,8 +97,8 @@ pub fn context(
                     let (cert, key) = match mode {
                         SslCertMode::Generated => {
                             let dir = generated_cert_dir(config);
-                            let existing = |name: &str| {
-                                let p = dir.join(name);
+                            let existing = |name: &'static str| {
+                                let p = dir.join_const(name);
                                 p.exists().then_some(p)
                             };
                             (existing("fullchain.pem"), existing("privkey.pem"))
@@ -236,8 +239,8 @@ mod tests {
     fn a_named_health_check_endpoint_is_used() {
         let mut c = config(json!({"httpPort": 8080}));
         c.health_check = Some(crate::config::HealthCheckConfig {
-            incoming_path: "/hc".into(),
-            outgoing_path: "/status".into(),
+            incoming_path: UrlPath::parse("/hc").unwrap(),
+            outgoing_path: UrlPath::parse("/status").unwrap(),
             endpoint: Some("secure".into()),
         });
         let p = c.proxy_mode().unwrap().clone();
@@ -254,10 +257,10 @@ mod tests {
     }
 
     /// A config whose generated-certificate directory holds `files`.
-    fn with_generated_files(files: &[&str]) -> (tempfile::TempDir, ToolConfig, PathBuf) {
+    fn with_generated_files(files: &[&str]) -> (tempfile::TempDir, ToolConfig, SafePath) {
         let dir = tempfile::tempdir().unwrap();
         let mut c = config(json!({}));
-        c.letsencrypt_prefix_dir = dir.path().to_path_buf();
+        c.letsencrypt_prefix_dir = SafePath::parse(dir.path().to_str().unwrap()).unwrap();
         let live = generated_cert_dir(&c);
         std::fs::create_dir_all(&live).unwrap();
         for f in files {

@@ -274,3 +274,239 @@ fn show_log_prints_the_log_file() {
     assert_eq!(out.stdout, env.read("log/c2.log"));
     assert!(out.stdout.contains("Fetched context 'infra'"));
 }
+
+/// A proxy-mode Env with endpoint `main`, a release `a.zip` and nothing
+/// deployed yet.
+fn proxy_env() -> Env {
+    let mut env = Env::new();
+    env.proxy(&[("main", "main.example")]);
+    env.release("a.zip").publish();
+    env
+}
+
+/// `c2 start a.zip` fails at load with `needle`, having written nothing.
+fn refused_at_load(env: &Env, needle: &str) {
+    env.c2(&["start", "a.zip"]).fails_with(needle);
+    assert!(!env.exists("deploys/a"), "a deploy was made");
+    assert!(
+        !env.exists("deploys/frontend-proxy/nginx.conf"),
+        "an nginx.conf was written"
+    );
+}
+
+#[test]
+fn values_that_would_inject_nginx_directives_are_refused_at_load() {
+    let mut env = proxy_env();
+    env.proxy_set(
+        "endPoints",
+        json!({"inj": {"serverNames": ["inj.localhost; location /etcfiles/ { alias /etc/; } server_name x"], "etype": "httpOnly"}}),
+    );
+    refused_at_load(
+        &env,
+        r#"camus2.json: deployMode.proxy.endPoints.inj.serverNames.0: invalid server name "inj.localhost; location"#,
+    );
+
+    let mut env = proxy_env();
+    env.set(
+        "healthCheck",
+        json!({"just": {"incomingPath": "/hc { return 200 X; } location /zz", "outgoingPath": "/"}}),
+    );
+    refused_at_load(
+        &env,
+        r#"camus2.json: healthCheck.just.incomingPath: invalid URL path "/hc { return 200 X; } location /zz""#,
+    );
+
+    let mut env = proxy_env();
+    env.set(
+        "healthCheck",
+        json!({"just": {"incomingPath": "/hc", "outgoingPath": "/;return 200 x"}}),
+    );
+    refused_at_load(
+        &env,
+        "camus2.json: healthCheck.just.outgoingPath: invalid URL path",
+    );
+
+    let explicit = |cert: &str, key: &str| json!({"main": {"serverNames": ["main.example"], "etype": {"httpsWithRedirect": {"explicit": {"sslCertificate": cert, "sslCertificateKey": key}}}}});
+    let mut env = proxy_env();
+    env.proxy_set("endPoints", explicit("/c.pem; include /etc/x", "/k.pem"));
+    refused_at_load(
+        &env,
+        "camus2.json: deployMode.proxy.endPoints.main.etype.httpsWithRedirect.explicit.sslCertificate: invalid path",
+    );
+    let mut env = proxy_env();
+    env.proxy_set("endPoints", explicit("/c.pem", "/k.pem\n}"));
+    refused_at_load(
+        &env,
+        "camus2.json: deployMode.proxy.endPoints.main.etype.httpsWithRedirect.explicit.sslCertificateKey: invalid path",
+    );
+
+    for (field, value, needle) in [
+        ("letsencryptWwwDir", "/var/www { }", "invalid path"),
+        ("letsencryptPrefixDir", "/opt/$x", "invalid path"),
+        ("autoCertName", "../../etc", "invalid certificate name"),
+        ("autoCertName", "a;b", "invalid certificate name"),
+    ] {
+        let mut env = proxy_env();
+        env.set(field, json!(value));
+        refused_at_load(&env, &format!("camus2.json: {field}: {needle}"));
+    }
+}
+
+#[test]
+fn server_names_are_host_names_or_nginx_wildcards() {
+    let mut env = proxy_env();
+    let good = [
+        "main.example",
+        "*.example.com",
+        ".example.org",
+        "www.example.*",
+        "localhost",
+        "my_host.internal",
+        "192.168.1.10",
+        "xn--bcher-kva.example",
+    ];
+    env.proxy_set(
+        "endPoints",
+        json!({"main": {"serverNames": good, "etype": "httpOnly"}}),
+    );
+    env.c2(&["list-releases"]).ok();
+
+    for bad in [
+        "~^www\\d+\\.example\\.com$",
+        "_",
+        "",
+        "a..example",
+        "example.com.",
+        "-a.example",
+        "main.example:8080",
+        "*.example.*",
+        "*example.com",
+        "www.*.example",
+        "[::1]",
+        "a b",
+    ] {
+        let mut env = proxy_env();
+        env.proxy_set(
+            "endPoints",
+            json!({"main": {"serverNames": ["ok.example", bad], "etype": "httpOnly"}}),
+        );
+        env.c2(&["list-releases"]).fails_with(&format!(
+            "camus2.json: deployMode.proxy.endPoints.main.serverNames.1: invalid server name {bad:?}"
+        ));
+    }
+}
+
+#[test]
+fn every_endpoint_has_server_names_and_no_two_share_one() {
+    let mut env = proxy_env();
+    env.proxy_set(
+        "endPoints",
+        json!({"main": {"serverNames": [], "etype": "httpOnly"}}),
+    );
+    refused_at_load(
+        &env,
+        "camus2.json: deployMode.proxy.endPoints.main.serverNames: an endpoint needs at least one server name",
+    );
+
+    let mut env = proxy_env();
+    env.proxy_set(
+        "endPoints",
+        json!({
+            "a": {"serverNames": ["x.example"], "etype": "httpOnly"},
+            "b": {"serverNames": ["y.example", "X.Example"], "etype": "httpOnly"}
+        }),
+    );
+    refused_at_load(
+        &env,
+        "camus2.json: deployMode.proxy.endPoints.b.serverNames.1: X.Example is already a server name of endpoint a",
+    );
+}
+
+#[test]
+fn ports_are_checked_against_each_other_at_load() {
+    let (lo, hi) = (20000, 20010);
+    let cases = [
+        ("httpPort", json!(0), "deployMode.proxy.httpPort: port 0"),
+        ("httpsPort", json!(0), "deployMode.proxy.httpsPort: port 0"),
+        (
+            "dynamicPortRange",
+            json!({"v1": 0, "v2": 10}),
+            "deployMode.proxy.dynamicPortRange: [0, 10) holds no port",
+        ),
+        (
+            "dynamicPortRange",
+            json!({"v1": 9000, "v2": 9000}),
+            "deployMode.proxy.dynamicPortRange: [9000, 9000) holds no port",
+        ),
+        (
+            "dynamicPortRange",
+            json!({"v1": 9010, "v2": 9000}),
+            "deployMode.proxy.dynamicPortRange: [9010, 9000) holds no port",
+        ),
+        (
+            "httpPort",
+            json!(lo + 3),
+            "deployMode.proxy.dynamicPortRange: [20000, 20010) includes httpPort 20003",
+        ),
+        (
+            "httpsPort",
+            json!(lo),
+            "deployMode.proxy.dynamicPortRange: [20000, 20010) includes httpsPort 20000",
+        ),
+        (
+            "httpsPort",
+            json!(8080),
+            "deployMode.proxy.httpsPort: 8080 is also httpPort",
+        ),
+    ];
+    for (field, value, needle) in cases {
+        let mut env = proxy_env();
+        env.proxy_set("dynamicPortRange", json!({"v1": lo, "v2": hi}));
+        env.proxy_set("httpPort", json!(8080));
+        env.proxy_set("httpsPort", json!(8443));
+        env.c2(&["list-releases"]).ok();
+        env.proxy_set(field, value);
+        refused_at_load(&env, &format!("camus2.json: {needle}"));
+    }
+
+    // The range is half-open: its upper bound may be httpPort.
+    let mut env = proxy_env();
+    env.proxy_set("dynamicPortRange", json!({"v1": lo, "v2": hi}));
+    env.proxy_set("httpPort", json!(hi));
+    env.c2(&["list-releases"]).ok();
+}
+
+#[test]
+fn the_health_check_endpoint_must_be_configured() {
+    let mut env = proxy_env();
+    env.proxy_set(
+        "endPoints",
+        json!({
+            "main": {"serverNames": ["main.example"], "etype": "httpOnly"},
+            "test": {"serverNames": ["test.example"], "etype": "httpOnly"}
+        }),
+    );
+    env.set(
+        "healthCheck",
+        json!({"just": {"incomingPath": "/hc", "outgoingPath": "/", "endpoint": {"just": "mian"}}}),
+    );
+    refused_at_load(
+        &env,
+        "camus2.json: healthCheck.just.endpoint.just: no endpoint called mian (endpoints: main, test)",
+    );
+}
+
+#[test]
+fn a_deploy_label_with_a_newline_is_refused() {
+    let env = Env::new();
+    env.release("x.zip").publish();
+    env.c2(&["start", "x.zip", "a\nb"])
+        .fails_with(r#"invalid deploy label "a\nb""#);
+    env.c2(&["start", "x.zip", "a b"])
+        .fails_with(r#"invalid deploy label "a b""#);
+    env.c2(&["status"]).ok();
+    let deploys = std::fs::read_dir(env.path("deploys"))
+        .map(|d| d.count())
+        .unwrap_or(0);
+    assert_eq!(deploys, 0, "a deploy directory was made");
+}

@@ -366,3 +366,71 @@ fn the_health_check_follows_its_configured_endpoint() {
     env.c2(&["connect", "test", "green"]).ok();
     assert_eq!(env.get("lb", "/hc").body, "green /status");
 }
+
+#[test]
+fn a_config_injecting_nginx_directives_is_refused_and_nginx_keeps_serving() {
+    let mut env = two_endpoints();
+    env.http_release("blue.zip").publish();
+    env.c2(&["start", "blue.zip"]).ok();
+    env.c2(&["connect", "main", "blue"]).ok();
+    let conf_before = env.read("deploys/frontend-proxy/nginx.conf");
+    let etc_before = env.get("inj.localhost", "/etcfiles/hostname");
+    assert_eq!(etc_before.status, 404);
+
+    let valid = env.config()["deployMode"]["proxy"]["endPoints"].clone();
+    let mut eps = valid.clone();
+    eps["test"]["serverNames"] =
+        json!(["inj.localhost; location /etcfiles/ { alias /etc/; } server_name x"]);
+    env.proxy_set("endPoints", eps);
+    assert_refused(
+        &env,
+        &["connect", "test", "blue"],
+        "camus2.json: deployMode.proxy.endPoints.test.serverNames.0: invalid server name",
+    );
+    assert_refused(
+        &env,
+        &["restart-frontend-proxy"],
+        "deployMode.proxy.endPoints.test.serverNames.0",
+    );
+
+    env.proxy_set("endPoints", valid);
+    env.set(
+        "healthCheck",
+        json!({"just": {"incomingPath": "/hc { return 200 X; } location /zz", "outgoingPath": "/"}}),
+    );
+    assert_refused(
+        &env,
+        &["disconnect", "main"],
+        "camus2.json: healthCheck.just.incomingPath: invalid URL path",
+    );
+
+    assert_eq!(env.read("deploys/frontend-proxy/nginx.conf"), conf_before);
+    assert_eq!(env.get("inj.localhost", "/etcfiles/hostname"), etc_before);
+    assert_eq!(env.get("lb", "/hc").status, 404);
+    assert_eq!(env.get("main.example", "/").body, "blue /");
+}
+
+#[test]
+fn wildcard_server_names_route_through_nginx() {
+    let mut env = Env::new();
+    env.proxy(&[("main", "main.example")]);
+    env.proxy_set(
+        "endPoints",
+        json!({"main": {"serverNames": ["*.wild.example", ".dot.example", "www.trail.*"], "etype": "httpOnly"}}),
+    );
+    env.http_release("blue.zip").publish();
+    env.c2(&["start", "blue.zip"]).ok();
+    env.c2(&["connect", "main", "blue"]).ok();
+    for host in [
+        "a.wild.example",
+        "dot.example",
+        "x.dot.example",
+        "www.trail.org",
+    ] {
+        let r = env.get(host, "/p");
+        assert_eq!((r.status, r.body.as_str()), (200, "blue /p"), "{host}");
+    }
+    for host in ["wild.example", "trail.org", "main.example"] {
+        assert_eq!(env.get(host, "/p").status, 404, "{host}");
+    }
+}
