@@ -78,7 +78,8 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::ExpandTemplate { template, dest } => {
             let run = Run::mutating(path)?;
             let ctx = serde_json::to_value(context::infrastructure(&run.config)?)?;
-            release::expand_template(&template, &dest, &ctx)
+            let holds_secret = context::holds_secret(&run.config);
+            release::expand_template(&template, &dest, &ctx, holds_secret)
         }
         Command::Start { release, deploy } => {
             let release = ReleaseName::parse(&release)?;

@@ -74,6 +74,15 @@ fn read_source(source: &JsonSource) -> Result<Vec<u8>> {
     }
 }
 
+/// Whether the infrastructure context holds a secret (an `awsSecretArn`
+/// source): then no file rendered from it may be readable by others.
+pub fn holds_secret(config: &ToolConfig) -> bool {
+    config
+        .config_sources
+        .values()
+        .any(|source| matches!(source, JsonSource::AwsSecretArn(_)))
+}
+
 /// The infrastructure context: each configured source's cached JSON.
 pub fn infrastructure(config: &ToolConfig) -> Result<BTreeMap<String, Value>> {
     let mut ctx = BTreeMap::new();

@@ -65,27 +65,44 @@ pub(crate) fn fetch(
     ReleaseConfig::read(dir)
 }
 
-/// Expands each template `path/x.conf.tpl` into `path/x.conf` beside it.
-pub(crate) fn expand_templates(root: &Path, templates: &[PathBuf], ctx: &Value) -> Result<()> {
+/// Expands each template `path/x.conf.tpl` into `path/x.conf` beside it;
+/// `holds_secret` as for [`expand_template`].
+pub(crate) fn expand_templates(
+    root: &Path,
+    templates: &[PathBuf],
+    ctx: &Value,
+    holds_secret: bool,
+) -> Result<()> {
     for rel in templates {
         let src = fsutil::inside(root, rel).context("release.json templates")?;
         let dest = src.with_extension("");
         log::scope(&format!("Expanding template {}", rel.display()), || {
-            expand_template(&src, &dest, ctx)
+            expand_template(&src, &dest, ctx, holds_secret)
         })?;
     }
     Ok(())
 }
 
-/// Renders one template file to `dest` (atomically, keeping the
-/// template's permission bits so a templated script stays executable).
-pub(crate) fn expand_template(src: &Path, dest: &Path, ctx: &Value) -> Result<()> {
+/// Renders one template file to `dest` (atomically). It keeps the
+/// template's permission bits, so a templated script stays executable and
+/// the file is no more readable than the template; when the context
+/// `holds_secret`, the bits for others are dropped too, since the rendered
+/// file may hold it.
+pub(crate) fn expand_template(
+    src: &Path,
+    dest: &Path,
+    ctx: &Value,
+    holds_secret: bool,
+) -> Result<()> {
     let rendered = template::render_file(src, ctx)?;
     for w in &rendered.warnings {
         log::warn(w);
     }
-    let mode = std::fs::metadata(src)
+    let mut mode = std::fs::metadata(src)
         .map(|m| m.permissions().mode() & 0o7777)
         .unwrap_or(0o644);
+    if holds_secret {
+        mode &= !0o007;
+    }
     fsutil::write_atomic(dest, rendered.text.as_bytes(), mode)
 }
