@@ -150,7 +150,7 @@ impl FailedStops {
             return Ok(());
         }
         bail!(
-            "{} (the rest went on: its processes were killed)",
+            "{}; killed the processes left running and carried on",
             self.0.join("; ")
         )
     }
@@ -173,11 +173,7 @@ pub(crate) fn stop(dir: &Path, failed: &mut FailedStops) {
 
 fn run_stop_command(dir: &Path) -> Result<()> {
     let rc = ReleaseConfig::read(dir)?;
-    shell::run(
-        &format!("stopCommand of deploy {}", dir_name(dir)),
-        &rc.stop_command,
-        dir,
-    )
+    shell::run("stopCommand", &rc.stop_command, dir)
 }
 
 /// Stops the deploy in `dir` (see [`stop`]) and removes the directory.

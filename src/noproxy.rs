@@ -79,7 +79,8 @@ impl Target for Noproxy<'_> {
             let dir = self.layout.deploy_dir(&label);
             let previous = self.current()?;
             let state = match &previous {
-                Some(p) if deploy::same_dir(p, &dir) => DirState::Live,
+                // A dangling `current` leaves nothing live to unpack over.
+                Some(p) if p.exists() && deploy::same_dir(p, &dir) => DirState::Live,
                 _ => DirState::Fresh(Mode::Noproxy),
             };
             let prepared = self

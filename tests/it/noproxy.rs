@@ -400,7 +400,7 @@ fn a_failing_stop_command_does_not_block_the_next_release() {
     // The new release goes live; the run then fails naming the old stop.
     let out = env
         .c2(&["start", "app-2.zip"])
-        .fails_with("deploy app-1: stopCommand of deploy app-1 failed with exit code 3");
+        .fails_with("deploy app-1: stopCommand failed with exit code 3");
     assert!(
         out.stderr.contains("killing the processes it started"),
         "{out}"
@@ -420,7 +420,7 @@ fn a_failing_stop_command_does_not_block_the_next_release() {
     env.c2(&["start", "app-1.zip"]).ok();
     assert_eq!(env.current().as_deref(), Some("app-1"));
     env.c2(&["stop", "app-1"])
-        .fails_with("stopCommand of deploy app-1 failed with exit code 3");
+        .fails_with("deploy app-1: stopCommand failed with exit code 3");
     assert_eq!(env.current(), None);
     env.c2(&["start", "app-2.zip"]).ok();
     assert_eq!(env.current().as_deref(), Some("app-2"));

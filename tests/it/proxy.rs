@@ -416,10 +416,12 @@ fn a_failing_stop_command_is_reported_and_the_deploy_goes_anyway() {
 
     let out = env
         .c2(&["stop", "broken"])
-        .fails_with("deploy broken: stopCommand of deploy broken failed with exit code 3: exit 3");
+        .fails_with(
+            "deploy broken: stopCommand failed with exit code 3: exit 3; killed the processes left running and carried on",
+        );
     assert!(
         out.stderr.contains(
-            "deploy broken: stopCommand of deploy broken failed with exit code 3: exit 3: killing the processes it started"
+            "deploy broken: stopCommand failed with exit code 3: exit 3: killing the processes it started"
         ),
         "{out}"
     );

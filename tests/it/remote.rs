@@ -561,7 +561,7 @@ fn a_broken_destroy_does_not_stop_the_rest_of_the_slaves_plan() {
     master.c2(&["stop", "broken"]).ok();
     master.c2(&["start", "green.zip"]).ok();
     master.c2(&["connect", "main", "green"]).ok();
-    let failure = "deploy broken: stopCommand of deploy broken failed with exit code 3";
+    let failure = "deploy broken: stopCommand failed with exit code 3";
     slave.c2(&["slave-update"]).fails_with(failure);
     assert_eq!(slave.get("main.example", "/").body, "green /");
     assert!(!slave.exists("deploys/broken"), "directory left behind");
