@@ -516,3 +516,21 @@ fn switching_from_noproxy_to_proxy_leaves_the_noproxy_releases_alone() {
     assert_eq!(env.events(), events, "a command of a noproxy release ran");
     assert_eq!(env.state(), json!(null), "no state change was recorded");
 }
+
+#[test]
+fn a_deploy_listed_in_the_state_is_stopped_without_a_marker() {
+    // As an older c2, which wrote no marker, left it.
+    let env = two_endpoints();
+    env.http_release("blue.zip").publish();
+    env.c2(&["start", "blue.zip"]).ok();
+    std::fs::remove_file(env.path("deploys/blue/.c2-deploy")).unwrap();
+    env.c2(&["stop", "blue"]).ok();
+    assert!(!env.exists("deploys/blue"));
+    assert_eq!(env.state()["deploys"], json!({}));
+    let (lo, _) = env.port_range();
+    common::wait_until(
+        std::time::Duration::from_secs(10),
+        "blue's port to close",
+        || common::http::get(lo as u16, "x", "/").status == 0,
+    );
+}
