@@ -69,7 +69,8 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::ExpandTemplate { template, dest } => {
             let run = Run::mutating(path)?;
             let ctx = serde_json::to_value(context::infrastructure(&run.config)?)?;
-            release::expand_template(&template, &dest, &ctx, &run.config.limits)
+            let how = release::Expansion::of(&run.config);
+            release::expand_template(&template, &dest, &ctx, &how)
         }
         Command::Start { release, deploy } => {
             let release = ReleaseName::parse(&release)?;

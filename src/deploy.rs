@@ -6,14 +6,15 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 
 use crate::config::ToolConfig;
 use crate::context::{self, Ports};
-use crate::names::ReleaseName;
-use crate::release::{self, ReleaseConfig, RELEASE_JSON};
+use crate::layout::Layout;
+use crate::names::{DeployLabel, ReleaseName};
+use crate::release::{self, Expansion, ReleaseConfig, RELEASE_JSON};
 use crate::store::ReleaseStore;
-use crate::{log, shell};
+use crate::{fsutil, log, shell};
 
 /// What a deploy is made from: the config (context sources) and the store.
 pub(crate) struct Deployer<'a> {
@@ -21,12 +22,31 @@ pub(crate) struct Deployer<'a> {
     pub store: &'a dyn ReleaseStore,
 }
 
+/// The mode that creates a deploy directory, recorded in its marker: a
+/// leftover is removed only by the mode that made it, so switching a
+/// config from noproxy to proxy never deletes the noproxy releases.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Mode {
+    Noproxy,
+    Proxy,
+}
+
+impl Mode {
+    fn marker_text(self) -> &'static str {
+        match self {
+            Mode::Noproxy => "c2 noproxy\n",
+            Mode::Proxy => "c2 proxy\n",
+        }
+    }
+}
+
 /// What the directory a deploy is prepared in holds already.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum DirState {
-    /// Nothing live: whatever is there was left by an interrupted run, and
-    /// a failed preparation removes the directory.
-    Fresh,
+    /// Nothing live: the directory is created (marked as made by this
+    /// mode), or, if there is one already, removed first when c2 made it
+    /// and refused otherwise; a failed preparation removes it.
+    Fresh(Mode),
     /// The live release (noproxy redeploying itself): unpacked over, and
     /// left in place if preparing fails.
     Live,
@@ -52,40 +72,43 @@ impl Deployer<'_> {
         let limits = &self.config.limits;
         let rc = release::fetch(self.store, release, dir, limits)?;
         let ctx = context::for_release(&infra, dir, &rc.config_sources, ports)?;
-        release::expand_templates(dir, &rc.templates, &ctx, limits)?;
+        release::expand_templates(dir, &rc.templates, &ctx, &Expansion::of(self.config))?;
         Ok(rc)
     }
 
-    /// Fetches the context, unpacks `release` into `dir` and runs its
-    /// prestart command. On failure nothing new is left behind.
+    /// Fetches the context, unpacks `release` into the directory of deploy
+    /// `label` and runs its prestart command. On failure nothing new is
+    /// left behind.
     pub(crate) fn prepare(
         &self,
         release: &ReleaseName,
-        dir: &Path,
+        layout: &Layout,
+        label: &DeployLabel,
         ports: Option<&Ports>,
         state: DirState,
     ) -> Result<Prepared> {
-        if state == DirState::Fresh && dir.exists() {
-            remove_leftover(dir, release.as_str())?;
+        let dir = layout.deploy_dir(label);
+        if let DirState::Fresh(mode) = state {
+            claim(layout, &dir, mode)?;
         }
         let prepared = (|| {
             context::fetch(self.config, false)?;
-            let config = self.unpack(release, dir, ports)?;
+            let config = self.unpack(release, &dir, ports)?;
             log::scope("Running prestart script", || {
                 shell::run(
                     &format!("prestartCommand of {release}"),
                     &config.prestart_command,
-                    dir,
+                    &dir,
                 )
             })?;
             Ok(Prepared {
-                dir: dir.to_path_buf(),
+                dir: dir.clone(),
                 release: release.clone(),
                 config,
             })
         })();
-        if prepared.is_err() && state == DirState::Fresh {
-            let _ = std::fs::remove_dir_all(dir);
+        if prepared.is_err() && state != DirState::Live {
+            let _ = std::fs::remove_dir_all(&dir);
         }
         prepared
     }
@@ -106,27 +129,56 @@ impl Prepared {
     pub(crate) fn start_or_undo(self) -> Result<()> {
         let started = self.start();
         if started.is_err() {
-            if let Err(e) = stop(&self.dir, self.release.as_str()) {
-                log::warn(&format!(
-                    "cleaning up the failed deploy in {}: {e:#}",
-                    self.dir.display()
-                ));
-            }
+            // The start's own error is the one to report.
+            stop(&self.dir, &mut FailedStops::default());
             let _ = std::fs::remove_dir_all(&self.dir);
         }
         started
     }
 }
 
-/// Runs the stop command of the release unpacked in `dir`; `name` names it
-/// in errors.
-pub(crate) fn stop(dir: &Path, name: &str) -> Result<()> {
-    let rc = ReleaseConfig::read(dir)?;
-    shell::run(&format!("stopCommand of {name}"), &rc.stop_command, dir)
+/// The stop commands that failed during one command. A failing stop
+/// command must not wedge every later deploy, so each failure is reported
+/// as it happens and the command carries on; it then fails at its end
+/// naming them, so that scripts and CI notice.
+#[derive(Debug, Default)]
+pub(crate) struct FailedStops(Vec<String>);
+
+impl FailedStops {
+    /// `Ok` unless a stop command failed.
+    pub(crate) fn into_result(self) -> Result<()> {
+        if self.0.is_empty() {
+            return Ok(());
+        }
+        bail!(
+            "{}; killed the processes left running and carried on",
+            self.0.join("; ")
+        )
+    }
 }
 
-/// Stops the deploy in `dir` and removes the directory.
-pub(crate) fn destroy(dir: &Path, name: &str) -> Result<()> {
+/// Runs the stop command of the deploy in `dir`. If it fails (or the
+/// release.json it needs is unreadable), warns, kills the processes tagged
+/// with the deploy so nothing it started keeps running or holds a port,
+/// and records the failure in `failed`.
+pub(crate) fn stop(dir: &Path, failed: &mut FailedStops) {
+    if let Err(e) = run_stop_command(dir) {
+        let label = dir_name(dir);
+        log::warn(&format!(
+            "deploy {label}: {e:#}: killing the processes it started and going on"
+        ));
+        shell::kill_leftovers(dir);
+        failed.0.push(format!("deploy {label}: {e:#}"));
+    }
+}
+
+fn run_stop_command(dir: &Path) -> Result<()> {
+    let rc = ReleaseConfig::read(dir)?;
+    shell::run("stopCommand", &rc.stop_command, dir)
+}
+
+/// Stops the deploy in `dir` (see [`stop`]) and removes the directory.
+pub(crate) fn destroy(dir: &Path, failed: &mut FailedStops) -> Result<()> {
     if !dir.exists() {
         log::warn(&format!(
             "{} does not exist: nothing to stop",
@@ -135,7 +187,7 @@ pub(crate) fn destroy(dir: &Path, name: &str) -> Result<()> {
         return Ok(());
     }
     if dir.join(RELEASE_JSON).exists() {
-        log::scope("Running stop script", || stop(dir, name))?;
+        log::scope("Running stop script", || stop(dir, failed));
     } else {
         // A run killed while removing it: the stop already ran.
         log::warn(&format!(
@@ -146,19 +198,118 @@ pub(crate) fn destroy(dir: &Path, name: &str) -> Result<()> {
     std::fs::remove_dir_all(dir).with_context(|| format!("cannot remove {}", dir.display()))
 }
 
-/// Removes a deploy directory that no state lists: left by a run killed
-/// midway. What it started may still run (and hold ports), so its tagged
-/// processes are killed and its stop command is run (best effort) first.
-pub(crate) fn remove_leftover(dir: &Path, name: &str) -> Result<()> {
+/// Makes `dir` a new deploy directory of `mode`. One that is there already
+/// and no state lists was left by a run killed midway: it is removed, but
+/// only if c2 can prove it made it in this mode (its marker) and it is not
+/// the live noproxy release. Anything else (a user's directory, one made by
+/// the other mode or by a c2 without markers) is left alone and refused.
+fn claim(layout: &Layout, dir: &Path, mode: Mode) -> Result<()> {
+    if dir.symlink_metadata().is_ok() {
+        if let Some(why) = not_a_leftover(layout, dir, mode) {
+            log::warn(&format!("{} {why}: leaving it in place", dir.display()));
+            bail!(
+                "cannot use {}: it {why}; move it away, or choose another deploy label",
+                dir.display()
+            );
+        }
+        remove_leftover(dir)?;
+    }
+    create_marked(layout, dir, mode)
+}
+
+/// Why the existing `dir` is not a leftover c2 may remove, if it is not.
+fn not_a_leftover(layout: &Layout, dir: &Path, mode: Mode) -> Option<String> {
+    if !dir.symlink_metadata().is_ok_and(|m| m.is_dir()) {
+        return Some("is not a directory".into());
+    }
+    if is_current(layout, dir) {
+        return Some("is the live noproxy release (`current` points to it)".into());
+    }
+    let marker = Layout::deploy_marker(dir);
+    match std::fs::read_to_string(&marker) {
+        Ok(text) if text == mode.marker_text() => None,
+        Ok(text) => Some(format!(
+            "was created by c2 in another mode ({})",
+            text.trim()
+        )),
+        Err(_) => Some(format!(
+            "was not created by c2 (it has no {} marker)",
+            marker
+                .file_name()
+                .map(|n| n.to_string_lossy().to_string())
+                .unwrap_or_default()
+        )),
+    }
+}
+
+/// Creates `dir` with its marker in it, atomically (a directory made aside,
+/// then renamed), so a run killed at any moment leaves either no directory
+/// or one that is provably c2's.
+fn create_marked(layout: &Layout, dir: &Path, mode: Mode) -> Result<()> {
+    std::fs::create_dir_all(layout.root())
+        .with_context(|| format!("cannot create {}", layout.root().display()))?;
+    let prefix = format!(".{}.c2-new-", dir_name(dir));
+    // Made aside by runs killed before the rename: hidden, and named by c2.
+    if let Ok(entries) = std::fs::read_dir(layout.root()) {
+        for e in entries.flatten() {
+            if e.file_name().to_string_lossy().starts_with(&prefix) {
+                let _ = std::fs::remove_dir_all(e.path());
+            }
+        }
+    }
+    let aside = layout
+        .root()
+        .join(format!("{prefix}{}", std::process::id()));
+    std::fs::create_dir(&aside).with_context(|| format!("cannot create {}", aside.display()))?;
+    let made = fsutil::write_atomic(
+        &Layout::deploy_marker(&aside),
+        mode.marker_text().as_bytes(),
+        0o644,
+    )
+    .and_then(|()| {
+        std::fs::rename(&aside, dir).with_context(|| format!("cannot create {}", dir.display()))
+    });
+    if made.is_err() {
+        let _ = std::fs::remove_dir_all(&aside);
+    }
+    made
+}
+
+/// Whether `dir` is the live noproxy release (`current` points at it).
+fn is_current(layout: &Layout, dir: &Path) -> bool {
+    std::fs::read_link(layout.current_link())
+        .is_ok_and(|target| same_dir(&layout.root().join(target), dir))
+}
+
+/// Whether `a` and `b` are the same directory (either may be a symlink).
+pub(crate) fn same_dir(a: &Path, b: &Path) -> bool {
+    match (a.canonicalize(), b.canonicalize()) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => a == b,
+    }
+}
+
+/// Removes a deploy directory of c2's that no state lists: left by a run
+/// killed midway. What it started may still run (and hold ports), so its
+/// tagged processes are killed and its stop command is run (best effort)
+/// first.
+fn remove_leftover(dir: &Path) -> Result<()> {
     log::warn(&format!(
         "{} was left by an interrupted run: stopping and removing it",
         dir.display()
     ));
     shell::kill_leftovers(dir);
     if dir.join(RELEASE_JSON).exists() {
-        if let Err(e) = stop(dir, name) {
-            log::warn(&format!("stopping the leftover {name}: {e:#}"));
+        if let Err(e) = run_stop_command(dir) {
+            log::warn(&format!("stopping the leftover {}: {e:#}", dir_name(dir)));
         }
     }
     std::fs::remove_dir_all(dir).with_context(|| format!("cannot remove stale {}", dir.display()))
+}
+
+/// The deploy label a deploy directory is named after.
+pub(crate) fn dir_name(dir: &Path) -> String {
+    dir.file_name()
+        .map(|n| n.to_string_lossy().to_string())
+        .unwrap_or_default()
 }

@@ -4,6 +4,8 @@
 //! ```text
 //! <deploysDir>/
 //!   <label>/              a deploy (unpacked release)
+//!     .c2-deploy          c2's mark: it created this directory (and in
+//!                         which mode), so it may remove it as a leftover
 //!   current -> <label>    noproxy: the live release
 //!   .c2.lock              serialises c2 runs on this machine
 //!   frontend-proxy/       proxy mode: state.json, nginx.conf, nginx.ctx.json,
@@ -35,6 +37,12 @@ impl Layout {
 
     pub(crate) fn deploy_dir(&self, label: &DeployLabel) -> PathBuf {
         self.root.join(label.as_str())
+    }
+
+    /// The file that proves c2 created a deploy directory: written the
+    /// moment the directory appears, before anything is unpacked into it.
+    pub(crate) fn deploy_marker(dir: &Path) -> PathBuf {
+        dir.join(".c2-deploy")
     }
 
     /// noproxy: the symlink to the live release.

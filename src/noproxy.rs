@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 
 use crate::config::ToolConfig;
-use crate::deploy::{self, Deployer, DirState};
+use crate::deploy::{self, Deployer, DirState, FailedStops, Mode};
 use crate::layout::Layout;
 use crate::log;
 use crate::names::{DeployLabel, ReleaseName};
@@ -59,7 +59,9 @@ impl<'a> Noproxy<'a> {
 impl Target for Noproxy<'_> {
     /// Prepares the new release beside the live one, and only then stops
     /// the live one, switches `current` and starts the new one. Until the
-    /// switch, a failure leaves the live release alone.
+    /// switch, a failure leaves the live release alone. A live release
+    /// whose stop command fails has its processes killed and does not
+    /// block the new one; the run then fails naming it.
     fn start(&self, release: &ReleaseName, label: Option<DeployLabel>) -> Result<()> {
         let label = match label {
             Some(l) => l,
@@ -77,15 +79,20 @@ impl Target for Noproxy<'_> {
             let dir = self.layout.deploy_dir(&label);
             let previous = self.current()?;
             let state = match &previous {
-                Some(p) if same_dir(p, &dir) => DirState::Live,
-                _ => DirState::Fresh,
+                // A dangling `current` leaves nothing live to unpack over.
+                Some(p) if p.exists() && deploy::same_dir(p, &dir) => DirState::Live,
+                _ => DirState::Fresh(Mode::Noproxy),
             };
-            let prepared = self.deployer.prepare(release, &dir, None, state)?;
+            let prepared = self
+                .deployer
+                .prepare(release, &self.layout, &label, None, state)?;
+            let mut failed = FailedStops::default();
             if let Some(prev) = &previous {
-                log::scope("Stopping existing release", || stop_dir(prev))?;
+                log::scope("Stopping existing release", || stop_dir(prev, &mut failed));
             }
             log::scope("Symlinking new release", || self.switch_current(&label))?;
-            log::scope("Starting new release", || prepared.start())
+            log::scope("Starting new release", || prepared.start())?;
+            failed.into_result()
         })
     }
 
@@ -107,11 +114,13 @@ impl Target for Noproxy<'_> {
                 "stop: '{deploy}' is not the current release (current is {current}); stopping {current}"
             ));
         }
+        let mut failed = FailedStops::default();
         log::scope(&format!("Stopping release {current}"), || {
-            stop_dir(&dir)?;
+            stop_dir(&dir, &mut failed);
             let link = self.layout.current_link();
             std::fs::remove_file(&link).with_context(|| format!("cannot remove {}", link.display()))
-        })
+        })?;
+        failed.into_result()
     }
 
     fn connect(&self, _endpoint: &str, _deploy: &str) -> Result<()> {
@@ -146,26 +155,17 @@ impl Target for Noproxy<'_> {
 }
 
 fn file_name(dir: &Path) -> String {
-    dir.file_name()
-        .map(|n| n.to_string_lossy().to_string())
-        .unwrap_or_default()
+    deploy::dir_name(dir)
 }
 
-fn stop_dir(dir: &Path) -> Result<()> {
+fn stop_dir(dir: &Path, failed: &mut FailedStops) {
     if !dir.exists() {
         // A dangling `current` must not block every later deploy.
         log::warn(&format!(
             "current points to {}, which does not exist: nothing to stop",
             dir.display()
         ));
-        return Ok(());
+        return;
     }
-    deploy::stop(dir, &file_name(dir))
-}
-
-fn same_dir(a: &Path, b: &Path) -> bool {
-    match (a.canonicalize(), b.canonicalize()) {
-        (Ok(a), Ok(b)) => a == b,
-        _ => a == b,
-    }
+    deploy::stop(dir, failed);
 }

@@ -103,6 +103,14 @@ impl ToolConfig {
         Ok(())
     }
 
+    /// Whether the infrastructure context holds a secret (an `awsSecretArn`
+    /// source): then no file rendered from it may be readable by others.
+    pub(crate) fn holds_secret(&self) -> bool {
+        self.config_sources
+            .values()
+            .any(|source| matches!(source, JsonSource::AwsSecretArn(_)))
+    }
+
     /// What lives where under deploysDir.
     pub(crate) fn layout(&self) -> crate::layout::Layout {
         crate::layout::Layout::new(&self.deploys_dir)

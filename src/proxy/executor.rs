@@ -3,13 +3,16 @@
 //! After each action the local state file records that action's effect, so
 //! whenever a step fails (or c2 is killed) the state says exactly what is
 //! running. A CreateDeploy that fails leaves nothing half-registered: its
-//! directory is removed and the state never lists it.
+//! directory is removed and the state never lists it. A DestroyDeploy
+//! whose stop command fails still completes (the deploy's processes are
+//! killed, its directory removed) so one broken release never blocks the
+//! rest of the plan; the run fails at its end naming it.
 
 use anyhow::Result;
 
 use crate::config::{ProxyModeConfig, ToolConfig};
 use crate::context::Ports;
-use crate::deploy::{self, Deployer, DirState};
+use crate::deploy::{self, Deployer, DirState, FailedStops, Mode};
 use crate::layout::Layout;
 use crate::log;
 use crate::store::ReleaseStore;
@@ -46,11 +49,12 @@ impl<'a> Executor<'a> {
     /// Brings `current` (this machine's state) to `target`, one action at a
     /// time, recording each action's effect in the state file.
     pub(crate) fn apply(&self, current: &mut State, target: &State) -> Result<()> {
+        let mut failed = FailedStops::default();
         for action in plan(current, target, self.proxy.end_points.keys()) {
             if crate::signals::stop_requested() {
                 // Under systemd's SIGTERM: every finished action is recorded.
                 log::info("Stop requested: leaving the remaining actions for later");
-                return Ok(());
+                return failed.into_result();
             }
             match action {
                 Action::CreateDeploy(d) => {
@@ -61,7 +65,7 @@ impl<'a> Executor<'a> {
                 }
                 Action::DestroyDeploy(d) => {
                     log::scope(&format!("Destroying deploy {}", d.label), || {
-                        self.destroy_deploy(&d)
+                        self.destroy_deploy(&d, &mut failed)
                     })?;
                     current.deploys.remove(&d.label);
                     // A connection to a deploy that is gone routes nowhere.
@@ -82,7 +86,7 @@ impl<'a> Executor<'a> {
             current.connections = target.connections.clone();
             current.write(&self.layout.state_file())?;
         }
-        Ok(())
+        failed.into_result()
     }
 
     fn create_deploy(&self, d: &Deploy) -> Result<()> {
@@ -96,15 +100,16 @@ impl<'a> Executor<'a> {
         };
         let prepared = deployer.prepare(
             &d.release,
-            &self.layout.deploy_dir(&d.label),
+            self.layout,
+            &d.label,
             Some(&Ports::new(d.port, range)),
-            DirState::Fresh,
+            DirState::Fresh(Mode::Proxy),
         )?;
         log::scope("Running start script", || prepared.start_or_undo())
     }
 
-    fn destroy_deploy(&self, d: &Deploy) -> Result<()> {
-        deploy::destroy(&self.layout.deploy_dir(&d.label), d.release.as_str())
+    fn destroy_deploy(&self, d: &Deploy, failed: &mut FailedStops) -> Result<()> {
+        deploy::destroy(&self.layout.deploy_dir(&d.label), failed)
     }
 
     /// Rewrites the nginx config for `pairs` and makes the proxy serve it.

@@ -8,7 +8,9 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use anyhow::{bail, Context, Result};
-use serde::{Deserialize, Serialize};
+use serde::de::{DeserializeOwned, Error as _};
+use serde::{Deserialize, Deserializer, Serialize};
+use serde_json::Value;
 
 use crate::config::ProxyModeConfig;
 use crate::fsutil;
@@ -66,9 +68,49 @@ impl State {
     }
 }
 
-/// Parses state JSON; `name` is used in messages.
+/// Parses state JSON; `name` (the file) is used in messages.
 pub fn parse(text: &str, name: &str) -> Result<State> {
-    serde_json::from_str(text).with_context(|| format!("{name}: invalid state"))
+    parse_object(text.as_bytes(), name, "state")
+}
+
+/// Parses `bytes` as a JSON object into `T`; `name` (the file) and `what`
+/// it should be are used in messages. The shape is checked first because
+/// serde also accepts a struct in its sequence form: `[]` would read as an
+/// empty state, and every deploy would look removed.
+pub fn parse_object<T: DeserializeOwned>(bytes: &[u8], name: &str, what: &str) -> Result<T> {
+    let value: Value =
+        serde_json::from_slice(bytes).with_context(|| format!("{name}: invalid {what}"))?;
+    if !value.is_object() {
+        bail!(
+            "{name}: invalid {what}: expected a JSON object, found {}",
+            kind(&value)
+        );
+    }
+    T::deserialize(value).with_context(|| format!("{name}: invalid {what}"))
+}
+
+/// A state nested in another document (a slave report), held to the same
+/// shape as [`parse_object`] holds a state file.
+pub fn object<'de, D: Deserializer<'de>>(deserializer: D) -> Result<State, D::Error> {
+    let value = Value::deserialize(deserializer)?;
+    if !value.is_object() {
+        return Err(D::Error::custom(format!(
+            "invalid state: expected a JSON object, found {}",
+            kind(&value)
+        )));
+    }
+    State::deserialize(value).map_err(D::Error::custom)
+}
+
+fn kind(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
 }
 
 /// `start <release> [label]`: adds a deploy on the lowest free port.
@@ -153,4 +195,23 @@ fn check_endpoint(config: &ProxyModeConfig, endpoint: &str) -> Result<()> {
         );
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_an_object_is_a_state() {
+        for (text, found) in [("[]", "an array"), ("null", "null"), ("3", "a number")] {
+            let e = parse(text, "s.json").unwrap_err();
+            assert_eq!(
+                format!("{e:#}"),
+                format!("s.json: invalid state: expected a JSON object, found {found}")
+            );
+        }
+        assert_eq!(parse("{}", "s.json").unwrap(), State::default());
+        let e = parse("{", "s.json").unwrap_err();
+        assert!(format!("{e:#}").starts_with("s.json: invalid state: EOF"));
+    }
 }

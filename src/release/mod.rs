@@ -11,7 +11,7 @@ use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::config::Limits;
+use crate::config::{Limits, ToolConfig};
 use crate::fsutil;
 use crate::log;
 use crate::names::{ContextName, ReleaseName};
@@ -68,32 +68,54 @@ pub(crate) fn fetch(
     ReleaseConfig::read(dir)
 }
 
+/// How templates are expanded: within the config's limits, and never
+/// readable by others when the context holds a secret.
+pub(crate) struct Expansion {
+    pub limits: Limits,
+    pub holds_secret: bool,
+}
+
+impl Expansion {
+    pub(crate) fn of(config: &ToolConfig) -> Expansion {
+        Expansion {
+            limits: config.limits,
+            holds_secret: config.holds_secret(),
+        }
+    }
+}
+
 /// Expands each template `path/x.conf.tpl` into `path/x.conf` beside it.
 pub(crate) fn expand_templates(
     root: &Path,
     templates: &[PathBuf],
     ctx: &Value,
-    limits: &Limits,
+    how: &Expansion,
 ) -> Result<()> {
     for rel in templates {
         let src = fsutil::inside(root, rel).context("release.json templates")?;
         let dest = src.with_extension("");
         log::scope(&format!("Expanding template {}", rel.display()), || {
-            expand_template(&src, &dest, ctx, limits)
+            expand_template(&src, &dest, ctx, how)
         })?;
     }
     Ok(())
 }
 
-/// Renders one template file to `dest` (atomically, keeping the
-/// template's permission bits so a templated script stays executable).
-pub(crate) fn expand_template(src: &Path, dest: &Path, ctx: &Value, limits: &Limits) -> Result<()> {
-    let rendered = template::render_file(src, ctx, &limits.template())?;
+/// Renders one template file to `dest` (atomically). It keeps the
+/// template's permission bits, so a templated script stays executable and
+/// the file is no more readable than the template; when the context holds
+/// a secret, the bits for others are dropped too, since the rendered file
+/// may hold it.
+pub(crate) fn expand_template(src: &Path, dest: &Path, ctx: &Value, how: &Expansion) -> Result<()> {
+    let rendered = template::render_file(src, ctx, &how.limits.template())?;
     for w in &rendered.warnings {
         log::warn(w);
     }
-    let mode = std::fs::metadata(src)
+    let mut mode = std::fs::metadata(src)
         .map(|m| m.permissions().mode() & 0o7777)
         .unwrap_or(0o644);
+    if how.holds_secret {
+        mode &= !0o007;
+    }
     fsutil::write_atomic(dest, rendered.text.as_bytes(), mode)
 }

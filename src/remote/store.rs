@@ -34,6 +34,7 @@ pub struct SlaveReport {
     pub status: SlaveStatus,
     pub ip_address: String,
     pub host_name: String,
+    #[serde(deserialize_with = "state::object")]
     pub state: State,
 }
 
@@ -78,7 +79,7 @@ pub(crate) fn open(location: &RemoteLocation) -> Box<dyn RemoteStore> {
 }
 
 fn parse_report(bytes: &[u8], name: &str) -> Result<SlaveReport, String> {
-    serde_json::from_slice(bytes).map_err(|e| format!("{name}: invalid slave state: {e}"))
+    state::parse_object(bytes, name, "slave state").map_err(|e| format!("{e:#}"))
 }
 
 pub struct S3Remote {
@@ -106,8 +107,7 @@ impl S3Remote {
             Fetched::Missing if known == Some(&Version::Missing) => Ok(None),
             Fetched::Missing => Ok(Some((State::default(), Version::Missing))),
             Fetched::Found { bytes, etag, .. } => {
-                let text = String::from_utf8_lossy(&bytes);
-                let state = state::parse(&text, &url.to_string())?;
+                let state = state::parse_object(&bytes, &url.to_string(), "state")?;
                 Ok(Some((state, Version::Tag(etag))))
             }
         }
@@ -238,10 +238,7 @@ impl RemoteStore for DirRemote {
     fn master(&self) -> Result<(State, Version)> {
         let (bytes, version) = self.current()?;
         let state = match bytes {
-            Some(b) => state::parse(
-                &String::from_utf8_lossy(&b),
-                &self.master_file().display().to_string(),
-            )?,
+            Some(b) => state::parse_object(&b, &self.master_file().display().to_string(), "state")?,
             None => State::default(),
         };
         Ok((state, version))
@@ -314,5 +311,31 @@ impl RemoteStore for DirRemote {
     fn delete_slave(&self, label: &SlaveLabel) -> Result<()> {
         let dir = self.base.join("slaves").join(label.as_str());
         std::fs::remove_dir_all(&dir).with_context(|| format!("cannot remove {}", dir.display()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_report_and_the_state_in_it_must_be_objects() {
+        let e = parse_report(b"[]", "r.json").unwrap_err();
+        assert_eq!(
+            e,
+            "r.json: invalid slave state: expected a JSON object, found an array"
+        );
+        let nested =
+            br#"{"status": "ok", "ipAddress": "10.0.0.1", "hostName": "web1", "state": []}"#;
+        let e = parse_report(nested, "r.json").unwrap_err();
+        assert!(
+            e.contains("invalid state: expected a JSON object, found an array"),
+            "{e}"
+        );
+        let good = br#"{"status": "ok", "ipAddress": "10.0.0.1", "hostName": "web1", "state": {}}"#;
+        assert_eq!(
+            parse_report(good, "r.json").unwrap().state,
+            State::default()
+        );
     }
 }

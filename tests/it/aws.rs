@@ -304,3 +304,33 @@ fn two_validations_on_one_name_coexist_and_are_removed_one_by_one() {
     hook(moto, "le-cleanup-hook", &config, &domain, "two");
     assert_eq!(txt_records(moto, &zone), []);
 }
+
+#[test]
+fn templates_rendered_with_a_secret_source_are_not_world_readable() {
+    let moto = Moto::shared();
+    let name = Moto::unique_bucket("tpl-secret");
+    let arn = create_secret(moto, &name, &json!({"password": DB_PASSWORD}).to_string());
+    let mut env = aws_env(moto);
+    env.set("configSources", json!({"db": {"awsSecretArn": arn}}));
+    env.c2(&["fetch-context"]).ok();
+    let tpl = env.path("db.conf.tpl");
+    common::write_file(&tpl, "password={{db.password}}\n");
+    std::fs::set_permissions(&tpl, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let dest = env.path("db.conf");
+    env.c2(&[
+        "expand-template",
+        tpl.to_str().unwrap(),
+        dest.to_str().unwrap(),
+    ])
+    .ok();
+    assert_eq!(env.read("db.conf"), format!("password={DB_PASSWORD}\n"));
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&dest), 0o640);
+
+    // A release's templates alike (the zip gives them 0644).
+    env.release("app.zip")
+        .template("db.conf.tpl", "password={{db.password}}\n")
+        .publish();
+    env.c2(&["start", "app.zip"]).ok();
+    assert_eq!(mode(&env.path("deploys/app/db.conf")), 0o640);
+}

@@ -388,3 +388,57 @@ fn a_dangling_current_link_does_not_block_the_next_deploy() {
     assert!(out.stderr.contains("nothing to stop"), "{out}");
     assert_eq!(env.current().as_deref(), Some("app-2"));
 }
+
+#[test]
+fn a_failing_stop_command_does_not_block_the_next_release() {
+    let env = env_with_context();
+    env.release("app-1.zip")
+        .set("stopCommand", json!("exit 3"))
+        .publish();
+    publish_app(&env, "app-2.zip", "hey");
+    env.c2(&["start", "app-1.zip"]).ok();
+    // The new release goes live; the run then fails naming the old stop.
+    let out = env
+        .c2(&["start", "app-2.zip"])
+        .fails_with("deploy app-1: stopCommand failed with exit code 3");
+    assert!(
+        out.stderr.contains("killing the processes it started"),
+        "{out}"
+    );
+    assert_eq!(env.current().as_deref(), Some("app-2"));
+    assert_eq!(
+        env.events(),
+        [
+            "prestart app-1 app-1",
+            "start app-1 app-1",
+            "prestart app-2 app-2",
+            "start app-2 app-2"
+        ]
+    );
+
+    // Back to the broken release, then stop it: `current` goes all the same.
+    env.c2(&["start", "app-1.zip"]).ok();
+    assert_eq!(env.current().as_deref(), Some("app-1"));
+    env.c2(&["stop", "app-1"])
+        .fails_with("deploy app-1: stopCommand failed with exit code 3");
+    assert_eq!(env.current(), None);
+    env.c2(&["start", "app-2.zip"]).ok();
+    assert_eq!(env.current().as_deref(), Some("app-2"));
+}
+
+#[test]
+fn a_directory_c2_did_not_create_is_left_alone_and_the_start_fails() {
+    let env = env_with_context();
+    publish_app(&env, "app-1.zip", "hi");
+    publish_app(&env, "app-2.zip", "hey");
+    env.c2(&["start", "app-1.zip"]).ok();
+    crate::common::write_file(&env.path("deploys/app-2/notes.txt"), "mine\n");
+    env.c2(&["start", "app-2.zip"]).fails_with(&format!(
+        "cannot use {}: it was not created by c2 (it has no .c2-deploy marker); move it away",
+        env.path("deploys/app-2").display()
+    ));
+    assert_eq!(env.read("deploys/app-2/notes.txt"), "mine\n");
+    assert!(!env.exists("deploys/app-2/release.json"));
+    assert_eq!(env.current().as_deref(), Some("app-1"));
+    assert_eq!(env.events(), ["prestart app-1 app-1", "start app-1 app-1"]);
+}

@@ -434,3 +434,171 @@ fn wildcard_server_names_route_through_nginx() {
         assert_eq!(env.get(host, "/p").status, 404, "{host}");
     }
 }
+
+#[test]
+fn a_state_file_that_is_not_an_object_is_refused_naming_it() {
+    let env = two_endpoints();
+    env.http_release("blue.zip").publish();
+    env.http_release("green.zip").publish();
+    env.c2(&["start", "blue.zip"]).ok();
+    let (lo, _) = env.port_range();
+    // serde reads a struct from its sequence form too: `[]` was an empty
+    // state, and green took blue's port.
+    let state = env.path("deploys/frontend-proxy/state.json");
+    std::fs::write(&state, "[]").unwrap();
+    env.c2(&["start", "green.zip"]).fails_with(&format!(
+        "{}: invalid state: expected a JSON object, found an array",
+        state.display()
+    ));
+    assert!(!env.exists("deploys/green"), "a deploy was created");
+    assert_eq!(common::http::get(lo as u16, "x", "/").body, "blue /");
+    assert_eq!(std::fs::read_to_string(&state).unwrap(), "[]");
+}
+
+/// Whether process `pid` is gone (a zombie counts: it holds nothing).
+fn dead(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).map_or(true, |stat| {
+        stat.rsplit(") ").next().is_some_and(|s| s.starts_with('Z'))
+    })
+}
+
+/// The pid in a deploy's `server.pid`.
+fn server_pid(env: &Env, label: &str) -> u32 {
+    env.read(&format!("deploys/{label}/server.pid"))
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+#[test]
+fn a_failing_stop_command_is_reported_and_the_deploy_goes_anyway() {
+    let env = two_endpoints();
+    env.http_release("broken.zip")
+        .set("stopCommand", json!("exit 3"))
+        .publish();
+    env.http_release("green.zip").publish();
+    env.c2(&["start", "broken.zip"]).ok();
+    let (lo, _) = env.port_range();
+    assert_eq!(common::http::get(lo as u16, "x", "/").body, "broken /");
+    let pid = server_pid(&env, "broken");
+
+    let out = env
+        .c2(&["stop", "broken"])
+        .fails_with(
+            "deploy broken: stopCommand failed with exit code 3: exit 3; killed the processes left running and carried on",
+        );
+    assert!(
+        out.stderr.contains(
+            "deploy broken: stopCommand failed with exit code 3: exit 3: killing the processes it started"
+        ),
+        "{out}"
+    );
+    assert_eq!(env.state()["deploys"], json!({}));
+    assert!(!env.exists("deploys/broken"), "directory left behind");
+    common::wait_until(
+        std::time::Duration::from_secs(10),
+        "the broken deploy's server to die",
+        || dead(pid),
+    );
+    assert_eq!(common::http::get(lo as u16, "x", "/").status, 0);
+
+    // Nothing is wedged: the next deploy gets the freed port.
+    env.c2(&["start", "green.zip"]).ok();
+    assert_eq!(env.state()["deploys"]["green"]["port"], json!(lo));
+    assert_eq!(common::http::get(lo as u16, "x", "/").body, "green /");
+}
+
+#[test]
+fn a_directory_c2_did_not_create_is_left_alone_and_the_start_fails() {
+    let env = two_endpoints();
+    env.http_release("blue.zip").publish();
+    common::write_file(&env.path("deploys/blue/notes.txt"), "mine\n");
+    let dir = env.path("deploys/blue");
+    let out = env.c2(&["start", "blue.zip"]).fails_with(&format!(
+        "cannot use {}: it was not created by c2 (it has no .c2-deploy marker); move it away",
+        dir.display()
+    ));
+    assert!(
+        out.stderr
+            .contains(&format!("{} was not created by c2", dir.display())),
+        "{out}"
+    );
+    assert_eq!(env.read("deploys/blue/notes.txt"), "mine\n");
+    let names: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(names, ["notes.txt"]);
+    assert_eq!(env.state(), json!(null), "no state change was recorded");
+}
+
+#[test]
+fn a_leftover_c2_created_is_still_stopped_and_replaced() {
+    let env = two_endpoints();
+    env.http_release("blue.zip").publish();
+    env.c2(&["start", "blue.zip"]).ok();
+    let pid = server_pid(&env, "blue");
+    // As a run killed before recording the deploy leaves it.
+    std::fs::remove_file(env.path("deploys/frontend-proxy/state.json")).unwrap();
+    let out = env.c2(&["start", "blue.zip"]).ok();
+    assert!(
+        out.stderr.contains("was left by an interrupted run"),
+        "{out}"
+    );
+    common::wait_until(
+        std::time::Duration::from_secs(10),
+        "the leftover's server to die",
+        || dead(pid),
+    );
+    let (lo, _) = env.port_range();
+    assert_eq!(common::http::get(lo as u16, "x", "/").body, "blue /");
+    assert_ne!(server_pid(&env, "blue"), pid);
+}
+
+#[test]
+fn switching_from_noproxy_to_proxy_leaves_the_noproxy_releases_alone() {
+    let mut env = Env::new();
+    env.release("app-1.zip").publish();
+    env.release("app-2.zip").publish();
+    env.c2(&["start", "app-1.zip"]).ok();
+    env.c2(&["start", "app-2.zip"]).ok();
+    assert_eq!(env.current().as_deref(), Some("app-2"));
+    let events = env.events();
+
+    env.proxy(&[("main", "main.example")]);
+    for (label, why) in [
+        (
+            "app-2",
+            "is the live noproxy release (`current` points to it)",
+        ),
+        ("app-1", "was created by c2 in another mode (c2 noproxy)"),
+    ] {
+        env.c2(&["start", &format!("{label}.zip")])
+            .fails_with(&format!(
+                "cannot use {}: it {why}; move it away",
+                env.path(&format!("deploys/{label}")).display()
+            ));
+        assert!(env.exists(&format!("deploys/{label}/release.json")));
+    }
+    assert_eq!(env.current().as_deref(), Some("app-2"));
+    assert_eq!(env.events(), events, "a command of a noproxy release ran");
+    assert_eq!(env.state(), json!(null), "no state change was recorded");
+}
+
+#[test]
+fn a_deploy_listed_in_the_state_is_stopped_without_a_marker() {
+    // As an older c2, which wrote no marker, left it.
+    let env = two_endpoints();
+    env.http_release("blue.zip").publish();
+    env.c2(&["start", "blue.zip"]).ok();
+    std::fs::remove_file(env.path("deploys/blue/.c2-deploy")).unwrap();
+    env.c2(&["stop", "blue"]).ok();
+    assert!(!env.exists("deploys/blue"));
+    assert_eq!(env.state()["deploys"], json!({}));
+    let (lo, _) = env.port_range();
+    common::wait_until(
+        std::time::Duration::from_secs(10),
+        "blue's port to close",
+        || common::http::get(lo as u16, "x", "/").status == 0,
+    );
+}

@@ -503,3 +503,78 @@ fn sigterm_during_an_action_finishes_it_records_it_and_exits_0() {
     assert_eq!(labels, ["slow-a"]);
     assert!(slave.exists("deploys/slow-a") && !slave.exists("deploys/slow-b"));
 }
+
+/// The slave's report as written in the directory backend.
+fn report_file(master: &Env, slave: &str) -> Value {
+    serde_json::from_str(&master.read(&format!("shared/slaves/{slave}/state.json"))).unwrap()
+}
+
+#[test]
+fn a_master_state_that_is_not_an_object_is_refused_and_the_slave_keeps_its_deploys() {
+    let master = master_on(&Backend::Dir);
+    publish_http(&master, &Backend::Dir, "blue.zip");
+    master.c2(&["start", "blue.zip"]).ok();
+    master.c2(&["connect", "main", "blue"]).ok();
+    let slave = master.slave("web1");
+    slave.c2(&["slave-update"]).ok();
+    assert_eq!(slave.get("main.example", "/").body, "blue /");
+
+    // serde reads a struct from its sequence form too: `[]` was an empty
+    // master, and every slave destroyed all its deploys.
+    let file = master.path("shared/master/state.json");
+    std::fs::write(&file, "[]").unwrap();
+    let needle = format!(
+        "{}: invalid state: expected a JSON object, found an array",
+        file.display()
+    );
+    slave.c2(&["slave-update"]).fails_with(&needle);
+    assert_eq!(slave.get("main.example", "/").body, "blue /");
+    assert!(slave.exists("deploys/blue"));
+    assert_eq!(
+        slave.state()["deploys"].as_object().unwrap().len(),
+        1,
+        "the local state changed"
+    );
+    let report = report_file(&master, "web1");
+    assert!(
+        report["status"]["error"]
+            .as_str()
+            .is_some_and(|e| e.contains(&needle)),
+        "{report}"
+    );
+}
+
+#[test]
+fn a_broken_destroy_does_not_stop_the_rest_of_the_slaves_plan() {
+    let master = master_on(&Backend::Dir);
+    master
+        .http_release("broken.zip")
+        .set("stopCommand", json!("exit 3"))
+        .publish();
+    publish_http(&master, &Backend::Dir, "green.zip");
+    master.c2(&["start", "broken.zip"]).ok();
+    let slave = master.slave("web1");
+    slave.c2(&["slave-update"]).ok();
+    assert!(slave.exists("deploys/broken"));
+
+    // green takes broken's port: destroying broken comes first in the plan.
+    master.c2(&["stop", "broken"]).ok();
+    master.c2(&["start", "green.zip"]).ok();
+    master.c2(&["connect", "main", "green"]).ok();
+    let failure = "deploy broken: stopCommand failed with exit code 3";
+    slave.c2(&["slave-update"]).fails_with(failure);
+    assert_eq!(slave.get("main.example", "/").body, "green /");
+    assert!(!slave.exists("deploys/broken"), "directory left behind");
+    assert_eq!(slave.state(), master.status_json()["master"]);
+    let report = report_file(&master, "web1");
+    assert!(
+        report["status"]["error"]
+            .as_str()
+            .is_some_and(|e| e.contains(failure)),
+        "{report}"
+    );
+
+    // The next round is not blocked, and reports ok.
+    slave.c2(&["slave-update"]).ok();
+    assert_eq!(report_file(&master, "web1")["status"], json!("ok"));
+}
