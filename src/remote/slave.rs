@@ -6,6 +6,9 @@
 //! version last seen, so an unchanged master costs one small request; the
 //! report is written only when what it says changed, and otherwise at most
 //! once a minute as a heartbeat (well inside `slave-flush`'s 5 minutes).
+//! Each round also checks, cheaply, that the frontend proxy serves, and
+//! brings it back if not; and each round writes a report (when due), even
+//! when this slave cannot tell its address or state: that is its error.
 
 use std::time::{Duration, Instant};
 
