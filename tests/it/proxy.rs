@@ -455,12 +455,21 @@ fn orphaned_workers_of_a_killed_nginx_are_cleared_but_never_someone_elses() {
     other.c2(&["start", "green.zip"]).ok();
     other.c2(&["connect", "main", "green"]).ok();
     let (_, foreign) = kill_nginx_master(&other);
+    // Orphans are stopped at the end whatever happens: no Env knows them.
+    struct Stop(Vec<u32>);
+    impl Drop for Stop {
+        fn drop(&mut self) {
+            self.0.iter().for_each(|&pid| common::terminate(pid));
+        }
+    }
+    let mut leftovers = Stop(foreign.clone());
 
     for command in [
         &["restart-frontend-proxy"][..],
         &["connect", "main", "blue"],
     ] {
         let (dead, orphans) = kill_nginx_master(&env);
+        leftovers.0.extend(&orphans);
         // The orphans still serve, and hold the port.
         assert_eq!(env.get("main.example", "/").body, "blue /");
 
@@ -477,8 +486,5 @@ fn orphaned_workers_of_a_killed_nginx_are_cleared_but_never_someone_elses() {
             assert!(tree_place(pid).is_some(), "{pid} (not ours) was stopped");
         }
         assert_eq!(other.get("main.example", "/").body, "green /");
-    }
-    for pid in foreign {
-        common::terminate(pid);
     }
 }
