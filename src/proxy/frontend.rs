@@ -7,12 +7,17 @@
 //!   log in the frontend-proxy directory. The new config is checked with
 //!   `nginx -t` first, so a config nginx refuses never replaces the one it
 //!   serves; and a reload returns only once nginx routes by the new config.
+//!
+//! Either can say whether its proxy serves ([`Frontend::serving`]), cheaply
+//! (no reload), so that commands notice an nginx stopped behind c2's back.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Context, Result};
+use anyhow::{anyhow, bail, Context, Result};
+use nix::sys::signal::{self, Signal};
+use nix::unistd::Pid;
 
 use crate::config::{FrontendProxy, ProxyModeConfig, ToolConfig};
 use crate::layout::Layout;
@@ -27,6 +32,11 @@ pub(crate) trait Frontend {
     fn apply(&self, files: &NginxFiles) -> Result<()>;
     /// Stops the proxy.
     fn shutdown(&self) -> Result<()>;
+    /// Whether the proxy was ever configured on this machine (its files
+    /// exist): one that never was is not expected to run.
+    fn configured(&self) -> bool;
+    /// Whether the proxy runs and serves, cheaply; else why not.
+    fn serving(&self) -> std::result::Result<(), String>;
     /// The certbot command (program, arguments) that gets a certificate
     /// for `names` by HTTP-01 through this proxy's webroot.
     fn certbot_command(&self, names: &[String]) -> (String, Vec<String>);
@@ -48,6 +58,7 @@ pub(crate) fn open(
             layout: layout.clone(),
             config: config.clone(),
             nginx: host.nginx_binary.clone(),
+            http_port: proxy.http_port,
         }),
     }
 }
@@ -217,6 +228,18 @@ impl Frontend for DockerFrontend {
         )
     }
 
+    fn configured(&self) -> bool {
+        self.layout.compose_file().exists()
+    }
+
+    /// The container runs (`restart: always` brings its nginx back).
+    fn serving(&self) -> std::result::Result<(), String> {
+        match self.running_master() {
+            Some(_) => Ok(()),
+            None => Err(format!("the {CONTAINER_NAME} container is not running")),
+        }
+    }
+
     /// certbot in docker, exactly as the old tool ran it.
     fn certbot_command(&self, names: &[String]) -> (String, Vec<String>) {
         let p = CertbotPaths::new(&self.config);
@@ -248,10 +271,15 @@ struct HostFrontend {
     layout: Layout,
     config: ToolConfig,
     nginx: String,
+    http_port: u16,
 }
 
 /// How long a reload or shutdown may take before c2 says so.
 const NGINX_TIMEOUT: Duration = Duration::from_secs(15);
+/// How long left-behind workers get to exit on SIGTERM, then on SIGKILL.
+const ORPHAN_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long the serving check waits for nginx to accept a connection.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 
 impl HostFrontend {
     fn pid_file(&self) -> PathBuf {
@@ -290,15 +318,89 @@ impl HostFrontend {
         Ok(())
     }
 
-    /// The running master's pid, if nginx runs from this directory.
-    fn master_pid(&self) -> Option<u32> {
-        let pid: u32 = std::fs::read_to_string(self.pid_file())
+    /// The pid in the pid file: our master's, alive or dead (a killed
+    /// master leaves its pid file behind).
+    fn recorded_pid(&self) -> Option<u32> {
+        std::fs::read_to_string(self.pid_file())
             .ok()?
             .trim()
             .parse()
-            .ok()?;
+            .ok()
+    }
+
+    /// The running master's pid, if nginx runs from this directory. Its
+    /// title keeps the command line c2 started it with, so a pid reused by
+    /// another program (or another nginx) is not taken for ours.
+    fn master_pid(&self) -> Option<u32> {
+        let pid = self.recorded_pid()?;
         let title = process_title(pid)?;
-        title.starts_with("nginx: master").then_some(pid)
+        let ours = format!(" -p {} ", self.dir.display());
+        (title.starts_with("nginx: master") && title.contains(&ours)).then_some(pid)
+    }
+
+    /// Stops the nginx processes our master left behind when it died
+    /// without stopping them (kill -9, the OOM killer): they still hold
+    /// the listening sockets, so no new nginx could bind them.
+    ///
+    /// They are known to be ours by their session: nginx's master starts a
+    /// session of its own (setsid) as it daemonizes, and its workers stay
+    /// in it, so their session id is the pid our pid file records. Their
+    /// parent is no longer that pid (they were re-parented). Neither an
+    /// environment tag nor the command line would do: nginx overwrites
+    /// both (`/proc/<pid>/environ` and `cmdline`) with its process title.
+    fn clear_orphans(&self) -> Result<()> {
+        let Some(dead) = self.recorded_pid() else {
+            return Ok(());
+        };
+        let orphans: Vec<u32> = all_pids()
+            .into_iter()
+            .filter(|&pid| {
+                pid != dead
+                    && stat_fields(pid).is_some_and(|f| f.session == dead && f.ppid != dead)
+                    && process_title(pid).is_some_and(|t| t.starts_with("nginx: "))
+            })
+            .collect();
+        if orphans.is_empty() {
+            return Ok(());
+        }
+        log::info(&format!(
+            "Stopping the nginx processes left behind by master {dead}: {orphans:?}"
+        ));
+        for signal in [Signal::SIGTERM, Signal::SIGKILL] {
+            for &pid in &orphans {
+                if let Ok(raw) = i32::try_from(pid) {
+                    let _ = signal::kill(Pid::from_raw(raw), signal);
+                }
+            }
+            let deadline = Instant::now() + ORPHAN_TIMEOUT;
+            while orphans.iter().any(|&p| alive(p)) {
+                if Instant::now() > deadline {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            if !orphans.iter().any(|&p| alive(p)) {
+                return Ok(());
+            }
+        }
+        bail!("the nginx processes left behind by master {dead} ({orphans:?}) do not stop")
+    }
+
+    /// Our master alive, and a TCP connection to httpPort accepted.
+    fn check_serving(&self) -> std::result::Result<(), String> {
+        let Some(master) = self.master_pid() else {
+            return Err(format!(
+                "nginx is not running (no master process for {})",
+                self.pid_file().display()
+            ));
+        };
+        let addr = std::net::SocketAddr::from(([127, 0, 0, 1], self.http_port));
+        match std::net::TcpStream::connect_timeout(&addr, CONNECT_TIMEOUT) {
+            Ok(_) => Ok(()),
+            Err(e) => Err(format!(
+                "nginx (master pid {master}) does not accept connections on {addr}: {e}"
+            )),
+        }
     }
 }
 
@@ -330,9 +432,10 @@ impl Frontend for HostFrontend {
                         "nginx did not apply the new config (see {})",
                         self.error_log().display()
                     )
-                })
+                })?;
             }
             None => {
+                self.clear_orphans()?;
                 log::info("Starting nginx");
                 self.run_nginx("nginx failed to start", self.nginx(&conf))?;
                 let deadline = Instant::now() + NGINX_TIMEOUT;
@@ -342,13 +445,16 @@ impl Frontend for HostFrontend {
                     }
                     std::thread::sleep(Duration::from_millis(10));
                 }
-                Ok(())
             }
         }
+        // Running is not enough: it must answer on httpPort (the master
+        // binds its sockets before it writes its pid, so no wait is needed).
+        self.check_serving().map_err(|e| anyhow!(e))
     }
 
     fn shutdown(&self) -> Result<()> {
         let Some(master) = self.master_pid() else {
+            self.clear_orphans()?;
             log::info("nginx is not running: nothing to shut down");
             return Ok(());
         };
@@ -363,6 +469,14 @@ impl Frontend for HostFrontend {
             std::thread::sleep(Duration::from_millis(10));
         }
         Ok(())
+    }
+
+    fn configured(&self) -> bool {
+        self.layout.nginx_conf().exists()
+    }
+
+    fn serving(&self) -> std::result::Result<(), String> {
+        self.check_serving()
     }
 
     /// [new] The host's certbot in webroot mode. No chmod: the host's nginx
@@ -397,23 +511,48 @@ fn process_title(pid: u32) -> Option<String> {
     Some(text.trim_end_matches('\0').replace('\0', " "))
 }
 
-/// The pids whose parent is `parent`.
-fn children(parent: u32) -> Vec<u32> {
+/// Every pid in /proc.
+fn all_pids() -> Vec<u32> {
     let Ok(entries) = std::fs::read_dir("/proc") else {
         return Vec::new();
     };
     entries
         .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
-        .filter(|pid| {
-            std::fs::read_to_string(format!("/proc/{pid}/stat"))
-                .ok()
-                .and_then(|stat| {
-                    // The fields after the parenthesised command name.
-                    let rest = stat.rsplit_once(')')?.1;
-                    rest.split_whitespace().nth(1)?.parse::<u32>().ok()
-                })
-                == Some(parent)
-        })
+        .collect()
+}
+
+/// What /proc/<pid>/stat says about a process's place in the tree.
+struct StatFields {
+    state: char,
+    ppid: u32,
+    session: u32,
+}
+
+fn stat_fields(pid: u32) -> Option<StatFields> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The fields after the parenthesised command name: state, ppid, pgrp,
+    // session, …
+    let mut rest = stat.rsplit_once(')')?.1.split_whitespace();
+    let state = rest.next()?.chars().next()?;
+    let ppid = rest.next()?.parse().ok()?;
+    let session = rest.nth(1)?.parse().ok()?;
+    Some(StatFields {
+        state,
+        ppid,
+        session,
+    })
+}
+
+/// Whether `pid` runs (a zombie has stopped, whoever has yet to reap it).
+fn alive(pid: u32) -> bool {
+    stat_fields(pid).is_some_and(|f| f.state != 'Z')
+}
+
+/// The pids whose parent is `parent`.
+fn children(parent: u32) -> Vec<u32> {
+    all_pids()
+        .into_iter()
+        .filter(|&pid| stat_fields(pid).is_some_and(|f| f.ppid == parent))
         .collect()
 }
 

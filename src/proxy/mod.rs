@@ -15,7 +15,7 @@ pub(crate) mod planner;
 pub(crate) mod state;
 pub(crate) mod status;
 
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 
 use crate::config::{ProxyModeConfig, ToolConfig};
 use crate::layout::Layout;
@@ -190,6 +190,27 @@ impl<'a> Machine<'a> {
         })
     }
 
+    /// Makes sure the frontend proxy serves the local connections: when it
+    /// does, this costs one cheap check and no reload; when it does not
+    /// (stopped behind c2's back, killed, the host restarted), it is
+    /// restarted. A proxy never configured on this machine, with nothing
+    /// to route, is left alone. The caller holds the lock.
+    pub(crate) fn ensure_frontend_locked(&self) -> Result<()> {
+        let frontend = frontend::open(self.config, self.proxy, &self.layout);
+        let current = self.local_state()?;
+        let routes = !planner::endpoint_pairs(&current, self.proxy.end_points.keys()).is_empty();
+        if !routes && !frontend.configured() {
+            return Ok(());
+        }
+        let Err(why) = frontend.serving() else {
+            return Ok(());
+        };
+        log::info(&format!("The frontend proxy is not serving: {why}"));
+        self.restart_frontend_locked().with_context(|| {
+            format!("the frontend proxy is not serving ({why}) and restarting it failed")
+        })
+    }
+
     /// `generate-ssl-certificate`: restart the proxy (so it
     /// serves the ACME webroot), request the certificate, and [better]
     /// restart again so the new certificate is served.
@@ -223,9 +244,18 @@ impl StateBackend for Machine<'_> {
         let _lock = self.layout.lock()?;
         let mut current = self.local_state()?;
         let target = change.apply_to(&current, self.proxy)?;
+        let endpoints = self.proxy.end_points.keys();
+        let reconfigures = planner::endpoint_pairs(&current, endpoints.clone())
+            != planner::endpoint_pairs(&target, endpoints);
         log::scope(&change.describe(), || {
             self.executor().apply(&mut current, &target)
-        })
+        })?;
+        // A connect that changes no route must still leave the proxy
+        // serving it; one that does has just (re)started or reloaded it.
+        if matches!(change, Change::Connect { .. }) && !reconfigures {
+            self.ensure_frontend_locked()?;
+        }
+        Ok(())
     }
 
     fn status(&self, show_slaves: bool, json_output: bool) -> Result<()> {

@@ -6,10 +6,13 @@
 //! version last seen, so an unchanged master costs one small request; the
 //! report is written only when what it says changed, and otherwise at most
 //! once a minute as a heartbeat (well inside `slave-flush`'s 5 minutes).
+//! Each round also checks, cheaply, that the frontend proxy serves, and
+//! brings it back if not; and each round writes a report (when due), even
+//! when this slave cannot tell its address or state: that is its error.
 
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result};
+use anyhow::{anyhow, Result};
 
 use crate::config::{ProxyModeConfig, ToolConfig};
 use crate::names::SlaveLabel;
@@ -52,8 +55,9 @@ impl<'a> Slave<'a> {
     /// One update (cron style). Writes the report when it changed or is
     /// older than [`HEARTBEAT`]; fails if the update failed.
     pub(crate) fn update_once(&mut self) -> Result<()> {
-        let outcome = self.converge();
-        let written = self.report_if_due(&outcome);
+        let converged = self.converge();
+        let (report, outcome) = self.report(converged);
+        let written = self.report_if_due(report);
         outcome?;
         written
     }
@@ -79,8 +83,9 @@ impl<'a> Slave<'a> {
     }
 
     fn round(&mut self) -> Result<()> {
-        let outcome = self.converge();
-        if let Err(e) = self.report_if_due(&outcome) {
+        let converged = self.converge();
+        let (report, outcome) = self.report(converged);
+        if let Err(e) = self.report_if_due(report) {
             if let Err(failed) = &outcome {
                 log::info(&format!("Exception: {failed:#}"));
             }
@@ -92,8 +97,7 @@ impl<'a> Slave<'a> {
 
     /// Writes the report unless the last one written says the same and is
     /// younger than the heartbeat: an idle fleet costs no writes.
-    fn report_if_due(&mut self, outcome: &Result<()>) -> Result<()> {
-        let report = self.report(outcome)?;
+    fn report_if_due(&mut self, report: SlaveReport) -> Result<()> {
         if self.last_report.is_none() {
             self.last_report = self.stored_report();
         }
@@ -116,42 +120,75 @@ impl<'a> Slave<'a> {
         Some((entry.report.ok()?, Instant::now().checked_sub(age)?))
     }
 
-    /// Reads the master (cheaply if unchanged) and applies it locally.
+    /// Reads the master (cheaply if unchanged) and applies it locally,
+    /// then makes sure the frontend proxy serves: the local state can match
+    /// the master while nothing serves it (the host restarted, nginx was
+    /// stopped). Without the master, the local state is still served.
     fn converge(&mut self) -> Result<()> {
+        let read = self.read_master();
+        let _lock = self.machine.layout.lock()?;
+        let applied = match (&read, &self.master) {
+            (Ok(()), Some((target, _))) if self.machine.local_state()? != *target => log::scope(
+                &format!("Applying the master state from {}", self.remote.describe()),
+                || self.machine.converge(target),
+            ),
+            _ => Ok(()),
+        };
+        let serving = self.machine.ensure_frontend_locked();
+        match (read.and(applied), serving) {
+            (Ok(()), serving) => serving,
+            (Err(e), Ok(())) => Err(e),
+            (Err(e), Err(proxy)) => Err(anyhow!("{e:#}; {proxy:#}")),
+        }
+    }
+
+    /// Reads the master state into `self.master`, with a conditional GET
+    /// once it is known.
+    fn read_master(&mut self) -> Result<()> {
         let changed = match &self.master {
             Some((_, known)) => self.remote.master_if_changed(known)?,
             None => Some(self.remote.master()?),
         };
-        let target = match (changed, &mut self.master) {
-            (Some(read), slot) => &slot.insert(read).0,
-            (None, Some((state, _))) => &*state,
-            (None, None) => return Ok(()),
-        };
-        let _lock = self.machine.layout.lock()?;
-        if self.machine.local_state()? == *target {
-            return Ok(());
+        if let Some(read) = changed {
+            self.master = Some(read);
         }
-        log::scope(
-            &format!("Applying the master state from {}", self.remote.describe()),
-            || self.machine.converge(target),
-        )
+        Ok(())
     }
 
-    /// This slave's report: the outcome and the local state reached.
-    fn report(&self, outcome: &Result<()>) -> Result<SlaveReport> {
-        let status = match outcome {
+    /// This slave's report after a round, and the round's outcome. The
+    /// report is written whatever happened: what this machine could not
+    /// find out (its address, its state) is part of its error, and then
+    /// the round fails too.
+    fn report(&self, converged: Result<()>) -> (SlaveReport, Result<()>) {
+        let mut missing = Vec::new();
+        let ip_address = identity::ipv4_of(&self.machine.proxy.slave_interface_name)
+            .unwrap_or_else(|e| {
+                missing.push(format!("{e:#}"));
+                String::new()
+            });
+        let state = self.machine.local_state().unwrap_or_else(|e| {
+            missing.push(format!(
+                "reading the local state for the slave report: {e:#}"
+            ));
+            State::default()
+        });
+        let missing = missing.join("; ");
+        let outcome = match converged {
+            Ok(()) if missing.is_empty() => Ok(()),
+            Ok(()) => Err(anyhow!("{missing}")),
+            Err(e) if missing.is_empty() => Err(e),
+            Err(e) => Err(anyhow!("{e:#}; {missing}")),
+        };
+        let status = match &outcome {
             Ok(()) => SlaveStatus::Ok,
             Err(e) => SlaveStatus::Error(format!("{e:#}")),
         };
-        let state = self
-            .machine
-            .local_state()
-            .context("reading the local state for the slave report")?;
-        Ok(SlaveReport {
+        let report = SlaveReport {
             status,
-            ip_address: identity::ipv4_of(&self.machine.proxy.slave_interface_name)?,
+            ip_address,
             host_name: identity::host_name(),
             state,
-        })
+        };
+        (report, outcome)
     }
 }

@@ -602,3 +602,125 @@ fn a_deploy_listed_in_the_state_is_stopped_without_a_marker() {
         || common::http::get(lo as u16, "x", "/").status == 0,
     );
 }
+
+/// The pid in the Env's nginx pid file (a killed master leaves it behind).
+pub(crate) fn nginx_master_pid(env: &Env) -> u32 {
+    env.read("deploys/frontend-proxy/nginx.pid")
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+/// `(ppid, session)` of a live process (not a zombie).
+fn tree_place(pid: u32) -> Option<(u32, u32)> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    if fields[0] == "Z" {
+        return None;
+    }
+    Some((fields[1].parse().ok()?, fields[3].parse().ok()?))
+}
+
+/// The live processes of nginx session `master` (nginx's master leads a
+/// session of its own; its workers stay in it, even orphaned).
+pub(crate) fn nginx_session(master: u32) -> Vec<u32> {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|&pid| tree_place(pid).is_some_and(|(_, session)| session == master))
+        .collect()
+}
+
+/// Sends `signal` to `pid`.
+pub(crate) fn signal(pid: u32, signal: nix::sys::signal::Signal) {
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), signal).unwrap();
+}
+
+/// `kill -9` of the Env's nginx master: its workers live on, orphaned,
+/// holding the port. Returns the dead master's pid and its orphans.
+pub(crate) fn kill_nginx_master(env: &Env) -> (u32, Vec<u32>) {
+    let master = nginx_master_pid(env);
+    signal(master, nix::sys::signal::Signal::SIGKILL);
+    common::wait_until(
+        std::time::Duration::from_secs(10),
+        "the nginx master to die",
+        || tree_place(master).is_none(),
+    );
+    let orphans = nginx_session(master);
+    assert!(!orphans.is_empty(), "no orphaned workers of {master}");
+    for &w in &orphans {
+        assert_ne!(tree_place(w).unwrap().0, master, "{w} still has its master");
+    }
+    (master, orphans)
+}
+
+#[test]
+fn nginx_quit_behind_c2s_back_is_brought_back_by_connect() {
+    let env = two_endpoints();
+    env.http_release("blue.zip").publish();
+    env.c2(&["start", "blue.zip"]).ok();
+    env.c2(&["connect", "main", "blue"]).ok();
+    // `nginx -s quit` sends the master SIGQUIT.
+    signal(nginx_master_pid(&env), nix::sys::signal::Signal::SIGQUIT);
+    common::wait_until(std::time::Duration::from_secs(10), "nginx to quit", || {
+        env.get("main.example", "/").status == 0
+    });
+
+    // The same connection again: no route changes, but the proxy is back.
+    env.c2(&["connect", "main", "blue"]).ok();
+    assert_eq!(env.get("main.example", "/").body, "blue /");
+    assert_eq!(env.state()["connections"], json!({"main": "blue"}));
+    // Once it serves, a connect that changes nothing leaves it as it is.
+    let master = nginx_master_pid(&env);
+    env.c2(&["connect", "main", "blue"]).ok();
+    assert_eq!(nginx_master_pid(&env), master);
+    assert_eq!(env.get("main.example", "/").body, "blue /");
+}
+
+#[test]
+fn orphaned_workers_of_a_killed_nginx_are_cleared_but_never_someone_elses() {
+    let env = two_endpoints();
+    env.http_release("blue.zip").publish();
+    env.c2(&["start", "blue.zip"]).ok();
+    env.c2(&["connect", "main", "blue"]).ok();
+    // Someone else's nginx on another port (here another c2 machine's),
+    // its master killed too: orphaned `nginx: worker process`es with the
+    // same title and parent as ours, still serving.
+    let other = two_endpoints();
+    other.http_release("green.zip").publish();
+    other.c2(&["start", "green.zip"]).ok();
+    other.c2(&["connect", "main", "green"]).ok();
+    let (_, foreign) = kill_nginx_master(&other);
+    // Orphans are stopped at the end whatever happens: no Env knows them.
+    struct Stop(Vec<u32>);
+    impl Drop for Stop {
+        fn drop(&mut self) {
+            self.0.iter().for_each(|&pid| common::terminate(pid));
+        }
+    }
+    let mut leftovers = Stop(foreign.clone());
+
+    for command in [
+        &["restart-frontend-proxy"][..],
+        &["connect", "main", "blue"],
+    ] {
+        let (dead, orphans) = kill_nginx_master(&env);
+        leftovers.0.extend(&orphans);
+        // The orphans still serve, and hold the port.
+        assert_eq!(env.get("main.example", "/").body, "blue /");
+
+        env.c2(command).ok();
+        assert_eq!(
+            nginx_session(dead),
+            Vec::<u32>::new(),
+            "orphans left: {orphans:?}"
+        );
+        assert_ne!(nginx_master_pid(&env), dead);
+        assert_eq!(env.get("main.example", "/").body, "blue /");
+        // Not ours: untouched, and still serving.
+        for &pid in &foreign {
+            assert!(tree_place(pid).is_some(), "{pid} (not ours) was stopped");
+        }
+        assert_eq!(other.get("main.example", "/").body, "green /");
+    }
+}

@@ -578,3 +578,99 @@ fn a_broken_destroy_does_not_stop_the_rest_of_the_slaves_plan() {
     slave.c2(&["slave-update"]).ok();
     assert_eq!(report_file(&master, "web1")["status"], json!("ok"));
 }
+
+#[test]
+fn a_restarted_slave_host_serves_again_after_one_round() {
+    let master = master_on(&Backend::Dir);
+    publish_http(&master, &Backend::Dir, "blue.zip");
+    master.c2(&["start", "blue.zip"]).ok();
+    master.c2(&["connect", "main", "blue"]).ok();
+    let slave = master.slave("web1");
+    slave.c2(&["slave-update"]).ok();
+    assert_eq!(slave.get("main.example", "/").body, "blue /");
+
+    // The host restarts: its nginx is gone (master and workers), its local
+    // state (equal to the master) stays.
+    let stop_nginx = || {
+        let (_, workers) = crate::proxy::kill_nginx_master(&slave);
+        for w in workers {
+            crate::proxy::signal(w, nix::sys::signal::Signal::SIGKILL);
+        }
+        wait_until(Duration::from_secs(10), "port 80 to refuse", || {
+            slave.get("main.example", "/").status == 0
+        });
+    };
+    stop_nginx();
+    slave.c2(&["slave-update"]).ok();
+    assert_eq!(slave.get("main.example", "/").body, "blue /");
+    let report = master.slave_report("web1").unwrap();
+    assert_eq!(report["state"]["status"], json!("ok"));
+    assert_eq!(report["inSync"], json!(true));
+
+    // When it cannot be brought back (something else took the port), the
+    // report says so rather than OK.
+    stop_nginx();
+    let squatter = std::net::TcpListener::bind(("127.0.0.1", slave.http_port())).unwrap();
+    slave
+        .c2(&["slave-update"])
+        .fails_with("the frontend proxy is not serving");
+    let report = master.slave_report("web1").unwrap();
+    let error = report["state"]["status"]["error"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(
+        error.contains("the frontend proxy is not serving")
+            && error.contains("Address already in use"),
+        "{report}"
+    );
+    drop(squatter);
+    slave.c2(&["slave-update"]).ok();
+    assert_eq!(slave.get("main.example", "/").body, "blue /");
+    assert_eq!(
+        master.slave_report("web1").unwrap()["state"]["status"],
+        json!("ok")
+    );
+}
+
+#[test]
+fn a_slave_whose_interface_is_missing_reports_an_error_naming_it() {
+    let master = master_on(&Backend::Dir);
+    let mut slave = master.slave("web1");
+    let status = |master: &Env| master.slave_report("web1").unwrap()["state"].clone();
+    let assert_names_the_interface = |report: &Value| {
+        let error = report["status"]["error"].as_str().unwrap_or_default();
+        assert!(error.contains("slaveInterfaceName nosuchif0"), "{report}");
+        assert_eq!(report["ipAddress"], json!(""), "{report}");
+        assert_eq!(report["state"], json!({"deploys": {}, "connections": {}}));
+    };
+
+    // Run once: the OK report is replaced by an error, and the run fails.
+    slave.c2(&["slave-update"]).ok();
+    assert_eq!(status(&master)["status"], json!("ok"));
+    slave.proxy_set("slaveInterfaceName", json!("nosuchif0"));
+    slave
+        .c2(&["slave-update"])
+        .fails_with("slaveInterfaceName nosuchif0");
+    assert_names_the_interface(&status(&master));
+
+    // Under --repeat too.
+    slave.proxy_set("slaveInterfaceName", json!("lo"));
+    slave.c2(&["slave-update"]).ok();
+    assert_eq!(status(&master)["status"], json!("ok"));
+    slave.proxy_set("slaveInterfaceName", json!("nosuchif0"));
+    let follower = Follower::start(&slave, &[]);
+    wait_until(Duration::from_secs(20), "an error report", || {
+        status(&master)["status"] != json!("ok")
+    });
+    assert_names_the_interface(&status(&master));
+    wait_until(
+        Duration::from_secs(10),
+        "the round's error in the log",
+        || {
+            follower
+                .output()
+                .contains("Exception: slaveInterfaceName nosuchif0")
+        },
+    );
+    assert_eq!(follower.terminate(), Some(0));
+}
