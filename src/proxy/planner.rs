@@ -126,6 +126,7 @@ mod tests {
                 .iter()
                 .map(|(e, l)| (e.to_string(), DeployLabel::parse(l).unwrap()))
                 .collect(),
+            ..State::default()
         }
     }
 

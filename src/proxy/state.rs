@@ -24,6 +24,15 @@ pub struct State {
     /// endpoint → deploy label.
     #[serde(default)]
     pub connections: BTreeMap<String, DeployLabel>,
+    /// endpoint → the deploy its last connect, disconnect or rollback
+    /// replaced: where `rollback` goes. Absent when empty, so states without
+    /// rollback information stay byte for byte what older c2 wrote.
+    #[serde(
+        default,
+        rename = "previousConnections",
+        skip_serializing_if = "BTreeMap::is_empty"
+    )]
+    pub previous_connections: BTreeMap<String, DeployLabel>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -161,7 +170,11 @@ pub fn stop(state: &State, label: &str) -> Result<State> {
     Ok(next)
 }
 
-/// `connect <endpoint> <deploy>`.
+/// `connect <endpoint> <deploy>`. The deploy it replaces becomes the
+/// endpoint's previous one. Connecting the deploy already connected
+/// changes nothing; connecting an unconnected endpoint replaces nothing,
+/// so the previous entry a disconnect left stays (rollback then returns to
+/// the last deploy that served), unless it is the deploy now connected.
 pub fn connect(
     state: &State,
     config: &ProxyModeConfig,
@@ -172,18 +185,55 @@ pub fn connect(
     let Some(deploy) = state.deploys.get(label) else {
         bail!("no deploy called {label}");
     };
-    let mut next = state.clone();
-    next.connections
-        .insert(endpoint.to_string(), deploy.label.clone());
-    Ok(next)
+    Ok(switch(state, endpoint, Some(deploy.label.clone())))
 }
 
-/// `disconnect <endpoint>`.
+/// `disconnect <endpoint>`. The deploy it had becomes its previous one.
 pub fn disconnect(state: &State, config: &ProxyModeConfig, endpoint: &str) -> Result<State> {
     check_endpoint(config, endpoint)?;
+    Ok(switch(state, endpoint, None))
+}
+
+/// `rollback <endpoint>`: connects the endpoint back to its previous
+/// deploy, which the deploy it leaves replaces as previous, so a second
+/// rollback goes forward again. After a disconnect it reconnects the
+/// deploy the endpoint had, and leaves no previous entry.
+pub fn rollback(state: &State, config: &ProxyModeConfig, endpoint: &str) -> Result<State> {
+    check_endpoint(config, endpoint)?;
+    let Some(previous) = state.previous_connections.get(endpoint) else {
+        bail!("no previous deploy for endpoint {endpoint}");
+    };
+    if !state.deploys.contains_key(previous) {
+        bail!("previous deploy {previous} of endpoint {endpoint} was stopped");
+    }
+    Ok(switch(state, endpoint, Some(previous.clone())))
+}
+
+/// Points `endpoint` at `to` (or nowhere), recording the deploy it leaves
+/// as the previous one. An endpoint never has its current deploy as its
+/// previous one.
+fn switch(state: &State, endpoint: &str, to: Option<DeployLabel>) -> State {
     let mut next = state.clone();
-    next.connections.remove(endpoint);
-    Ok(next)
+    let from = state.connections.get(endpoint);
+    if from == to.as_ref() {
+        return next;
+    }
+    if let Some(from) = from {
+        next.previous_connections
+            .insert(endpoint.to_string(), from.clone());
+    }
+    match to {
+        Some(label) => {
+            if next.previous_connections.get(endpoint) == Some(&label) {
+                next.previous_connections.remove(endpoint);
+            }
+            next.connections.insert(endpoint.to_string(), label);
+        }
+        None => {
+            next.connections.remove(endpoint);
+        }
+    }
+    next
 }
 
 fn check_endpoint(config: &ProxyModeConfig, endpoint: &str) -> Result<()> {
@@ -213,5 +263,157 @@ mod tests {
         assert_eq!(parse("{}", "s.json").unwrap(), State::default());
         let e = parse("{", "s.json").unwrap_err();
         assert!(format!("{e:#}").starts_with("s.json: invalid state: EOF"));
+    }
+
+    fn config() -> crate::config::ToolConfig {
+        crate::config::parse_value(
+            serde_json::json!({
+                "releases": {"localdir": "/r"},
+                "deployMode": {"proxy": {"endPoints": {
+                    "main": {"serverNames": ["main.example"], "etype": "httpOnly"}
+                }}}
+            }),
+            "test",
+        )
+        .unwrap()
+    }
+
+    /// A state with deploys `labels`, each started from `<label>.zip`.
+    fn with_deploys(proxy: &ProxyModeConfig, labels: &[&str]) -> State {
+        labels.iter().fold(State::default(), |s, l| {
+            let release = ReleaseName::parse(&format!("{l}.zip")).unwrap();
+            start(&s, proxy, &release, &DeployLabel::parse(l).unwrap()).unwrap()
+        })
+    }
+
+    /// (connected deploy, previous deploy) of `main`.
+    fn main_of(state: &State) -> (Option<&str>, Option<&str>) {
+        (
+            state.connections.get("main").map(|l| l.as_str()),
+            state.previous_connections.get("main").map(|l| l.as_str()),
+        )
+    }
+
+    fn err(result: Result<State>) -> String {
+        format!("{:#}", result.unwrap_err())
+    }
+
+    #[test]
+    fn connect_records_the_deploy_it_replaces() {
+        let config = config();
+        let p = config.proxy_mode().unwrap();
+        let s = with_deploys(p, &["a", "b"]);
+        let s = connect(&s, p, "main", "a").unwrap();
+        assert_eq!(main_of(&s), (Some("a"), None), "nothing was replaced");
+        let s = connect(&s, p, "main", "b").unwrap();
+        assert_eq!(main_of(&s), (Some("b"), Some("a")));
+        assert_eq!(connect(&s, p, "main", "b").unwrap(), s, "already connected");
+        let s = disconnect(&s, p, "main").unwrap();
+        assert_eq!(main_of(&s), (None, Some("b")));
+        assert_eq!(disconnect(&s, p, "main").unwrap(), s, "not connected");
+    }
+
+    #[test]
+    fn double_rollback_toggles() {
+        let config = config();
+        let p = config.proxy_mode().unwrap();
+        let s = with_deploys(p, &["a", "b"]);
+        let s = connect(&s, p, "main", "a").unwrap();
+        let s = connect(&s, p, "main", "b").unwrap();
+        let back = rollback(&s, p, "main").unwrap();
+        assert_eq!(main_of(&back), (Some("a"), Some("b")));
+        let forward = rollback(&back, p, "main").unwrap();
+        assert_eq!(forward, s);
+        assert_eq!(rollback(&forward, p, "main").unwrap(), back);
+    }
+
+    #[test]
+    fn rollback_after_a_disconnect_reconnects_and_leaves_no_previous() {
+        let config = config();
+        let p = config.proxy_mode().unwrap();
+        let s = with_deploys(p, &["a", "b"]);
+        let s = connect(&s, p, "main", "a").unwrap();
+        let s = connect(&s, p, "main", "b").unwrap();
+        let s = disconnect(&s, p, "main").unwrap();
+        let s = rollback(&s, p, "main").unwrap();
+        assert_eq!(main_of(&s), (Some("b"), None));
+        assert_eq!(
+            err(rollback(&s, p, "main")),
+            "no previous deploy for endpoint main"
+        );
+    }
+
+    #[test]
+    fn connecting_after_a_disconnect_keeps_the_last_deploy_that_served() {
+        let config = config();
+        let p = config.proxy_mode().unwrap();
+        let s = with_deploys(p, &["a", "b"]);
+        let s = connect(&s, p, "main", "a").unwrap();
+        let s = disconnect(&s, p, "main").unwrap();
+        let c = connect(&s, p, "main", "b").unwrap();
+        assert_eq!(main_of(&c), (Some("b"), Some("a")));
+        assert_eq!(
+            main_of(&rollback(&c, p, "main").unwrap()),
+            (Some("a"), Some("b"))
+        );
+        // Reconnecting the deploy it had: nothing to go back to.
+        let c = connect(&s, p, "main", "a").unwrap();
+        assert_eq!(main_of(&c), (Some("a"), None));
+    }
+
+    #[test]
+    fn a_previous_deploy_may_be_stopped_and_then_rollback_says_so() {
+        let config = config();
+        let p = config.proxy_mode().unwrap();
+        let s = with_deploys(p, &["shop-1.4", "shop-1.5"]);
+        let s = connect(&s, p, "main", "shop-1.4").unwrap();
+        let s = connect(&s, p, "main", "shop-1.5").unwrap();
+        let s = stop(&s, "shop-1.4").unwrap();
+        assert_eq!(main_of(&s), (Some("shop-1.5"), Some("shop-1.4")));
+        assert_eq!(
+            err(rollback(&s, p, "main")),
+            "previous deploy shop-1.4 of endpoint main was stopped"
+        );
+        assert_eq!(
+            err(stop(&s, "shop-1.5")),
+            "deploy is connected to main: connect main to another deploy or disconnect it first"
+        );
+    }
+
+    #[test]
+    fn rollback_errors() {
+        let config = config();
+        let p = config.proxy_mode().unwrap();
+        let s = with_deploys(p, &["a"]);
+        assert_eq!(
+            err(rollback(&s, p, "main")),
+            "no previous deploy for endpoint main"
+        );
+        assert_eq!(
+            err(rollback(&s, p, "nope")),
+            err(connect(&s, p, "nope", "a"))
+        );
+        assert_eq!(
+            err(rollback(&s, p, "nope")),
+            "no endpoint called nope (configured: main)"
+        );
+    }
+
+    #[test]
+    fn previous_connections_are_written_only_when_there_are_some() {
+        let text = "{\"deploys\":{\"a\":{\"label\":\"a\",\"release\":\"a.zip\",\"port\":8000}},\"connections\":{\"main\":\"a\"}}";
+        let s = parse(text, "s.json").unwrap();
+        assert!(s.previous_connections.is_empty());
+        let written = String::from_utf8(s.to_json()).unwrap();
+        assert!(!written.contains("previousConnections"), "{written}");
+        let mut with = s.clone();
+        with.previous_connections
+            .insert("main".into(), DeployLabel::parse("b").unwrap());
+        let written = String::from_utf8(with.to_json()).unwrap();
+        assert!(
+            written.contains("\"previousConnections\": {\n    \"main\": \"b\"\n  }"),
+            "{written}"
+        );
+        assert_eq!(parse(&written, "s.json").unwrap(), with);
     }
 }
