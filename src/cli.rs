@@ -198,6 +198,22 @@ pub enum Command {
         #[arg(add = ArgValueCandidates::new(|| completion::live(Kind::Endpoints)))]
         endpoint: String,
     },
+    /// Route an endpoint back to the deploy it had before its last change.
+    ///
+    /// Proxy mode. Every connect, disconnect and rollback records the deploy
+    /// it replaced; rollback connects the endpoint back to it and records the
+    /// deploy it leaves, so a second rollback goes forward again. After a
+    /// disconnect it reconnects the deploy the endpoint had. Fails when there
+    /// is no previous deploy or it was stopped. With remote state, only the
+    /// master state changes.
+    Rollback {
+        /// An endpoint label from the config
+        #[arg(add = ArgValueCandidates::new(|| completion::live(Kind::Endpoints)))]
+        endpoint: String,
+        /// Roll back even if the deploy's health check fails
+        #[arg(long)]
+        force: bool,
+    },
     /// Rewrite the nginx config and reload the frontend proxy.
     ///
     /// From this machine's state and the current config, starting nginx if it

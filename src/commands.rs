@@ -82,6 +82,9 @@ pub fn run(cli: Cli) -> Result<()> {
             Run::mutating(path)?.target()?.connect(&endpoint, &deploy)
         }
         Command::Disconnect { endpoint } => Run::mutating(path)?.target()?.disconnect(&endpoint),
+        Command::Rollback { endpoint, force } => {
+            Run::mutating(path)?.target()?.rollback(&endpoint, force)
+        }
         Command::RestartFrontendProxy => {
             let run = Run::mutating(path)?;
             run.machine("restart-frontend-proxy")?.restart_frontend()

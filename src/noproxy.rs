@@ -131,6 +131,10 @@ impl Target for Noproxy<'_> {
         bail!("disconnect needs proxy mode (deployMode is noproxy in the config)")
     }
 
+    fn rollback(&self, _endpoint: &str, _force: bool) -> Result<()> {
+        bail!("rollback needs proxy mode (deployMode is noproxy in the config)")
+    }
+
     /// [better] noproxy mode shows the current release instead of failing.
     fn status(&self, _show_slaves: bool, json_output: bool) -> Result<()> {
         let current = self.current_label()?;

@@ -22,6 +22,8 @@ pub(crate) trait Target {
     fn connect(&self, endpoint: &str, deploy: &str) -> Result<()>;
     /// `disconnect <endpoint>`.
     fn disconnect(&self, endpoint: &str) -> Result<()>;
+    /// `rollback [--force] <endpoint>`.
+    fn rollback(&self, endpoint: &str, force: bool) -> Result<()>;
     /// `status [--show-slaves] [--json-output]`.
     fn status(&self, show_slaves: bool, json_output: bool) -> Result<()>;
     /// The deploy labels, for completion.

@@ -76,14 +76,19 @@ impl<'a> Executor<'a> {
                         self.set_endpoints(&pairs)
                     })?;
                     current.connections = target.connections.clone();
+                    current.previous_connections = target.previous_connections.clone();
                 }
             }
             current.write(&self.layout.state_file())?;
         }
         // Connections to endpoints unknown to the config (or to deploys that
-        // failed) change no action but still belong in the state.
-        if current.connections != target.connections {
+        // failed), and the rollback record, change no action but still
+        // belong in the state.
+        if current.connections != target.connections
+            || current.previous_connections != target.previous_connections
+        {
             current.connections = target.connections.clone();
+            current.previous_connections = target.previous_connections.clone();
             current.write(&self.layout.state_file())?;
         }
         failed.into_result()

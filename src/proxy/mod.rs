@@ -43,6 +43,9 @@ pub(crate) enum Change<'a> {
     Disconnect {
         endpoint: &'a str,
     },
+    Rollback {
+        endpoint: &'a str,
+    },
 }
 
 impl Change<'_> {
@@ -53,6 +56,7 @@ impl Change<'_> {
             Change::Stop { label } => state::stop(state, label),
             Change::Connect { endpoint, label } => state::connect(state, proxy, endpoint, label),
             Change::Disconnect { endpoint } => state::disconnect(state, proxy, endpoint),
+            Change::Rollback { endpoint } => state::rollback(state, proxy, endpoint),
         }
     }
 
@@ -62,6 +66,7 @@ impl Change<'_> {
             Change::Stop { label } => format!("Stopping deploy {label}"),
             Change::Connect { endpoint, label } => format!("Connecting {endpoint} to {label}"),
             Change::Disconnect { endpoint } => format!("Disconnecting {endpoint}"),
+            Change::Rollback { endpoint } => format!("Rolling back {endpoint}"),
         }
     }
 }
@@ -115,6 +120,12 @@ impl Target for ProxyTarget<'_> {
 
     fn disconnect(&self, endpoint: &str) -> Result<()> {
         self.state.apply(&Change::Disconnect { endpoint })
+    }
+
+    fn rollback(&self, endpoint: &str, _force: bool) -> Result<()> {
+        // The health re-check of the deploy rolled back to (SPEC 10.1,
+        // skipped with `force`) goes here, as on connect.
+        self.state.apply(&Change::Rollback { endpoint })
     }
 
     fn status(&self, show_slaves: bool, json_output: bool) -> Result<()> {
@@ -250,9 +261,9 @@ impl StateBackend for Machine<'_> {
         log::scope(&change.describe(), || {
             self.executor().apply(&mut current, &target)
         })?;
-        // A connect that changes no route must still leave the proxy
-        // serving it; one that does has just (re)started or reloaded it.
-        if matches!(change, Change::Connect { .. }) && !reconfigures {
+        // A connect (or rollback) that changes no route must still leave
+        // the proxy serving it; one that does has just (re)started or reloaded it.
+        if matches!(change, Change::Connect { .. } | Change::Rollback { .. }) && !reconfigures {
             self.ensure_frontend_locked()?;
         }
         Ok(())

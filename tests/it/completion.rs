@@ -150,6 +150,7 @@ fn every_shell_completes_commands_releases_deploys_and_endpoints() {
         assert_eq!(complete(shell, &env, &["connect", ""]), ["main", "test"]);
         assert_eq!(complete(shell, &env, &["connect", "main", "c"]), ["canary"]);
         assert_eq!(complete(shell, &env, &["disconnect", "t"]), ["test"]);
+        assert_eq!(complete(shell, &env, &["rollback", ""]), ["main", "test"]);
         // Options only once a `-` is typed.
         assert_eq!(complete(shell, &env, &["status", "--j"]), ["--json-output"]);
         // No hidden command is offered, even to one who types its prefix.

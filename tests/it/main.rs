@@ -21,5 +21,6 @@ mod noproxy;
 mod output;
 mod proxy;
 mod remote;
+mod rollback;
 mod s3;
 mod zero_downtime;

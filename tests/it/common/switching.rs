@@ -107,6 +107,19 @@ impl Figures {
 /// `blue` and `green`, starting from `blue` connected, `switches` times,
 /// `gap` apart, while a client requests it continuously.
 pub fn run(env: &Env, switches: usize, gap: Duration) -> Figures {
+    run_with(env, switches, gap, |env, to| {
+        env.c2(&["connect", "main", to]).ok();
+    })
+}
+
+/// As [`run`], each switch to deploy `to` made by `switch` (which must
+/// leave `main` connected to `to` when it returns).
+pub fn run_with(
+    env: &Env,
+    switches: usize,
+    gap: Duration,
+    switch: impl Fn(&Env, &'static str),
+) -> Figures {
     let port = env.http_port();
     let stop = Arc::new(AtomicBool::new(false));
     // Stops the client however the run ends: a failed wait must not leave it
@@ -156,7 +169,7 @@ pub fn run(env: &Env, switches: usize, gap: Duration) -> Figures {
         }
         let to = if i % 2 == 0 { "green" } else { "blue" };
         let called = Instant::now();
-        env.c2(&["connect", "main", to]).ok();
+        switch(env, to);
         done.push(Switch {
             called,
             returned: Instant::now(),
