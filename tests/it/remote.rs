@@ -9,13 +9,13 @@ use crate::common::{self, wait_until, Env, Moto};
 use serde_json::{json, Value};
 
 /// The two backends: a moto bucket, and a directory.
-enum Backend {
+pub(crate) enum Backend {
     S3(&'static Moto),
     Dir,
 }
 
 /// A master Env on `backend` with one endpoint, and its remote location.
-fn master_on(backend: &Backend) -> Env {
+pub(crate) fn master_on(backend: &Backend) -> Env {
     let mut env = Env::new();
     env.proxy(&[("main", "main.example")]);
     let location = match backend {
@@ -31,7 +31,7 @@ fn master_on(backend: &Backend) -> Env {
     env
 }
 
-fn publish_http(master: &Env, backend: &Backend, name: &str) {
+pub(crate) fn publish_http(master: &Env, backend: &Backend, name: &str) {
     let release = master.http_release(name);
     match backend {
         Backend::S3(moto) => {
@@ -44,7 +44,7 @@ fn publish_http(master: &Env, backend: &Backend, name: &str) {
     }
 }
 
-fn backends() -> Vec<Backend> {
+pub(crate) fn backends() -> Vec<Backend> {
     vec![Backend::Dir, Backend::S3(Moto::shared())]
 }
 

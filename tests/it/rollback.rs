@@ -1,10 +1,11 @@
 //! Rollback (SPEC §10.2): every connect, disconnect and rollback records
 //! the deploy it replaced; `c2 rollback <endpoint>` goes back to it, through
-//! the real nginx locally and through the master in remote mode.
+//! the real nginx locally and through the master in remote mode (directory and S3).
 
 use std::time::Duration;
 
 use crate::common::{self, switching, Env};
+use crate::remote;
 use serde_json::json;
 
 /// Proxy mode with endpoint `main` and deploys `shop-1.4` and `shop-1.5`
@@ -177,44 +178,43 @@ fn state_files_without_rollback_information_stay_as_they_were() {
 
 #[test]
 fn rollback_in_remote_mode_edits_the_master_and_slaves_follow() {
-    let mut master = Env::new();
-    master.proxy(&[("main", "main.example")]);
-    let shared = master.path("shared").to_string_lossy().to_string();
-    master.remote(&shared);
-    master.http_release("blue.zip").publish();
-    master.http_release("green.zip").publish();
-    let slave = master.slave("web1");
+    for backend in remote::backends() {
+        let master = remote::master_on(&backend);
+        remote::publish_http(&master, &backend, "blue.zip");
+        remote::publish_http(&master, &backend, "green.zip");
+        let slave = master.slave("web1");
 
-    master.c2(&["start", "blue.zip"]).ok();
-    master.c2(&["start", "green.zip"]).ok();
-    master
-        .c2(&["rollback", "main"])
-        .fails_with("no previous deploy for endpoint main");
-    master.c2(&["connect", "main", "blue"]).ok();
-    master.c2(&["connect", "main", "green"]).ok();
-    slave.c2(&["slave-update"]).ok();
-    assert_eq!(slave.get("main.example", "/").body, "green /");
-
-    for (to, from) in [("blue", "green"), ("green", "blue")] {
-        master.c2(&["rollback", "main"]).ok();
-        let status = master.status_json();
-        assert_eq!(status["master"]["connections"], json!({"main": to}));
-        assert_eq!(
-            status["master"]["previousConnections"],
-            json!({"main": from})
-        );
-        assert!(!master.exists("deploys/blue"), "nothing runs on the master");
-        assert_eq!(master.slave_report("web1").unwrap()["inSync"], json!(false));
-
+        master.c2(&["start", "blue.zip"]).ok();
+        master.c2(&["start", "green.zip"]).ok();
+        master
+            .c2(&["rollback", "main"])
+            .fails_with("no previous deploy for endpoint main");
+        master.c2(&["connect", "main", "blue"]).ok();
+        master.c2(&["connect", "main", "green"]).ok();
         slave.c2(&["slave-update"]).ok();
-        assert_eq!(slave.get("main.example", "/").body, format!("{to} /"));
-        let report = master.slave_report("web1").unwrap();
-        assert_eq!(report["state"]["state"], master.status_json()["master"]);
-        assert_eq!(report["inSync"], json!(true));
-    }
+        assert_eq!(slave.get("main.example", "/").body, "green /");
 
-    master.c2(&["stop", "blue"]).ok();
-    master
-        .c2(&["rollback", "main"])
-        .fails_with("previous deploy blue of endpoint main was stopped");
+        for (to, from) in [("blue", "green"), ("green", "blue")] {
+            master.c2(&["rollback", "main"]).ok();
+            let status = master.status_json();
+            assert_eq!(status["master"]["connections"], json!({"main": to}));
+            assert_eq!(
+                status["master"]["previousConnections"],
+                json!({"main": from})
+            );
+            assert!(!master.exists("deploys/blue"), "nothing runs on the master");
+            assert_eq!(master.slave_report("web1").unwrap()["inSync"], json!(false));
+
+            slave.c2(&["slave-update"]).ok();
+            assert_eq!(slave.get("main.example", "/").body, format!("{to} /"));
+            let report = master.slave_report("web1").unwrap();
+            assert_eq!(report["state"]["state"], master.status_json()["master"]);
+            assert_eq!(report["inSync"], json!(true));
+        }
+
+        master.c2(&["stop", "blue"]).ok();
+        master
+            .c2(&["rollback", "main"])
+            .fails_with("previous deploy blue of endpoint main was stopped");
+    }
 }
