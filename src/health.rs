@@ -51,12 +51,14 @@ pub(crate) fn wait_healthy(label: &str, port: u16, check: &DeployHealthCheck) ->
             Ok(()) => return Ok(()),
             Err(why) => why,
         };
-        if Instant::now() + POLL > deadline {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
             bail!(
                 "deploy {label}: health check {} failed after {secs} s: {why}",
                 check.path
             );
         }
-        std::thread::sleep(POLL);
+        // The last ask is at the deadline itself.
+        std::thread::sleep(POLL.min(left));
     }
 }
