@@ -311,9 +311,13 @@ impl StateBackend for Machine<'_> {
                 .iter()
                 .map(|(label, h)| (label.clone(), status::health_word(h).into()))
                 .collect();
-            crate::output::line(
-                &serde_json::json!({ "master": state, "health": health }).to_string(),
-            )?;
+            let mut out = serde_json::json!({ "master": state });
+            // Only when some deploy has a check: the shape is otherwise the
+            // old tool's.
+            if !health.is_empty() {
+                out["health"] = health.into();
+            }
+            crate::output::line(&out.to_string())?;
         } else {
             crate::output::print(&status::master_text(self.proxy, &state, &health))?;
         }
