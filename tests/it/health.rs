@@ -123,11 +123,9 @@ fn an_unhealthy_release_never_gets_traffic_and_leaves_nothing_behind() {
     let out = env.c2(&["start", "bad.zip"]).output();
     let took = started.elapsed();
     assert_ne!(out.code, Some(0), "{out}");
-    let line = out.error_line();
-    assert!(
-        line.ends_with(
-            "deploy bad: health check /up failed after 2 s: 500 Internal Server Error: \"database unreachable\""
-        ),
+    assert_eq!(
+        out.error_line(),
+        "c2: error: deploy bad: health check /up failed after 2 s: 500 Internal Server Error: \"database unreachable\"",
         "{out}"
     );
     assert!(took >= Duration::from_secs(2), "gave up after {took:?}");
@@ -321,4 +319,34 @@ fn a_slave_reports_a_failed_health_gate() {
     assert!(!slave.exists("deploys/bad"));
     assert_eq!(servers_of(&slave, "bad"), 0);
     assert!(!Path::new(&slave.path("deploys/bad")).exists());
+}
+
+#[test]
+fn a_redirect_is_healthy_and_a_silent_deploy_fails_with_the_connection_error() {
+    let mut env = proxy_env();
+    env.proxy_set(
+        "deployHealthCheck",
+        json!({"path": "/up", "timeoutSeconds": 1}),
+    );
+    env.http_release("moved.zip")
+        .file("up", "302 elsewhere")
+        .publish();
+    env.c2(&["start", "moved.zip"]).ok();
+    assert!(env.state()["deploys"]["moved"].is_object());
+
+    // Its start command serves nothing.
+    env.release("silent.zip")
+        .set("startCommand", json!("true"))
+        .set("stopCommand", json!("true"))
+        .publish();
+    let out = env.c2(&["start", "silent.zip"]).output();
+    let line = out.error_line();
+    assert!(
+        line.starts_with(
+            "c2: error: deploy silent: health check /up failed after 1 s: cannot connect to 127.0.0.1:"
+        ) && line.ends_with("Connection refused (os error 111)"),
+        "{out}"
+    );
+    assert!(!env.exists("deploys/silent"));
+    assert!(env.state()["deploys"]["silent"].is_null());
 }
