@@ -188,6 +188,9 @@ pub enum Command {
         /// A deploy label
         #[arg(add = ArgValueCandidates::new(|| completion::live(Kind::Deploys)))]
         deploy: String,
+        /// Connect even if the deploy's health check fails
+        #[arg(long)]
+        force: bool,
     },
     /// Stop routing an endpoint.
     ///

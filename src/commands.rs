@@ -78,9 +78,13 @@ pub fn run(cli: Cli) -> Result<()> {
             Run::mutating(path)?.target()?.start(&release, label)
         }
         Command::Stop { deploy } => Run::mutating(path)?.target()?.stop(&deploy),
-        Command::Connect { endpoint, deploy } => {
-            Run::mutating(path)?.target()?.connect(&endpoint, &deploy)
-        }
+        Command::Connect {
+            endpoint,
+            deploy,
+            force,
+        } => Run::mutating(path)?
+            .target()?
+            .connect(&endpoint, &deploy, force),
         Command::Disconnect { endpoint } => Run::mutating(path)?.target()?.disconnect(&endpoint),
         Command::Rollback { endpoint, force } => {
             Run::mutating(path)?.target()?.rollback(&endpoint, force)

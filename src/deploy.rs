@@ -8,13 +8,13 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 
-use crate::config::ToolConfig;
+use crate::config::{DeployHealthCheck, ToolConfig};
 use crate::context::{self, Ports};
 use crate::layout::Layout;
 use crate::names::{DeployLabel, ReleaseName};
 use crate::release::{self, Expansion, ReleaseConfig, RELEASE_JSON};
 use crate::store::ReleaseStore;
-use crate::{fsutil, log, shell};
+use crate::{fsutil, health, log, shell};
 
 /// What a deploy is made from: the config (context sources) and the store.
 pub(crate) struct Deployer<'a> {
@@ -124,10 +124,24 @@ impl Prepared {
         )
     }
 
-    /// Runs the start command; if it fails, stops what it may have left
-    /// running and removes the directory, so the deploy never half-exists.
-    pub(crate) fn start_or_undo(self) -> Result<()> {
-        let started = self.start();
+    /// The release's own health check.
+    pub(crate) fn health_check(&self) -> Option<&DeployHealthCheck> {
+        self.config.health_check.as_ref()
+    }
+
+    /// Runs the start command, then, given a health check and the deploy's
+    /// HTTP port, waits until the deploy is healthy. If either fails, stops
+    /// what it may have left running and removes the directory, so the
+    /// deploy never half-exists; the error (with the last health answer)
+    /// is taken before that.
+    pub(crate) fn start_or_undo(self, health: Option<(&DeployHealthCheck, u16)>) -> Result<()> {
+        let started = self.start().and_then(|()| match health {
+            Some((check, port)) => log::scope(
+                &format!("Waiting until GET {} is healthy", check.path),
+                || health::wait_healthy(&dir_name(&self.dir), port, check),
+            ),
+            None => Ok(()),
+        });
         if started.is_err() {
             // The start's own error is the one to report.
             stop(&self.dir, &mut FailedStops::default());

@@ -123,7 +123,7 @@ impl Target for Noproxy<'_> {
         failed.into_result()
     }
 
-    fn connect(&self, _endpoint: &str, _deploy: &str) -> Result<()> {
+    fn connect(&self, _endpoint: &str, _deploy: &str, _force: bool) -> Result<()> {
         bail!("connect needs proxy mode (deployMode is noproxy in the config)")
     }
 

@@ -18,8 +18,9 @@ pub(crate) trait Target {
     fn start(&self, release: &ReleaseName, label: Option<DeployLabel>) -> Result<()>;
     /// `stop <deploy>`.
     fn stop(&self, deploy: &str) -> Result<()>;
-    /// `connect <endpoint> <deploy>`.
-    fn connect(&self, endpoint: &str, deploy: &str) -> Result<()>;
+    /// `connect <endpoint> <deploy> [--force]`; `force` skips the health
+    /// check.
+    fn connect(&self, endpoint: &str, deploy: &str, force: bool) -> Result<()>;
     /// `disconnect <endpoint>`.
     fn disconnect(&self, endpoint: &str) -> Result<()>;
     /// `rollback [--force] <endpoint>`.

@@ -22,11 +22,21 @@ use crate::names::ContextName;
 pub(crate) mod maybe {
     use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+    /// The wire form; also read by [`super::plain_or_maybe`].
     #[derive(Serialize, Deserialize)]
     #[serde(rename_all = "camelCase")]
-    enum Maybe<T> {
+    pub(crate) enum Maybe<T> {
         Nothing,
         Just(T),
+    }
+
+    impl<T> Maybe<T> {
+        pub(crate) fn into_option(self) -> Option<T> {
+            match self {
+                Maybe::Nothing => None,
+                Maybe::Just(x) => Some(x),
+            }
+        }
     }
 
     pub fn serialize<S: Serializer, T: Serialize>(v: &Option<T>, s: S) -> Result<S::Ok, S::Error> {
@@ -39,10 +49,40 @@ pub(crate) mod maybe {
     pub fn deserialize<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
         d: D,
     ) -> Result<Option<T>, D::Error> {
-        Ok(match Maybe::deserialize(d)? {
-            Maybe::Nothing => None,
-            Maybe::Just(x) => Some(x),
-        })
+        Ok(Maybe::deserialize(d)?.into_option())
+    }
+}
+
+/// A [new] optional field that accepts both the plain form (absent, `null`
+/// or the value) and ADL's `"nothing"` / `{"just": value}`; written plain.
+/// `#[serde(default, with = "plain_or_maybe")]`.
+pub(crate) mod plain_or_maybe {
+    use serde::de::DeserializeOwned;
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    pub fn serialize<S: Serializer, T: Serialize>(v: &Option<T>, s: S) -> Result<S::Ok, S::Error> {
+        v.serialize(s)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>, T: DeserializeOwned>(
+        d: D,
+    ) -> Result<Option<T>, D::Error> {
+        // An untagged enum would hide the value's own error ("invalid URL
+        // path") behind "did not match any variant": the value is read
+        // once and decoded by its shape instead.
+        let value = serde_json::Value::deserialize(d)?;
+        let adl = match &value {
+            serde_json::Value::String(s) => s == "nothing",
+            serde_json::Value::Object(m) => m.len() == 1 && m.contains_key("just"),
+            _ => false,
+        };
+        if adl {
+            serde_json::from_value::<super::maybe::Maybe<T>>(value)
+                .map(super::maybe::Maybe::into_option)
+                .map_err(serde::de::Error::custom)
+        } else {
+            serde_json::from_value::<Option<T>>(value).map_err(serde::de::Error::custom)
+        }
     }
 }
 
@@ -178,6 +218,53 @@ pub struct ProxyModeConfig {
     pub http_port: u16,
     #[serde(default = "defaults::https_port")]
     pub https_port: u16,
+    /// [new] The health gate of deploys whose release.json has none
+    /// (boxed: it would make every `DeployMode` much larger).
+    #[serde(
+        default,
+        with = "plain_or_maybe",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub deploy_health_check: Option<Box<DeployHealthCheck>>,
+}
+
+/// [new] A deploy is healthy when `GET <path>` on its HTTP port answers
+/// 2xx or 3xx; a new one has `timeout_seconds` to become so.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DeployHealthCheck {
+    pub path: UrlPath,
+    #[serde(default = "defaults::health_timeout_seconds")]
+    pub timeout_seconds: TimeoutSeconds,
+}
+
+/// A whole number of seconds, at least 1.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "i64", into = "u64")]
+pub struct TimeoutSeconds(u64);
+
+impl TimeoutSeconds {
+    pub fn get(self) -> u64 {
+        self.0
+    }
+}
+
+impl TryFrom<i64> for TimeoutSeconds {
+    type Error = anyhow::Error;
+    fn try_from(n: i64) -> anyhow::Result<TimeoutSeconds> {
+        match u64::try_from(n) {
+            Ok(n) if n >= 1 => Ok(TimeoutSeconds(n)),
+            _ => {
+                bail!("invalid timeoutSeconds {n}: expected a whole number of seconds, at least 1")
+            }
+        }
+    }
+}
+
+impl From<TimeoutSeconds> for u64 {
+    fn from(t: TimeoutSeconds) -> u64 {
+        t.0
+    }
 }
 
 /// Where the remote state lives: an S3 prefix or [new] an absolute
@@ -448,6 +535,10 @@ impl AsRef<Path> for SafePath {
 mod defaults {
     use super::*;
 
+    pub fn health_timeout_seconds() -> TimeoutSeconds {
+        TimeoutSeconds(60)
+    }
+
     pub fn deploys_dir() -> PathBuf {
         "/opt/deploys".into()
     }
@@ -604,5 +695,39 @@ mod tests {
         let path: SafePath = serde_json::from_str("\"/c.pem\"").unwrap();
         assert_eq!(serde_json::to_string(&path).unwrap(), "\"/c.pem\"");
         assert!(serde_json::from_str::<UrlPath>("\"/a;b\"").is_err());
+    }
+
+    #[test]
+    fn a_deploy_health_check_is_plain_or_adl_optional() {
+        #[derive(Deserialize)]
+        struct T {
+            #[serde(default, with = "plain_or_maybe")]
+            c: Option<DeployHealthCheck>,
+        }
+        let read = |v: serde_json::Value| serde_json::from_value::<T>(v).map(|t| t.c);
+        let up = |secs| DeployHealthCheck {
+            path: UrlPath("/up".into()),
+            timeout_seconds: TimeoutSeconds(secs),
+        };
+        assert_eq!(read(serde_json::json!({})).unwrap(), None);
+        assert_eq!(read(serde_json::json!({"c": null})).unwrap(), None);
+        assert_eq!(read(serde_json::json!({"c": "nothing"})).unwrap(), None);
+        assert_eq!(
+            read(serde_json::json!({"c": {"path": "/up"}})).unwrap(),
+            Some(up(60))
+        );
+        assert_eq!(
+            read(serde_json::json!({"c": {"just": {"path": "/up", "timeoutSeconds": 3}}})).unwrap(),
+            Some(up(3))
+        );
+        for bad in [
+            serde_json::json!({"c": {"path": "up"}}),
+            serde_json::json!({"c": {"path": "/up", "timeoutSeconds": 0}}),
+            serde_json::json!({"c": {"path": "/up", "timeoutSeconds": -1}}),
+            serde_json::json!({"c": {"path": "/up", "timeoutSeconds": 1.5}}),
+            serde_json::json!({"c": "just"}),
+        ] {
+            assert!(read(bad.clone()).is_err(), "{bad}");
+        }
     }
 }

@@ -110,7 +110,14 @@ impl<'a> Executor<'a> {
             Some(&Ports::new(d.port, range)),
             DirState::Fresh(Mode::Proxy),
         )?;
-        log::scope("Running start script", || prepared.start_or_undo())
+        // The release's own health check wins over the config's.
+        let check = prepared
+            .health_check()
+            .or(self.proxy.deploy_health_check.as_deref())
+            .cloned();
+        log::scope("Running start script", || {
+            prepared.start_or_undo(check.as_ref().map(|c| (c, d.port)))
+        })
     }
 
     fn destroy_deploy(&self, d: &Deploy, failed: &mut FailedStops) -> Result<()> {

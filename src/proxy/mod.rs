@@ -15,14 +15,17 @@ pub(crate) mod planner;
 pub(crate) mod state;
 pub(crate) mod status;
 
+use std::collections::BTreeMap;
+use std::time::Duration;
+
 use anyhow::{bail, Context, Result};
 
 use crate::config::{ProxyModeConfig, ToolConfig};
 use crate::layout::Layout;
-use crate::log;
 use crate::names::{DeployLabel, ReleaseName};
 use crate::store::ReleaseStore;
 use crate::target::Target;
+use crate::{health, log};
 
 use executor::Executor;
 use state::State;
@@ -80,6 +83,13 @@ pub(crate) trait StateBackend {
     fn apply(&self, change: &Change) -> Result<()>;
     /// `status [--show-slaves] [--json-output]`.
     fn status(&self, show_slaves: bool, json_output: bool) -> Result<()>;
+    /// Refuses deploy `label` if it has a health check and fails it.
+    /// With remote state the master cannot ask: the deploys run on the
+    /// slaves, so nothing is checked here (the slaves' acknowledgement of
+    /// the fleet, a later issue, covers it).
+    fn check_connectable(&self, _label: &str) -> Result<()> {
+        Ok(())
+    }
 }
 
 /// Proxy mode's deploy target: the rules, over either state backend.
@@ -111,7 +121,10 @@ impl Target for ProxyTarget<'_> {
         self.state.apply(&Change::Stop { label: deploy })
     }
 
-    fn connect(&self, endpoint: &str, deploy: &str) -> Result<()> {
+    fn connect(&self, endpoint: &str, deploy: &str, force: bool) -> Result<()> {
+        if !force {
+            self.state.check_connectable(deploy)?;
+        }
         self.state.apply(&Change::Connect {
             endpoint,
             label: deploy,
@@ -245,6 +258,35 @@ impl<'a> Machine<'a> {
     }
 }
 
+impl Machine<'_> {
+    /// The answer of each deploy that has a health check, asked all at
+    /// once with a 1 s time-out, by deploy label.
+    fn health(&self, state: &State) -> BTreeMap<String, Result<(), String>> {
+        std::thread::scope(|scope| {
+            let asks: Vec<_> = state
+                .deploys
+                .values()
+                .filter_map(|d| {
+                    let check = health::of_deploy(&self.layout.deploy_dir(&d.label), self.proxy)?;
+                    let port = d.port;
+                    Some((
+                        d.label.to_string(),
+                        scope.spawn(move || health::ask(port, &check, Duration::from_secs(1))),
+                    ))
+                })
+                .collect();
+            asks.into_iter()
+                .map(|(label, ask)| {
+                    let answer = ask
+                        .join()
+                        .unwrap_or_else(|_| Err("the health check crashed".to_string()));
+                    (label, answer)
+                })
+                .collect()
+        })
+    }
+}
+
 /// Local state: a change is planned and performed on this machine.
 impl StateBackend for Machine<'_> {
     fn read(&self) -> Result<State> {
@@ -274,10 +316,36 @@ impl StateBackend for Machine<'_> {
             bail!("--show-slaves needs remote state: set deployMode.proxy.remoteStateS3 in the config");
         }
         let state = self.local_state()?;
+        let health = self.health(&state);
         if json_output {
-            crate::output::line(&serde_json::json!({ "master": state }).to_string())?;
+            let health: serde_json::Map<String, serde_json::Value> = health
+                .iter()
+                .map(|(label, h)| (label.clone(), status::health_word(h).into()))
+                .collect();
+            let mut out = serde_json::json!({ "master": state });
+            // Only when some deploy has a check: the shape is otherwise the
+            // old tool's.
+            if !health.is_empty() {
+                out["health"] = health.into();
+            }
+            crate::output::line(&out.to_string())?;
         } else {
-            crate::output::print(&status::master_text(self.proxy, &state))?;
+            crate::output::print(&status::master_text(self.proxy, &state, &health))?;
+        }
+        Ok(())
+    }
+
+    fn check_connectable(&self, label: &str) -> Result<()> {
+        let state = self.local_state()?;
+        let Some(d) = state.deploys.get(label) else {
+            // Not a deploy: the change itself says so.
+            return Ok(());
+        };
+        let Some(check) = health::of_deploy(&self.layout.deploy_dir(&d.label), self.proxy) else {
+            return Ok(());
+        };
+        if let Err(why) = health::ask(d.port, &check, Duration::from_secs(5)) {
+            bail!("deploy {label} is not healthy: {why}; not connecting (--force connects anyway)");
         }
         Ok(())
     }

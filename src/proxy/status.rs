@@ -1,5 +1,6 @@
 //! `status` output: text for people, JSON for scripts.
 
+use std::collections::BTreeMap;
 use std::fmt::Write;
 
 use crate::config::{EndPointType, ProxyModeConfig};
@@ -23,6 +24,15 @@ fn deploy_name(d: &Deploy) -> String {
 
 /// The endpoints and deploys of a state, as in the spec's example.
 pub fn state_text(proxy: &ProxyModeConfig, state: &State) -> String {
+    state_text_with_health(proxy, state, &BTreeMap::new())
+}
+
+/// [`state_text`] with each asked deploy's health after it.
+pub fn state_text_with_health(
+    proxy: &ProxyModeConfig,
+    state: &State,
+    health: &BTreeMap<String, Result<(), String>>,
+) -> String {
     let mut out = String::from("Endpoints:\n");
     for (label, ep) in &proxy.end_points {
         let ports = match ep.etype {
@@ -45,13 +55,34 @@ pub fn state_text(proxy: &ProxyModeConfig, state: &State) -> String {
     }
     out.push_str("\nDeploys:\n");
     for d in state.deploys.values() {
-        let _ = writeln!(out, "  {}: (localhost:{})", deploy_name(d), d.port);
+        let _ = write!(out, "  {}: (localhost:{})", deploy_name(d), d.port);
+        if let Some(answer) = health.get(d.label.as_str()) {
+            let _ = write!(out, " {}", health_word(answer));
+        }
+        out.push('\n');
     }
     out
 }
 
-pub fn master_text(proxy: &ProxyModeConfig, state: &State) -> String {
-    format!("{}\n{}", heading("MASTER"), state_text(proxy, state))
+/// The local status: the state, each asked deploy's health after it.
+pub fn master_text(
+    proxy: &ProxyModeConfig,
+    state: &State,
+    health: &BTreeMap<String, Result<(), String>>,
+) -> String {
+    format!(
+        "{}\n{}",
+        heading("MASTER"),
+        state_text_with_health(proxy, state, health)
+    )
+}
+
+/// `healthy`, or `unhealthy: <why>`.
+pub fn health_word(answer: &Result<(), String>) -> String {
+    match answer {
+        Ok(()) => "healthy".to_string(),
+        Err(why) => format!("unhealthy: {why}"),
+    }
 }
 
 #[cfg(test)]
@@ -78,7 +109,7 @@ mod tests {
         }))
         .unwrap();
         assert_eq!(
-            master_text(config.proxy_mode().unwrap(), &state),
+            master_text(config.proxy_mode().unwrap(), &state, &BTreeMap::new()),
             "---------------------MASTER-------------------------------------------\n\
              Endpoints:\n\
              \x20 main: (main.example:80) -> shop-1.4\n\

@@ -11,7 +11,7 @@ use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::config::{Limits, ToolConfig};
+use crate::config::{DeployHealthCheck, Limits, ToolConfig};
 use crate::fsutil;
 use crate::log;
 use crate::names::{ContextName, ReleaseName};
@@ -28,6 +28,13 @@ pub(crate) struct ReleaseConfig {
     pub stop_command: String,
     #[serde(default)]
     pub config_sources: BTreeMap<ContextName, PathBuf>,
+    /// [new] Wins over the config's `deployHealthCheck`.
+    #[serde(
+        default,
+        with = "crate::config::plain_or_maybe",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub health_check: Option<DeployHealthCheck>,
 }
 
 pub(crate) const RELEASE_JSON: &str = "release.json";

@@ -15,6 +15,7 @@ mod docker_driver;
 mod examples;
 mod faults;
 mod fleet;
+mod health;
 mod limits;
 mod mustache_spec;
 mod noproxy;

@@ -1,6 +1,10 @@
 # A tiny HTTP server for test releases: answers every GET with
 # "<name> <path>". Started by a release's startCommand; it binds its port
 # before the command returns, then runs detached, its pid in server.pid.
+# For health checks, GET /up answers as the file `up` in its directory says
+# ("<status> <body>", e.g. "500 database unreachable"), else 200; with a
+# file `up-after` holding N, it answers 503 "warming up" for its first N
+# seconds.
 import http.server
 import os
 import sys
@@ -9,10 +13,29 @@ import time
 port, name = int(sys.argv[1]), sys.argv[2]
 
 
+started = time.monotonic()
+
+
+def health():
+    try:
+        with open("up-after") as f:
+            if time.monotonic() - started < float(f.read()):
+                return 503, "warming up"
+    except FileNotFoundError:
+        pass
+    try:
+        with open("up") as f:
+            status, _, body = f.read().strip().partition(" ")
+            return int(status), body
+    except FileNotFoundError:
+        return 200, f"{name} /up"
+
+
 class Handler(http.server.BaseHTTPRequestHandler):
     def do_GET(self):
-        body = f"{name} {self.path}".encode()
-        self.send_response(200)
+        status, text = health() if self.path == "/up" else (200, f"{name} {self.path}")
+        body = text.encode()
+        self.send_response(status)
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         self.wfile.write(body)
