@@ -135,9 +135,13 @@ impl Target for ProxyTarget<'_> {
         self.state.apply(&Change::Disconnect { endpoint })
     }
 
-    fn rollback(&self, endpoint: &str, _force: bool) -> Result<()> {
-        // The health re-check of the deploy rolled back to (SPEC 10.1,
-        // skipped with `force`) goes here, as on connect.
+    /// Health gated as connect is: the deploy rolled back to is asked first.
+    fn rollback(&self, endpoint: &str, force: bool) -> Result<()> {
+        if !force {
+            if let Some(previous) = self.state.read()?.previous_connections.get(endpoint) {
+                self.state.check_connectable(previous.as_str())?;
+            }
+        }
         self.state.apply(&Change::Rollback { endpoint })
     }
 

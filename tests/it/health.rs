@@ -204,6 +204,33 @@ fn connect_refuses_an_unhealthy_deploy_unless_forced() {
 }
 
 #[test]
+fn rollback_refuses_to_go_back_to_an_unhealthy_deploy_unless_forced() {
+    let env = proxy_env();
+    for r in ["blue.zip", "green.zip"] {
+        env.http_release(r)
+            .set("healthCheck", json!({"path": "/up"}))
+            .publish();
+        env.c2(&["start", r]).ok();
+    }
+    env.c2(&["connect", "main", "blue"]).ok();
+    env.c2(&["connect", "main", "green"]).ok();
+    common::write_file(&env.path("deploys/blue/up"), "503 maintenance");
+
+    let out = env.c2(&["rollback", "main"]).output();
+    assert_eq!(
+        out.error_line(),
+        "c2: error: deploy blue is not healthy: 503 Service Unavailable: \"maintenance\"; not connecting (--force connects anyway)",
+        "{out}"
+    );
+    assert_eq!(env.state()["connections"], json!({"main": "green"}));
+    assert_eq!(env.get("main.example", "/").body, "green /");
+
+    env.c2(&["rollback", "main", "--force"]).ok();
+    assert_eq!(env.state()["connections"], json!({"main": "blue"}));
+    assert_eq!(env.get("main.example", "/").body, "blue /");
+}
+
+#[test]
 fn status_shows_the_health_of_each_deploy_with_a_check() {
     let env = proxy_env();
     let checked = json!({"path": "/up", "timeoutSeconds": 5});
