@@ -7,7 +7,7 @@
 
 use std::path::PathBuf;
 
-use clap::{Parser, Subcommand, ValueHint};
+use clap::{Args, Parser, Subcommand, ValueHint};
 use clap_complete::engine::ArgValueCandidates;
 
 use crate::completion::{self, Kind};
@@ -146,6 +146,8 @@ pub enum Command {
         /// The deploy label (default: the release name without its extension)
         #[arg(value_name = "DEPLOY")]
         deploy: Option<String>,
+        #[command(flatten)]
+        fleet: AwaitSlaves,
     },
     /// Stop a deploy.
     ///
@@ -161,6 +163,8 @@ pub enum Command {
         /// A deploy label (noproxy: anything)
         #[arg(add = ArgValueCandidates::new(|| completion::live(Kind::Deploys)))]
         deploy: String,
+        #[command(flatten)]
+        fleet: AwaitSlaves,
     },
     /// Show endpoints and deploys.
     ///
@@ -188,9 +192,12 @@ pub enum Command {
         /// A deploy label
         #[arg(add = ArgValueCandidates::new(|| completion::live(Kind::Deploys)))]
         deploy: String,
-        /// Connect even if the deploy's health check fails
+        /// Connect even if the deploy's health check fails (or, with
+        /// --await-slaves, a live slave does not run it)
         #[arg(long)]
         force: bool,
+        #[command(flatten)]
+        fleet: AwaitSlaves,
     },
     /// Stop routing an endpoint.
     ///
@@ -200,6 +207,8 @@ pub enum Command {
         /// An endpoint label from the config
         #[arg(add = ArgValueCandidates::new(|| completion::live(Kind::Endpoints)))]
         endpoint: String,
+        #[command(flatten)]
+        fleet: AwaitSlaves,
     },
     /// Route an endpoint back to the deploy it had before its last change.
     ///
@@ -213,9 +222,12 @@ pub enum Command {
         /// An endpoint label from the config
         #[arg(add = ArgValueCandidates::new(|| completion::live(Kind::Endpoints)))]
         endpoint: String,
-        /// Roll back even if the deploy's health check fails
+        /// Roll back even if the deploy's health check fails (or, with
+        /// --await-slaves, a live slave does not run it)
         #[arg(long)]
         force: bool,
+        #[command(flatten)]
+        fleet: AwaitSlaves,
     },
     /// Rewrite the nginx config and reload the frontend proxy.
     ///
@@ -288,6 +300,26 @@ pub enum Command {
 /// The longest `--repeat` period: one day. Longer is what cron is for, and
 /// the bound keeps the number well inside what a `Duration` holds.
 const MAX_PERIOD_SECS: f64 = 86_400.0;
+
+/// `--await-slaves` and its options, on every command that changes the
+/// master state.
+#[derive(Debug, Clone, Args)]
+pub struct AwaitSlaves {
+    /// Remote state: wait until every live slave (reporting within 5
+    /// minutes) has applied the change, showing `n/m slaves in sync` on
+    /// stderr; fail naming each slave that did not. connect and rollback
+    /// first check that every live slave runs the deploy
+    #[arg(long)]
+    pub await_slaves: bool,
+    /// With --await-slaves: fewer live slaves is an error, before anything
+    /// is written
+    #[arg(long, value_name = "N", default_value_t = 1, requires = "await_slaves")]
+    pub min_slaves: usize,
+    /// With --await-slaves: how long to wait (e.g. 90s, 10m); the master
+    /// change stays written on time-out
+    #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = humantime::parse_duration, requires = "await_slaves")]
+    pub timeout: std::time::Duration,
+}
 
 /// `--repeat N`: a positive number of seconds, at most [`MAX_PERIOD_SECS`].
 fn parse_period(text: &str) -> std::result::Result<std::time::Duration, String> {

@@ -4,11 +4,12 @@
 
 use anyhow::{bail, Context, Result};
 
-use crate::cli::{Cli, Command};
+use crate::cli::{AwaitSlaves, Cli, Command};
 use crate::config::{LetsEncryptConfig, ProxyModeConfig, RemoteLocation, ToolConfig};
 use crate::deploy::Deployer;
 use crate::names::{DeployLabel, ReleaseName};
 use crate::proxy::Machine;
+use crate::remote::fleet::{Affects, Fleet};
 use crate::remote::{self, store::RemoteStore};
 use crate::store::{self, ReleaseStore};
 use crate::target::{self, Target};
@@ -72,22 +73,50 @@ pub fn run(cli: Cli) -> Result<()> {
             let how = release::Expansion::of(&run.config);
             release::expand_template(&template, &dest, &ctx, &how)
         }
-        Command::Start { release, deploy } => {
+        Command::Start {
+            release,
+            deploy,
+            fleet,
+        } => {
             let release = ReleaseName::parse(&release)?;
-            let label = deploy.as_deref().map(DeployLabel::parse).transpose()?;
-            Run::mutating(path)?.target()?.start(&release, label)
+            let label = match deploy {
+                Some(d) => DeployLabel::parse(&d)?,
+                None => release.default_label()?,
+            };
+            let affects = Affects::Deploy(label.to_string());
+            Run::mutating(path)?.change(&fleet, affects, None, |t| {
+                t.start(&release, Some(label.clone()))
+            })
         }
-        Command::Stop { deploy } => Run::mutating(path)?.target()?.stop(&deploy),
+        Command::Stop { deploy, fleet } => {
+            let affects = Affects::Deploy(deploy.clone());
+            Run::mutating(path)?.change(&fleet, affects, None, |t| t.stop(&deploy))
+        }
         Command::Connect {
             endpoint,
             deploy,
             force,
-        } => Run::mutating(path)?
-            .target()?
-            .connect(&endpoint, &deploy, force),
-        Command::Disconnect { endpoint } => Run::mutating(path)?.target()?.disconnect(&endpoint),
-        Command::Rollback { endpoint, force } => {
-            Run::mutating(path)?.target()?.rollback(&endpoint, force)
+            fleet,
+        } => {
+            let affects = Affects::Endpoint(endpoint.clone());
+            let routed_to = (!force).then_some(RoutedTo::Deploy(&deploy));
+            Run::mutating(path)?.change(&fleet, affects, routed_to, |t| {
+                t.connect(&endpoint, &deploy, force)
+            })
+        }
+        Command::Disconnect { endpoint, fleet } => {
+            let affects = Affects::Endpoint(endpoint.clone());
+            Run::mutating(path)?.change(&fleet, affects, None, |t| t.disconnect(&endpoint))
+        }
+        Command::Rollback {
+            endpoint,
+            force,
+            fleet,
+        } => {
+            let affects = Affects::Endpoint(endpoint.clone());
+            let routed_to = (!force).then_some(RoutedTo::PreviousOf(&endpoint));
+            Run::mutating(path)?
+                .change(&fleet, affects, routed_to, |t| t.rollback(&endpoint, force))
         }
         Command::RestartFrontendProxy => {
             let run = Run::mutating(path)?;
@@ -119,6 +148,13 @@ pub fn run(cli: Cli) -> Result<()> {
     }
 }
 
+/// The deploy a connect or rollback routes traffic to, which every live
+/// slave must run before `--await-slaves` lets it through.
+enum RoutedTo<'a> {
+    Deploy(&'a str),
+    PreviousOf(&'a str),
+}
+
 /// One run of a command that needs the tool config: the config and the
 /// release store it names.
 struct Run {
@@ -139,6 +175,43 @@ impl Run {
         let run = Run::read_only(path)?;
         log::open_file(&run.config.log_file)?;
         Ok(run)
+    }
+
+    /// A change through the deploy target; with `--await-slaves`, checked
+    /// against the fleet first (enough live slaves; for connect and
+    /// rollback, every one running the deploy traffic goes to) and waited
+    /// for after.
+    fn change(
+        &self,
+        fleet: &AwaitSlaves,
+        affects: Affects,
+        routed_to: Option<RoutedTo>,
+        act: impl FnOnce(&dyn Target) -> Result<()>,
+    ) -> Result<()> {
+        let target = self.target()?;
+        if !fleet.await_slaves {
+            return act(target.as_ref());
+        }
+        let (_, remote) = self.remote("--await-slaves")?;
+        let slaves = Fleet::new(remote.as_ref());
+        let deploy = match routed_to {
+            Some(RoutedTo::Deploy(d)) => Some(d.to_string()),
+            Some(RoutedTo::PreviousOf(endpoint)) => remote
+                .master()?
+                .0
+                .previous_connections
+                .get(endpoint)
+                .map(ToString::to_string),
+            None => None,
+        };
+        let live = slaves.live(fleet.min_slaves)?;
+        if let Some(d) = deploy {
+            Fleet::check_deploy_ok(&live, &d)?;
+        }
+        let since = std::time::SystemTime::now();
+        act(target.as_ref())?;
+        let (master, _) = remote.master()?;
+        slaves.wait(&live, &master, &affects, since, fleet.timeout)
     }
 
     fn target(&self) -> Result<Box<dyn Target + '_>> {

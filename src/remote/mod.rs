@@ -1,6 +1,7 @@
 //! Remote state: commands edit a master state in S3 (or a shared
 //! directory); every machine runs `slave-update` to match it and report.
 
+pub mod fleet;
 pub mod identity;
 pub mod master;
 pub mod slave;

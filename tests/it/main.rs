@@ -6,6 +6,7 @@
 
 mod common;
 
+mod await_slaves;
 mod aws;
 mod certificates;
 mod completion;

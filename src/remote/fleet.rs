@@ -1,0 +1,252 @@
+//! Fleet acknowledgement (`--await-slaves`): a master command that knows
+//! whether the fleet followed. Before writing, enough slaves must be live
+//! (and, for connect and rollback, every live slave must run the deploy
+//! traffic goes to); after writing, the command waits until every live
+//! slave reports the change, or says which did not.
+
+use std::collections::BTreeMap;
+use std::io::{IsTerminal, Write};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use anyhow::{bail, Result};
+
+use crate::proxy::state::State;
+
+use super::status::FLUSH_AGE;
+use super::store::{RemoteStore, SlaveEntry, SlaveReport, SlaveStatus};
+
+/// How often the slaves' reports are read while waiting.
+const POLL: Duration = Duration::from_millis(250);
+
+/// What a master command changes, to recognise it in a slave's state.
+#[derive(Debug, Clone)]
+pub(crate) enum Affects {
+    /// A deploy appears or goes (start, stop).
+    Deploy(String),
+    /// An endpoint's connection changes (connect, disconnect, rollback).
+    Endpoint(String),
+}
+
+/// How a slave stands against the master after a change.
+enum Answer {
+    InSync,
+    /// Reported an error written after the change: it answered, and failed.
+    Failed(String),
+    Lagging(String),
+}
+
+pub(crate) struct Fleet<'a> {
+    remote: &'a dyn RemoteStore,
+}
+
+impl<'a> Fleet<'a> {
+    pub(crate) fn new(remote: &'a dyn RemoteStore) -> Fleet<'a> {
+        Fleet { remote }
+    }
+
+    /// The live slaves (a report younger than 5 minutes); the others are
+    /// named on stderr as ignored. Fewer than `min` live slaves is an error:
+    /// an empty fleet must not pass a pipeline silently.
+    pub(crate) fn live(&self, min: usize) -> Result<Vec<SlaveEntry>> {
+        let now = SystemTime::now();
+        let (live, silent): (Vec<SlaveEntry>, Vec<SlaveEntry>) =
+            self.remote.slaves()?.into_iter().partition(|s| {
+                s.last_modified
+                    .and_then(|t| now.duration_since(t).ok())
+                    .is_some_and(|age| age < FLUSH_AGE)
+                    || s.last_modified.is_some_and(|t| t > now)
+            });
+        if !silent.is_empty() {
+            let names: Vec<&str> = silent.iter().map(|s| s.label.as_str()).collect();
+            crate::log::warn(&format!(
+                "ignoring slaves silent for 5 minutes: {}",
+                names.join(", ")
+            ));
+        }
+        if live.len() < min {
+            bail!(
+                "{} live slave(s), fewer than --min-slaves {min}: nothing changed",
+                live.len()
+            );
+        }
+        Ok(live)
+    }
+
+    /// Refuses to route traffic to `deploy` unless every `live` slave runs
+    /// it and reports ok, naming each that does not and why.
+    pub(crate) fn check_deploy_ok(live: &[SlaveEntry], deploy: &str) -> Result<()> {
+        let lacking: Vec<String> = live
+            .iter()
+            .filter_map(|s| match &s.report {
+                Ok(r) if r.status == SlaveStatus::Ok && r.state.deploys.contains_key(deploy) => {
+                    None
+                }
+                Ok(r) => Some(format!("{} ({})", s.label, why_not(r, deploy))),
+                Err(e) => Some(format!("{} (unreadable report: {e})", s.label)),
+            })
+            .collect();
+        if !lacking.is_empty() {
+            bail!(
+                "not every live slave runs deploy {deploy}: {}; nothing changed (--force goes ahead)",
+                lacking.join(", ")
+            );
+        }
+        Ok(())
+    }
+
+    /// Waits until every slave of `live` reports `affects` as `master` has
+    /// it, showing `n/m slaves in sync` on stderr. A slave that reports an
+    /// error written after `since` has answered; if any did, or the wait
+    /// times out, the error names each slave not in sync and why.
+    pub(crate) fn wait(
+        &self,
+        live: &[SlaveEntry],
+        master: &State,
+        affects: &Affects,
+        since: SystemTime,
+        timeout: Duration,
+    ) -> Result<()> {
+        let labels: Vec<&str> = live.iter().map(|s| s.label.as_str()).collect();
+        // S3 dates reports to the whole second: one written in the second
+        // of the change counts as written after it.
+        let since = since
+            .duration_since(UNIX_EPOCH)
+            .map_or(since, |d| UNIX_EPOCH + Duration::from_secs(d.as_secs()));
+        let deadline = Instant::now() + timeout;
+        let mut progress = Progress::new(labels.len());
+        loop {
+            let reports: BTreeMap<String, SlaveEntry> = self
+                .remote
+                .slaves()?
+                .into_iter()
+                .map(|s| (s.label.clone(), s))
+                .collect();
+            let answers: Vec<(&str, Answer)> = labels
+                .iter()
+                .map(|l| (*l, answer(reports.get(*l), master, affects, since)))
+                .collect();
+            let in_sync = answers
+                .iter()
+                .filter(|(_, a)| matches!(a, Answer::InSync))
+                .count();
+            progress.show(in_sync);
+            let failed: Vec<String> = answers
+                .iter()
+                .filter_map(|(l, a)| match a {
+                    Answer::Failed(why) => Some(format!("{l} ({why})")),
+                    _ => None,
+                })
+                .collect();
+            let lagging: Vec<String> = answers
+                .iter()
+                .filter_map(|(l, a)| match a {
+                    Answer::Lagging(why) => Some(format!("{l} ({why})")),
+                    _ => None,
+                })
+                .collect();
+            if lagging.is_empty() {
+                progress.done();
+                if failed.is_empty() {
+                    return Ok(());
+                }
+                bail!(
+                    "{} of {} slaves failed to apply the change: {}",
+                    failed.len(),
+                    labels.len(),
+                    failed.join(", ")
+                );
+            }
+            if Instant::now() >= deadline {
+                progress.done();
+                let mut all = failed;
+                all.extend(lagging);
+                bail!(
+                    "timed out after {} waiting for the fleet (the master change stays written): {}",
+                    humantime::format_duration(timeout),
+                    all.join(", ")
+                );
+            }
+            std::thread::sleep(POLL);
+        }
+    }
+}
+
+fn answer(
+    entry: Option<&SlaveEntry>,
+    master: &State,
+    affects: &Affects,
+    since: SystemTime,
+) -> Answer {
+    let Some(entry) = entry else {
+        return Answer::Lagging("no report any more".into());
+    };
+    let report = match &entry.report {
+        Ok(r) => r,
+        Err(e) => return Answer::Lagging(format!("unreadable report: {e}")),
+    };
+    let fresh = entry.last_modified.is_some_and(|t| t >= since);
+    let matches = match affects {
+        Affects::Deploy(label) => {
+            report.state.deploys.get(label.as_str()) == master.deploys.get(label.as_str())
+        }
+        Affects::Endpoint(endpoint) => {
+            report.state.connections.get(endpoint) == master.connections.get(endpoint)
+        }
+    };
+    match &report.status {
+        SlaveStatus::Ok if matches => Answer::InSync,
+        SlaveStatus::Error(e) if fresh => Answer::Failed(format!("error: {e}")),
+        SlaveStatus::Error(e) => Answer::Lagging(format!("error: {e}")),
+        SlaveStatus::Ok => Answer::Lagging("not yet".into()),
+    }
+}
+
+/// Why a slave's report does not show `deploy` running.
+fn why_not(report: &SlaveReport, deploy: &str) -> String {
+    match &report.status {
+        SlaveStatus::Error(e) => format!("error: {e}"),
+        SlaveStatus::Ok if !report.state.deploys.contains_key(deploy) => {
+            format!("does not run {deploy}")
+        }
+        SlaveStatus::Ok => "ok".into(),
+    }
+}
+
+/// `n/m slaves in sync` on stderr: rewritten in place on a terminal, a line
+/// per change otherwise (logs and CI).
+struct Progress {
+    total: usize,
+    shown: Option<usize>,
+    tty: bool,
+}
+
+impl Progress {
+    fn new(total: usize) -> Progress {
+        Progress {
+            total,
+            shown: None,
+            tty: std::io::stderr().is_terminal(),
+        }
+    }
+
+    fn show(&mut self, in_sync: usize) {
+        if self.shown == Some(in_sync) {
+            return;
+        }
+        self.shown = Some(in_sync);
+        let text = format!("{in_sync}/{} slaves in sync", self.total);
+        // Progress must never fail the command: a closed stderr is ignored.
+        let mut err = std::io::stderr();
+        let _ = if self.tty {
+            write!(err, "\r{text}")
+        } else {
+            writeln!(err, "{text}")
+        };
+    }
+
+    fn done(&self) {
+        if self.tty && self.shown.is_some() {
+            let _ = writeln!(std::io::stderr());
+        }
+    }
+}

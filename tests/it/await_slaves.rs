@@ -1,0 +1,178 @@
+//! Fleet acknowledgement: with `--await-slaves`, a master command knows
+//! whether the fleet followed. Real slave processes (`slave-update
+//! --repeat`) on the directory backend and on S3 (moto); one of them cannot
+//! run the new release.
+
+use std::process::{Child, Stdio};
+use std::time::Duration;
+
+use serde_json::json;
+
+use crate::common::{wait_until, write_file, Env, ReleaseBuilder};
+use crate::remote::{backends, master_on, Backend};
+
+/// A `slave-update --repeat 0.3` process, killed when dropped.
+struct Follower(Child);
+
+impl Follower {
+    fn start(slave: &Env) -> Follower {
+        let mut run = slave.c2(&["slave-update", "--repeat", "0.3"]);
+        let out = std::fs::File::create(slave.path("follower.out")).unwrap();
+        let err = std::fs::File::create(slave.path("follower.err")).unwrap();
+        Follower(
+            run.cmd
+                .stdout(Stdio::from(out))
+                .stderr(Stdio::from(err))
+                .spawn()
+                .unwrap(),
+        )
+    }
+}
+
+impl Drop for Follower {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn publish(master: &Env, backend: &Backend, release: ReleaseBuilder) {
+    match backend {
+        Backend::S3(moto) => {
+            let url = master.config()["releases"]["s3"].as_str().unwrap();
+            let (bucket, prefix) = url.strip_prefix("s3://").unwrap().split_once('/').unwrap();
+            release.publish_s3(moto, bucket, prefix);
+        }
+        Backend::Dir => release.publish(),
+    }
+}
+
+/// A master with two following slaves, web1 and web2; web2 cannot run
+/// `green.zip` (its start command fails there). Both have reported.
+fn fleet(backend: &Backend) -> (Env, Env, Env, Vec<Follower>) {
+    let master = master_on(backend);
+    let (web1, web2) = (master.slave("web1"), master.slave("web2"));
+    write_file(&web2.path("cannot-run"), "");
+    publish(&master, backend, master.release("blue.zip"));
+    publish(
+        &master,
+        backend,
+        master
+            .release("green.zip")
+            .set("startCommand", json!("test ! -e ../../cannot-run")),
+    );
+    let followers = vec![Follower::start(&web1), Follower::start(&web2)];
+    wait_until(Duration::from_secs(30), "both slaves to report", || {
+        master.status_json()["slaves"]
+            .as_array()
+            .is_some_and(|s| s.len() == 2)
+    });
+    (master, web1, web2, followers)
+}
+
+fn connection(env: &Env) -> serde_json::Value {
+    env.state()["connections"]["main"].clone()
+}
+
+#[test]
+fn start_and_connect_await_the_fleet_and_refuse_what_a_slave_cannot_run() {
+    for backend in backends() {
+        let (master, web1, web2, _followers) = fleet(&backend);
+        let out = master
+            .c2(&[
+                "start",
+                "blue.zip",
+                "--await-slaves",
+                "--min-slaves",
+                "2",
+                "--timeout",
+                "60s",
+            ])
+            .ok();
+        assert!(out.stderr.contains("2/2 slaves in sync"), "{out}");
+        master
+            .c2(&[
+                "connect",
+                "main",
+                "blue",
+                "--await-slaves",
+                "--timeout",
+                "60s",
+            ])
+            .ok();
+        assert_eq!(
+            (connection(&web1), connection(&web2)),
+            (json!("blue"), json!("blue"))
+        );
+
+        // web2 answers with an error as soon as it tried: no need to wait
+        // for the time-out.
+        let out = master
+            .c2(&["start", "green.zip", "--await-slaves", "--timeout", "60s"])
+            .fails_with("1 of 2 slaves failed to apply the change: web2 (error: ");
+        assert!(!out.error_line().contains("web1"), "{out}");
+
+        // connect refuses to route to a deploy web2 does not run, and
+        // changes nothing.
+        master
+            .c2(&["connect", "main", "green", "--await-slaves"])
+            .fails_with("not every live slave runs deploy green: web2 (error: ");
+        assert_eq!(
+            master.status_json()["master"]["connections"],
+            json!({"main": "blue"})
+        );
+        assert_eq!(
+            (connection(&web1), connection(&web2)),
+            (json!("blue"), json!("blue"))
+        );
+
+        // --force switches the others; web2 cannot follow and is named.
+        let out = master
+            .c2(&["connect", "main", "green", "--await-slaves", "--force", "--timeout", "3s"])
+            .fails_with("timed out after 3s waiting for the fleet (the master change stays written): web2 (error: ");
+        assert!(!out.error_line().contains("web1"), "{out}");
+        assert_eq!(connection(&web1), json!("green"));
+        assert_eq!(connection(&web2), json!("blue"));
+    }
+}
+
+#[test]
+fn a_slave_that_stops_reporting_makes_the_wait_time_out_naming_it() {
+    let backend = Backend::Dir;
+    let (master, _web1, _web2, mut followers) = fleet(&backend);
+    master
+        .c2(&["start", "blue.zip", "--await-slaves", "--timeout", "60s"])
+        .ok();
+    drop(followers.remove(0)); // web1 is killed
+    let out = master
+        .c2(&["stop", "blue", "--await-slaves", "--timeout", "2s"])
+        .fails_with("timed out after 2s waiting for the fleet");
+    assert!(out.error_line().contains("web1 (not yet)"), "{out}");
+    assert!(!out.error_line().contains("web2"), "{out}");
+}
+
+#[test]
+fn bad_await_options_change_nothing() {
+    let (master, _web1, _web2, _followers) = fleet(&Backend::Dir);
+    let before = master.status_json()["master"].clone();
+    let out = master
+        .c2(&["start", "blue.zip", "--await-slaves", "--timeout", "soon"])
+        .output();
+    assert_eq!(out.code, Some(2), "{out}");
+    master
+        .c2(&["start", "blue.zip", "--await-slaves", "--min-slaves", "3"])
+        .fails_with("2 live slave(s), fewer than --min-slaves 3: nothing changed");
+    let out = master
+        .c2(&["start", "blue.zip", "--timeout", "5s"])
+        .output();
+    assert_eq!(out.code, Some(2), "--timeout needs --await-slaves: {out}");
+    assert_eq!(master.status_json()["master"], before);
+
+    let mut local = Env::new();
+    local.proxy(&[("main", "main.example")]);
+    local.release("blue.zip").publish();
+    local
+        .c2(&["start", "blue.zip", "--await-slaves"])
+        .fails_with("--await-slaves needs remote state");
+    assert!(!local.exists("deploys/blue"));
+}
