@@ -166,7 +166,16 @@ fn quickstart_switches_main_from_hello_1_to_hello_2_through_nginx_and_cleans_up(
         &std::fs::read_to_string(work.join("deploys/frontend-proxy/state.json")).unwrap(),
     )
     .unwrap();
-    assert_eq!(state, serde_json::json!({"deploys": {}, "connections": {}}));
+    // No deploy and no route left; the rollback record of `main` (the
+    // deploy it had last) stays, as it does after any stop.
+    assert_eq!(
+        (&state["deploys"], &state["connections"]),
+        (&serde_json::json!({}), &serde_json::json!({}))
+    );
+    assert_eq!(
+        state["previousConnections"],
+        serde_json::json!({"main": "hello-2.0"})
+    );
     assert!(!work.join("deploys/hello-1.0").exists());
     assert!(!work.join("deploys/hello-2.0").exists());
 }
