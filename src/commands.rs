@@ -83,7 +83,7 @@ pub fn run(cli: Cli) -> Result<()> {
                 Some(d) => DeployLabel::parse(&d)?,
                 None => release.default_label()?,
             };
-            let affects = Affects::Deploy(label.to_string());
+            let affects = Affects::Created(label.to_string());
             Run::mutating(path)?.change(&fleet, affects, None, |t| {
                 t.start(&release, Some(label.clone()))
             })

@@ -21,7 +21,10 @@ const POLL: Duration = Duration::from_millis(250);
 /// What a master command changes, to recognise it in a slave's state.
 #[derive(Debug, Clone)]
 pub(crate) enum Affects {
-    /// A deploy appears or goes (start, stop).
+    /// A deploy is created (start): a slave that fails to create it has
+    /// answered too, with an error, and is not waited for.
+    Created(String),
+    /// A deploy goes (stop).
     Deploy(String),
     /// An endpoint's connection changes (connect, disconnect, rollback).
     Endpoint(String),
@@ -95,9 +98,9 @@ impl<'a> Fleet<'a> {
     }
 
     /// Waits until every slave of `live` reports `affects` as `master` has
-    /// it, showing `n/m slaves in sync` on stderr. A slave that reports an
-    /// error written after `since` has answered; if any did, or the wait
-    /// times out, the error names each slave not in sync and why.
+    /// it, showing `n/m slaves in sync` on stderr. For a start, a slave that
+    /// reports an error written after `since` has answered; if any did, or
+    /// the wait times out, the error names each slave not in sync and why.
     pub(crate) fn wait(
         &self,
         live: &[SlaveEntry],
@@ -186,16 +189,17 @@ fn answer(
     };
     let fresh = entry.last_modified.is_some_and(|t| t >= since);
     let matches = match affects {
-        Affects::Deploy(label) => {
+        Affects::Created(label) | Affects::Deploy(label) => {
             report.state.deploys.get(label.as_str()) == master.deploys.get(label.as_str())
         }
         Affects::Endpoint(endpoint) => {
             report.state.connections.get(endpoint) == master.connections.get(endpoint)
         }
     };
+    let errors_answer = matches!(affects, Affects::Created(_));
     match &report.status {
         SlaveStatus::Ok if matches => Answer::InSync,
-        SlaveStatus::Error(e) if fresh => Answer::Failed(format!("error: {e}")),
+        SlaveStatus::Error(e) if fresh && errors_answer => Answer::Failed(format!("error: {e}")),
         SlaveStatus::Error(e) => Answer::Lagging(format!("error: {e}")),
         SlaveStatus::Ok => Answer::Lagging("not yet".into()),
     }
