@@ -356,9 +356,20 @@ fn fleet_convergence(table: &mut Table, moto: &Moto) -> Vec<(usize, f64)> {
     points
 }
 
-/// 5. A steady request rate through nginx while an endpoint switches 50 times.
-fn switching_under_load(table: &mut Table) {
+/// 5. A steady request rate through nginx while an endpoint switches 50
+///    times with `connect`; 6. the same while it goes back and forth 20
+///    times with `rollback`.
+fn switching_under_load(table: &mut Table, rollbacks: bool) {
     let env = common::switching::blue_green_env();
+    if rollbacks {
+        // blue is main's previous deploy: each rollback toggles.
+        env.c2(&["connect", "main", "green"]).ok();
+    }
+    let (switches, what) = if rollbacks {
+        (20, "20 rollbacks")
+    } else {
+        (50, "50 switches")
+    };
     let port = env.http_port();
     let switching = Arc::new(AtomicBool::new(false));
     let stop = Arc::new(AtomicBool::new(false));
@@ -386,9 +397,13 @@ fn switching_under_load(table: &mut Table) {
     };
     std::thread::sleep(Duration::from_secs(5));
     switching.store(true, Ordering::Relaxed);
-    for i in 0..50 {
-        let to = if i % 2 == 0 { "green" } else { "blue" };
-        env.c2(&["connect", "main", to]).ok();
+    for i in 0..switches {
+        if rollbacks {
+            env.c2(&["rollback", "main"]).ok();
+        } else {
+            let to = if i % 2 == 0 { "green" } else { "blue" };
+            env.c2(&["connect", "main", to]).ok();
+        }
         std::thread::sleep(Duration::from_millis(50));
     }
     stop.store(true, Ordering::Relaxed);
@@ -408,19 +423,97 @@ fn switching_under_load(table: &mut Table) {
         percentile(during.clone(), 0.99),
     );
     table.row(
-        "switching under load: 50 switches at 200 req/s through nginx",
+        &format!("switching under load: {what} at 200 req/s through nginx"),
         format!("{failed} failed of {}", samples.len()),
         "-".into(),
         "-".into(),
         "goal: 0 failed",
     );
     table.row(
-        "switching under load: p99 latency while switching vs steady",
+        &format!("switching under load ({what}): p99 latency while switching vs steady"),
         ms(p_during),
         format!("{} (steady, {} requests)", ms(p_steady), steady.len()),
         format!("{:.2}", p_during.as_secs_f64() / p_steady.as_secs_f64()),
         &format!("{} requests while switching", during.len()),
     );
+}
+
+/// 7. What the health gate costs: `start` of a release that answers its
+///    health path at once, with and without a check (median of 7 each).
+fn health_gate(table: &mut Table) {
+    let mut env = Env::new();
+    env.proxy(&[("main", "main.example")]);
+    env.http_release("plain.zip").publish();
+    env.http_release("checked.zip")
+        .set("healthCheck", json!({"path": "/"}))
+        .publish();
+    let time_start = |release: &str, label: &str| {
+        let runs: Vec<Duration> = (0..7)
+            .map(|_| {
+                let t = Instant::now();
+                env.c2(&["start", release]).ok();
+                let d = t.elapsed();
+                env.c2(&["stop", label]).ok();
+                d
+            })
+            .collect();
+        median(runs)
+    };
+    let plain = time_start("plain.zip", "plain");
+    let checked = time_start("checked.zip", "checked");
+    table.row(
+        "start with a health check vs without (release ready at once)",
+        ms(checked),
+        ms(plain),
+        format!("{:.2}", checked.as_secs_f64() / plain.as_secs_f64()),
+        "",
+    );
+}
+
+/// 8. `connect --await-slaves` for 1, 10 and 30 slaves at `--repeat 1`:
+///    from the command starting until it returns.
+fn await_slaves(table: &mut Table, moto: &Moto) {
+    let mut times = Vec::new();
+    for n in [1, 10, 30] {
+        let bucket = Moto::unique_bucket("await");
+        let master = Env::s3_master(moto, &bucket);
+        master
+            .release("app.zip")
+            .publish_s3(moto, &bucket, "releases");
+        let _fleet = fleet::start(&master, n);
+        fleet::wait_all_in_sync(&master, n);
+        master
+            .c2(&[
+                "start",
+                "app.zip",
+                "--await-slaves",
+                "--min-slaves",
+                &n.to_string(),
+            ])
+            .ok();
+        let t = Instant::now();
+        master
+            .c2(&[
+                "connect",
+                "main",
+                "app",
+                "--await-slaves",
+                "--min-slaves",
+                &n.to_string(),
+            ])
+            .ok();
+        times.push((n, t.elapsed()));
+    }
+    let t1 = times[0].1;
+    for (n, t) in &times {
+        table.row(
+            &format!("connect --await-slaves, {n} slaves (`--repeat 1`) vs 1"),
+            ms(*t),
+            ms(t1),
+            format!("{:.2}", t.as_secs_f64() / t1.as_secs_f64()),
+            "",
+        );
+    }
 }
 
 /// A line plot of fleet convergence time against fleet size, as SVG.
@@ -520,7 +613,16 @@ fn main() {
         points = fleet_convergence(&mut table, moto);
     }
     if want("switching") {
-        switching_under_load(&mut table);
+        switching_under_load(&mut table, false);
+    }
+    if want("rollback") {
+        switching_under_load(&mut table, true);
+    }
+    if want("health") {
+        health_gate(&mut table);
+    }
+    if want("await") {
+        await_slaves(&mut table, moto);
     }
     let date = humantime::format_rfc3339_seconds(std::time::SystemTime::now());
     let root = env!("CARGO_MANIFEST_DIR");
