@@ -504,13 +504,9 @@ fn sigterm_during_an_action_finishes_it_records_it_and_exits_0() {
     assert!(slave.exists("deploys/slow-a") && !slave.exists("deploys/slow-b"));
 }
 
-/// The slave's report as written in the directory backend.
-fn report_file(master: &Env, slave: &str) -> Value {
-    serde_json::from_str(&master.read(&format!("shared/slaves/{slave}/state.json"))).unwrap()
-}
-
-#[test]
-fn a_master_state_that_is_not_an_object_is_refused_and_the_slave_keeps_its_deploys() {
+/// A master (directory backend) with `main` connected to blue, and a slave
+/// web1 that has applied it and serves blue.
+fn a_slave_serving_blue() -> (Env, Env) {
     let master = master_on(&Backend::Dir);
     publish_http(&master, &Backend::Dir, "blue.zip");
     master.c2(&["start", "blue.zip"]).ok();
@@ -518,6 +514,17 @@ fn a_master_state_that_is_not_an_object_is_refused_and_the_slave_keeps_its_deplo
     let slave = master.slave("web1");
     slave.c2(&["slave-update"]).ok();
     assert_eq!(slave.get("main.example", "/").body, "blue /");
+    (master, slave)
+}
+
+/// The slave's report as written in the directory backend.
+fn report_file(master: &Env, slave: &str) -> Value {
+    serde_json::from_str(&master.read(&format!("shared/slaves/{slave}/state.json"))).unwrap()
+}
+
+#[test]
+fn a_master_state_that_is_not_an_object_is_refused_and_the_slave_keeps_its_deploys() {
+    let (master, slave) = a_slave_serving_blue();
 
     // serde reads a struct from its sequence form too: `[]` was an empty
     // master, and every slave destroyed all its deploys.
@@ -581,13 +588,7 @@ fn a_broken_destroy_does_not_stop_the_rest_of_the_slaves_plan() {
 
 #[test]
 fn a_restarted_slave_host_serves_again_after_one_round() {
-    let master = master_on(&Backend::Dir);
-    publish_http(&master, &Backend::Dir, "blue.zip");
-    master.c2(&["start", "blue.zip"]).ok();
-    master.c2(&["connect", "main", "blue"]).ok();
-    let slave = master.slave("web1");
-    slave.c2(&["slave-update"]).ok();
-    assert_eq!(slave.get("main.example", "/").body, "blue /");
+    let (master, slave) = a_slave_serving_blue();
 
     // The host restarts: its nginx is gone (master and workers), its local
     // state (equal to the master) stays.
