@@ -1,6 +1,7 @@
-//! A tiny blocking HTTP/1.1 GET client over `TcpStream`, for asking a
-//! deploy on this machine whether it is healthy: no TLS, no redirects, one
-//! request per connection, every step under a time-out.
+//! A tiny blocking HTTP/1.1 client over `TcpStream`, for asking a deploy on
+//! this machine whether it is healthy and the instance metadata service who
+//! we are: no TLS, no redirects, one request per connection, every step
+//! under a time-out.
 
 use std::io::Read;
 use std::io::Write;
@@ -23,8 +24,20 @@ const MAX_BODY: usize = 64 * 1024;
 
 /// `GET http://127.0.0.1:<port><path>`, all of it within `timeout`.
 pub(crate) fn get_local(port: u16, path: &str, timeout: Duration) -> Result<Answer> {
-    let deadline = Instant::now() + timeout;
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    request(addr, "GET", path, &[], timeout)
+}
+
+/// `method path` to `addr` with extra `headers` (`Name: value`) and an
+/// empty body, all of it within `timeout`.
+pub(crate) fn request(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[&str],
+    timeout: Duration,
+) -> Result<Answer> {
+    let deadline = Instant::now() + timeout;
     let mut s = TcpStream::connect_timeout(&addr, timeout)
         .with_context(|| format!("cannot connect to {addr}"))?;
     let left = || {
@@ -33,9 +46,10 @@ pub(crate) fn get_local(port: u16, path: &str, timeout: Duration) -> Result<Answ
             .max(Duration::from_millis(1))
     };
     s.set_write_timeout(Some(left()))?;
+    let extra: String = headers.iter().map(|h| format!("{h}\r\n")).collect();
     write!(
         s,
-        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUser-Agent: c2\r\nAccept: */*\r\nConnection: close\r\n\r\n"
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nUser-Agent: c2\r\nAccept: */*\r\n{extra}Content-Length: 0\r\nConnection: close\r\n\r\n"
     )
     .with_context(|| format!("cannot send the request to {addr}"))?;
     // Read until the server closes (Connection: close), the body is

@@ -16,11 +16,10 @@ pub fn label(proxy: &ProxyModeConfig) -> Result<String> {
 }
 
 /// A minimal IMDSv2 client: two small HTTP requests (a session token, then
-/// the instance id). Written out rather than taken from aws-config, whose
+/// the instance id) through [`crate::http`]. Written out rather than taken from aws-config, whose
 /// client insists on a token TTL header that IMDS emulators do not send.
 mod imds {
-    use std::io::{Read, Write};
-    use std::net::{TcpStream, ToSocketAddrs};
+    use std::net::ToSocketAddrs;
     use std::time::Duration;
 
     use anyhow::{bail, Context, Result};
@@ -62,23 +61,12 @@ mod imds {
             .with_context(|| format!("cannot resolve {authority}"))?
             .next()
             .with_context(|| format!("cannot resolve {authority}"))?;
-        let mut s = TcpStream::connect_timeout(&addr, TIMEOUT)
+        let answer = crate::http::request(addr, method, path, &[header], TIMEOUT)
             .with_context(|| format!("cannot reach the metadata service at {authority}"))?;
-        s.set_read_timeout(Some(TIMEOUT))?;
-        write!(
-            s,
-            "{method} {path} HTTP/1.1\r\nHost: {authority}\r\n{header}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
-        )?;
-        let mut raw = Vec::new();
-        s.read_to_end(&mut raw)
-            .with_context(|| format!("reading {path} from the metadata service"))?;
-        let text = String::from_utf8_lossy(&raw);
-        let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-        let status = head.split_whitespace().nth(1).unwrap_or("");
-        if status != "200" {
-            bail!("{method} {path} answered HTTP {status}");
+        if answer.code != 200 {
+            bail!("{method} {path} answered HTTP {}", answer.code);
         }
-        Ok(body.to_string())
+        Ok(String::from_utf8_lossy(&answer.body).into_owned())
     }
 }
 
