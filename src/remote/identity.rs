@@ -16,8 +16,9 @@ pub fn label(proxy: &ProxyModeConfig) -> Result<String> {
 }
 
 /// A minimal IMDSv2 client: two small HTTP requests (a session token, then
-/// the instance id) through [`crate::http`]. Written out rather than taken from aws-config, whose
-/// client insists on a token TTL header that IMDS emulators do not send.
+/// the instance id) through [`crate::http`]. Written out rather than taken
+/// from aws-config, whose client insists on a token TTL header that IMDS
+/// emulators do not send.
 mod imds {
     use std::net::ToSocketAddrs;
     use std::time::Duration;
