@@ -1,4 +1,4 @@
-//! Deploy health (SPEC §10.1): a deploy with a health check is healthy
+//! Deploy health: a deploy with a health check is healthy
 //! when `GET http://127.0.0.1:<port><path>` answers 2xx or 3xx.
 
 use std::path::Path;

@@ -1,4 +1,4 @@
-//! Deploy health (SPEC §10.1): a CreateDeploy with a health check is
+//! Deploy health: a CreateDeploy with a health check is
 //! complete only once the deploy answers its path with 2xx/3xx; connect
 //! refuses an unhealthy deploy unless --force; local status shows health.
 //! The releases are tests/support/serve.py, whose `GET /up` answers as the

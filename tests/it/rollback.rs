@@ -1,4 +1,4 @@
-//! Rollback (SPEC §10.2): every connect, disconnect and rollback records
+//! Rollback: every connect, disconnect and rollback records
 //! the deploy it replaced; `c2 rollback <endpoint>` goes back to it, through
 //! the real nginx locally and through the master in remote mode (directory and S3).
 
