@@ -74,20 +74,23 @@ pub(crate) fn prune(
             break;
         }
     }
-    settle(store, &uses)?;
+    settle(store, &uses, &candidates)?;
     match failed {
         Some(e) => Err(e),
         None => Ok(()),
     }
 }
 
-/// Restores each set-aside release a deploy uses now, deletes the others.
-fn settle(store: &dyn ReleaseStore, uses: &Uses) -> Result<()> {
-    let aside: Vec<ReleaseName> = store
+/// Restores each set-aside release a deploy uses now, deletes the others:
+/// this run's candidates in their order (newest first), then any left by
+/// an interrupted prune.
+fn settle(store: &dyn ReleaseStore, uses: &Uses, candidates: &[ReleaseName]) -> Result<()> {
+    let mut aside: Vec<ReleaseName> = store
         .set_aside_list()?
         .iter()
         .filter_map(|name| ReleaseName::parse(name).ok())
         .collect();
+    aside.sort_by_key(|name| candidates.iter().position(|c| c == name).unwrap_or(usize::MAX));
     if aside.is_empty() {
         return Ok(());
     }
