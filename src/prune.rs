@@ -90,7 +90,12 @@ fn settle(store: &dyn ReleaseStore, uses: &Uses, candidates: &[ReleaseName]) -> 
         .iter()
         .filter_map(|name| ReleaseName::parse(name).ok())
         .collect();
-    aside.sort_by_key(|name| candidates.iter().position(|c| c == name).unwrap_or(usize::MAX));
+    aside.sort_by_key(|name| {
+        candidates
+            .iter()
+            .position(|c| c == name)
+            .unwrap_or(usize::MAX)
+    });
     if aside.is_empty() {
         return Ok(());
     }

@@ -56,10 +56,10 @@ impl<'a> Master<'a> {
         let remote = self.remote.as_ref();
         for attempt in 1..=MAX_ATTEMPTS {
             let (state, version) = remote.master()?;
-            if !state
+            if state
                 .deploys
                 .get(label)
-                .is_some_and(|d| &d.release == release)
+                .is_none_or(|d| &d.release != release)
             {
                 bail!("{why}; the deploy is no longer in the master state");
             }

@@ -57,16 +57,25 @@ fn prune_keeps_the_newest_and_prints_what_it_deletes() {
             "would delete r3.zip\nwould delete r2.zip\nwould delete r1.zip\n"
         );
         assert_eq!(out.stderr, "");
-        assert_eq!(everything_in(&env, store), ["r1.zip", "r2.zip", "r3.zip", "r4.zip"]);
+        assert_eq!(
+            everything_in(&env, store),
+            ["r1.zip", "r2.zip", "r3.zip", "r4.zip"]
+        );
 
         let out = env.c2(&["prune", "--keep", "1"]).ok();
-        assert_eq!(out.stdout, "deleted r3.zip\ndeleted r2.zip\ndeleted r1.zip\n");
+        assert_eq!(
+            out.stdout,
+            "deleted r3.zip\ndeleted r2.zip\ndeleted r1.zip\n"
+        );
         assert_eq!(env.c2(&["list-releases"]).ok().stdout, "r4.zip\n");
         // Nothing left in the set-aside place either.
         assert_eq!(everything_in(&env, store), ["r4.zip"]);
 
         assert_eq!(env.c2(&["prune", "--keep", "1"]).ok().stdout, "");
-        assert_eq!(env.c2(&["prune", "--keep", "0", "--dry-run"]).ok().stdout, "would delete r4.zip\n");
+        assert_eq!(
+            env.c2(&["prune", "--keep", "0", "--dry-run"]).ok().stdout,
+            "would delete r4.zip\n"
+        );
     }
 }
 
@@ -91,7 +100,10 @@ fn prune_keeps_the_releases_of_the_local_state() {
         publish_aged(&env, store, &["a.zip", "b.zip", "c.zip"]);
         env.c2(&["start", "a.zip"]).ok();
         env.c2(&["start", "b.zip", "bee"]).ok();
-        assert_eq!(env.c2(&["prune", "--keep", "0"]).ok().stdout, "deleted c.zip\n");
+        assert_eq!(
+            env.c2(&["prune", "--keep", "0"]).ok().stdout,
+            "deleted c.zip\n"
+        );
         assert_eq!(env.c2(&["list-releases"]).ok().stdout, "b.zip\na.zip\n");
         env.c2(&["stop", "a"]).ok();
         env.c2(&["stop", "bee"]).ok();
@@ -113,11 +125,17 @@ fn prune_keeps_the_releases_of_the_master_and_of_a_lagging_slave() {
 
         // Seen from the master machine, only a is in use.
         let out = master.c2(&["prune", "--keep", "0", "--dry-run"]).ok();
-        assert_eq!(out.stdout, "would delete d.zip\nwould delete c.zip\nwould delete b.zip\n");
+        assert_eq!(
+            out.stdout,
+            "would delete d.zip\nwould delete c.zip\nwould delete b.zip\n"
+        );
         // The slave still runs b.
         let out = slave.c2(&["prune", "--keep", "1"]).ok();
         assert_eq!(out.stdout, "deleted c.zip\n");
-        assert_eq!(master.c2(&["list-releases"]).ok().stdout, "d.zip\nb.zip\na.zip\n");
+        assert_eq!(
+            master.c2(&["list-releases"]).ok().stdout,
+            "d.zip\nb.zip\na.zip\n"
+        );
         slave.c2(&["slave-update"]).ok();
     }
 }
@@ -149,17 +167,31 @@ fn race_start_against_prune(
         let start = start.wait_with_output().unwrap();
         let prune = prune.wait_with_output().unwrap();
         let start_err = String::from_utf8_lossy(&start.stderr).to_string();
-        assert!(prune.status.success(), "round {round}: prune failed: {prune:?}");
+        assert!(
+            prune.status.success(),
+            "round {round}: prune failed: {prune:?}"
+        );
 
         let deploy = deploys()[&label].clone();
         let in_store = stored(env, store, &name).is_some();
         if start.status.success() {
-            assert_eq!(deploy["release"], name.as_str(), "round {round}: started but no deploy");
+            assert_eq!(
+                deploy["release"],
+                name.as_str(),
+                "round {round}: started but no deploy"
+            );
             assert!(in_store, "round {round}: the deploy's release was deleted");
             kept += 1;
             env.c2(&["stop", &label]).ok();
         } else {
-            assert!(deploy.is_null(), "round {round}: a failed start left {deploy}: {start_err}");
+            assert!(
+                deploy.is_null(),
+                "round {round}: a failed start left {deploy}: {start_err}"
+            );
+            assert!(
+                !env.exists(&format!("deploys/{label}")),
+                "round {round}: a failed start left its directory"
+            );
             assert!(
                 start_err.contains("does not exist") || start_err.contains("was deleted"),
                 "round {round}: {start_err}"
@@ -167,7 +199,9 @@ fn race_start_against_prune(
             refused += 1;
         }
         assert!(
-            everything_in(env, store).iter().all(|p| !p.starts_with(".c2-pruned/")),
+            everything_in(env, store)
+                .iter()
+                .all(|p| !p.starts_with(".c2-pruned/")),
             "round {round}: prune left releases set aside"
         );
     }
