@@ -394,3 +394,17 @@ impl HttpStatus for aws_smithy_runtime_api::http::Response {
         self.status().as_u16()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn copy_sources_are_url_encoded_keeping_slashes() {
+        assert_eq!(
+            percent_encode("rel/.c2-pruned/shop+1.5~a_b.zip"),
+            "rel/.c2-pruned/shop%2B1.5~a_b.zip"
+        );
+        assert_eq!(percent_encode("a%b?c&é"), "a%25b%3Fc%26%C3%A9");
+    }
+}
