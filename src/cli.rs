@@ -248,6 +248,45 @@ pub enum Command {
     /// restarts the proxy to serve the certificate. Needs
     /// autoCertContactEmail.
     GenerateSslCertificate,
+    /// Check a release and upload it to the release store.
+    ///
+    /// <RELEASE> is a directory or a zip. Before anything is uploaded, the
+    /// release is checked as a deploy would read it: release.json parses,
+    /// every template it lists exists and parses, every configSources file
+    /// is JSON, and no entry leads outside the release (an absolute or `..`
+    /// path, a symlink pointing out), within the config's limits. A
+    /// directory is zipped first, deterministically: entries sorted,
+    /// timestamps fixed, permissions kept, symlinks stored as symlinks, so
+    /// the same contents always give the same zip. An existing release is
+    /// never replaced without --force. Prints the release name.
+    Publish {
+        /// A release directory or zip
+        #[arg(value_name = "RELEASE", value_hint = ValueHint::AnyPath)]
+        path: PathBuf,
+        /// The release name in the store (default: the directory's name
+        /// plus .zip, or the zip's file name)
+        #[arg(long, value_name = "NAME.zip")]
+        name: Option<String>,
+        /// Replace a release of that name already in the store
+        #[arg(long)]
+        force: bool,
+    },
+    /// Delete old releases from the release store, keeping the N newest and every one in use.
+    ///
+    /// Deletes every release beyond the N newest (in list-releases order)
+    /// that no deploy uses: in noproxy mode the one `current` runs; in
+    /// proxy mode every deploy of this machine's state and, with remote
+    /// state, of the master. Prints `deleted <release>` for each, or with
+    /// --dry-run `would delete <release>` and deletes nothing. A start
+    /// racing a prune either keeps its release or fails cleanly.
+    Prune {
+        /// How many of the newest releases to keep, used or not
+        #[arg(long, value_name = "N")]
+        keep: usize,
+        /// Only print what would be deleted
+        #[arg(long)]
+        dry_run: bool,
+    },
     /// Make this machine match the master state, and report back (remote state).
     ///
     /// Applies the differences as a local command would (free ports, create

@@ -13,7 +13,9 @@ use crate::remote::fleet::{Affects, Fleet};
 use crate::remote::{self, store::RemoteStore};
 use crate::store::{self, ReleaseStore};
 use crate::target::{self, Target};
-use crate::{aws, completion, context, help, letsencrypt, log, output, release, shell};
+use crate::{
+    aws, completion, context, help, letsencrypt, log, output, prune, publish, release, shell,
+};
 
 const DEFAULT_NGINX_TEMPLATE: &str = include_str!("../templates/nginx.conf.tpl");
 
@@ -130,6 +132,24 @@ pub fn run(cli: Cli) -> Result<()> {
             let run = Run::mutating(path)?;
             run.machine("generate-ssl-certificate")?
                 .generate_ssl_certificate()
+        }
+        Command::Publish {
+            path: dir,
+            name,
+            force,
+        } => {
+            let run = Run::read_only(path)?;
+            publish::publish(
+                &run.config,
+                run.store.as_ref(),
+                &dir,
+                name.as_deref(),
+                force,
+            )
+        }
+        Command::Prune { keep, dry_run } => {
+            let run = Run::read_only(path)?;
+            prune::prune(&run.config, run.store.as_ref(), keep, dry_run)
         }
         Command::SlaveUpdate { repeat } => {
             let run = Run::mutating(path)?;

@@ -6,7 +6,8 @@
 //! - `names`, `layout`: names checked once at the edge; paths under deploysDir;
 //! - `target`: one deploy target per mode (noproxy, local proxy, remote);
 //! - `deploy`: the life of one deploy directory, shared by every mode;
-//! - `store`: release stores (local directory, S3);
+//! - `store`: release stores (local directory, S3); `publish` and `prune`
+//!   put releases in and take old ones out;
 //! - `release`: fetch, unzip, `release.json`, expanding templates;
 //! - [`template`]: our mustache renderer (the library's one public module,
 //!   for the official spec tests);
@@ -36,6 +37,8 @@ mod names;
 mod noproxy;
 mod output;
 mod proxy;
+mod prune;
+mod publish;
 mod release;
 mod remote;
 mod shell;

@@ -42,7 +42,7 @@ pub(crate) fn open<'a>(
         DeployMode::Noproxy => Box::new(Noproxy::new(config, store)),
         DeployMode::Proxy(proxy) => {
             let state: Box<dyn StateBackend + 'a> = match &proxy.remote_state_s3 {
-                Some(location) => Box::new(Master::open(location, proxy)?),
+                Some(location) => Box::new(Master::open(location, proxy, store)?),
                 None => Box::new(Machine::new(config, proxy, store)),
             };
             Box::new(ProxyTarget {

@@ -297,6 +297,72 @@ pub fn put(url: &S3Url, bytes: Vec<u8>, pre: &Precondition) -> Result<bool> {
     })
 }
 
+/// Uploads the file at `path` as the object, streaming it from disk (a
+/// release may be hundreds of MB); with a precondition, `Ok(false)` when it
+/// does not hold. One PUT: at most 5 GiB, S3's limit for it.
+pub fn put_file(url: &S3Url, path: &Path, content_type: &str, pre: &Precondition) -> Result<bool> {
+    let client = client();
+    block_on(async {
+        let body = aws_sdk_s3::primitives::ByteStream::from_path(path)
+            .await
+            .with_context(|| format!("cannot read {}", path.display()))?;
+        let mut req = client
+            .put_object()
+            .bucket(&url.bucket)
+            .key(&url.key)
+            .content_type(content_type)
+            .body(body);
+        match pre {
+            Precondition::None => {}
+            Precondition::Matches(etag) => req = req.if_match(etag),
+            Precondition::Absent => req = req.if_none_match("*"),
+        }
+        match req.send().await {
+            Ok(_) => Ok(true),
+            Err(e) if matches!(status_of(&e), Some(412) | Some(409)) => Ok(false),
+            Err(e) => bail!(
+                "cannot upload {} to {url}: {}",
+                path.display(),
+                describe_error(&e)
+            ),
+        }
+    })
+}
+
+/// Copies an object server-side (no bytes pass through c2); `Ok(false)`
+/// when the source does not exist.
+pub fn copy(from: &S3Url, to: &S3Url) -> Result<bool> {
+    let client = client();
+    let source = format!("{}/{}", from.bucket, percent_encode(&from.key));
+    block_on(async {
+        let resp = client
+            .copy_object()
+            .bucket(&to.bucket)
+            .key(&to.key)
+            .copy_source(source)
+            .send()
+            .await;
+        match resp {
+            Ok(_) => Ok(true),
+            Err(e) if status_of(&e) == Some(404) => Ok(false),
+            Err(e) => bail!("cannot copy {from} to {to}: {}", describe_error(&e)),
+        }
+    })
+}
+
+/// A key as the `x-amz-copy-source` header wants it: URL-encoded, `/` kept.
+fn percent_encode(key: &str) -> String {
+    let mut out = String::with_capacity(key.len());
+    for b in key.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~' | b'/') {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
 pub fn delete(url: &S3Url) -> Result<()> {
     let client = client();
     block_on(async {
@@ -326,5 +392,19 @@ pub trait HttpStatus {
 impl HttpStatus for aws_smithy_runtime_api::http::Response {
     fn status_code(&self) -> u16 {
         self.status().as_u16()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn copy_sources_are_url_encoded_keeping_slashes() {
+        assert_eq!(
+            percent_encode("rel/.c2-pruned/shop+1.5~a_b.zip"),
+            "rel/.c2-pruned/shop%2B1.5~a_b.zip"
+        );
+        assert_eq!(percent_encode("a%b?c&é"), "a%25b%3Fc%26%C3%A9");
     }
 }

@@ -143,7 +143,7 @@ fn perm(mode: Option<u32>, default: u32) -> u32 {
 /// Does a link in a directory `parent_depth` levels below the top, pointing
 /// at `target`, stay inside the top when read lexically? Uses the kernel's
 /// own rules (only `/` separates), since the kernel will interpret it.
-fn target_stays_inside(parent_depth: usize, target: &Path) -> bool {
+pub(crate) fn target_stays_inside(parent_depth: usize, target: &Path) -> bool {
     let mut depth = parent_depth;
     for c in target.components() {
         match c {

@@ -5,12 +5,14 @@
 
 use std::time::Duration;
 
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 
 use crate::config::{ProxyModeConfig, RemoteLocation};
 use crate::log;
-use crate::proxy::state::State;
+use crate::names::{DeployLabel, ReleaseName};
+use crate::proxy::state::{self, State};
 use crate::proxy::{Change, StateBackend};
+use crate::store::ReleaseStore;
 
 use super::store::{self, RemoteStore};
 
@@ -21,18 +23,67 @@ const MAX_ATTEMPTS: u32 = 100;
 pub(crate) struct Master<'a> {
     remote: Box<dyn RemoteStore>,
     proxy: &'a ProxyModeConfig,
+    releases: &'a dyn ReleaseStore,
 }
 
 impl<'a> Master<'a> {
     pub(crate) fn open(
         location: &RemoteLocation,
         proxy: &'a ProxyModeConfig,
+        releases: &'a dyn ReleaseStore,
     ) -> Result<Master<'a>> {
         Ok(Master {
             remote: store::open(location),
             proxy,
+            releases,
         })
     }
+
+    /// The start's half of keeping `prune` from deleting a release a new
+    /// deploy uses. Prune sets its candidates aside, reads the master
+    /// again and restores any the master now uses. A start whose master
+    /// write came after that second read finds its release gone here, and
+    /// takes its deploy back out of the master (through the same
+    /// conditional write) and fails; one whose write came before had its
+    /// release restored. Either way no deploy is left without its release.
+    fn confirm_release(&self, release: &ReleaseName, label: &DeployLabel) -> Result<()> {
+        if self.releases.exists(release)? {
+            return Ok(());
+        }
+        let why = format!(
+            "release {release} was deleted from the release store (by a prune) while deploy {label} was starting"
+        );
+        let remote = self.remote.as_ref();
+        for attempt in 1..=MAX_ATTEMPTS {
+            let (state, version) = remote.master()?;
+            if state
+                .deploys
+                .get(label)
+                .is_none_or(|d| &d.release != release)
+            {
+                bail!("{why}; the deploy is no longer in the master state");
+            }
+            let next = state::stop(&state, label.as_str())
+                .with_context(|| format!("{why}, and taking the deploy back out failed"))?;
+            if remote.write_master(&next, &version)? {
+                log::info(&format!(
+                    "Release {release} is gone: deploy {label} removed again"
+                ));
+                bail!("{why}: the start was undone; publish the release again, then start it");
+            }
+            back_off(attempt);
+        }
+        bail!("{why}, and the master state kept changing while taking the deploy back out: stop {label}")
+    }
+}
+
+/// Waits a little before re-reading a master someone else just wrote,
+/// with jitter so racing writers spread out.
+fn back_off(attempt: u32) {
+    let jitter = u64::from(std::process::id() % 17 + attempt % 13);
+    std::thread::sleep(Duration::from_millis(
+        (5 * u64::from(attempt.min(20))) + jitter,
+    ));
 }
 
 impl StateBackend for Master<'_> {
@@ -58,15 +109,13 @@ impl StateBackend for Master<'_> {
                     }
                     if remote.write_master(&next, &version)? {
                         log::info("Master state updated");
+                        if let Change::Start { release, label } = change {
+                            self.confirm_release(release, label)?;
+                        }
                         return Ok(());
                     }
-                    // Someone else wrote first: back off a little, with
-                    // jitter so racing writers spread out, and re-apply on
-                    // their state.
-                    let jitter = u64::from(std::process::id() % 17 + attempt % 13);
-                    std::thread::sleep(Duration::from_millis(
-                        (5 * u64::from(attempt.min(20))) + jitter,
-                    ));
+                    // Someone else wrote first: re-apply on their state.
+                    back_off(attempt);
                 }
                 bail!("the master state kept changing: gave up after {MAX_ATTEMPTS} attempts")
             },

@@ -1,12 +1,14 @@
 //! A release store that is an S3 prefix.
+//!
+//! Prune's set-aside place is `<prefix>/.c2-pruned/`, left out of listings.
 
 use std::path::Path;
 use std::time::SystemTime;
 
 use anyhow::Result;
 
-use super::ReleaseStore;
-use crate::aws::s3::{self, S3Url};
+use super::{ReleaseStore, SET_ASIDE};
+use crate::aws::s3::{self, Precondition, S3Url};
 use crate::names::ReleaseName;
 
 pub(crate) struct S3Store {
@@ -19,11 +21,26 @@ impl S3Store {
             prefix: prefix.clone(),
         }
     }
+
+    /// `<prefix>/.c2-pruned/`.
+    fn aside(&self) -> S3Url {
+        self.prefix.join(&format!("{SET_ASIDE}/"))
+    }
+
+    fn url(&self, release: &ReleaseName) -> S3Url {
+        self.prefix.join(release.as_str())
+    }
+
+    fn aside_url(&self, release: &ReleaseName) -> S3Url {
+        self.aside().join(release.as_str())
+    }
 }
 
 impl ReleaseStore for S3Store {
     fn list(&self) -> Result<Vec<String>> {
+        let aside = self.aside();
         let mut objects = s3::list(&self.prefix)?;
+        objects.retain(|o| !o.key.starts_with(&aside.key));
         objects.sort_by(|a, b| {
             let ta = a.last_modified.unwrap_or(SystemTime::UNIX_EPOCH);
             let tb = b.last_modified.unwrap_or(SystemTime::UNIX_EPOCH);
@@ -37,14 +54,54 @@ impl ReleaseStore for S3Store {
     }
 
     fn exists(&self, release: &ReleaseName) -> Result<bool> {
-        s3::exists(&self.prefix.join(release.as_str()))
+        s3::exists(&self.url(release))
     }
 
     fn download(&self, release: &ReleaseName, dest: &Path) -> Result<()> {
-        s3::download(&self.prefix.join(release.as_str()), dest)
+        s3::download(&self.url(release), dest)
     }
 
     fn describe(&self) -> String {
         self.prefix.to_string()
+    }
+
+    fn upload(&self, release: &ReleaseName, src: &Path, replace: bool) -> Result<bool> {
+        let pre = if replace {
+            Precondition::None
+        } else {
+            Precondition::Absent
+        };
+        s3::put_file(&self.url(release), src, "application/zip", &pre)
+    }
+
+    fn set_aside(&self, release: &ReleaseName) -> Result<bool> {
+        if !s3::copy(&self.url(release), &self.aside_url(release))? {
+            return Ok(false);
+        }
+        s3::delete(&self.url(release))?;
+        Ok(true)
+    }
+
+    fn set_aside_list(&self) -> Result<Vec<String>> {
+        let mut names: Vec<String> = s3::list(&self.aside())?
+            .into_iter()
+            .filter_map(|o| o.key.rsplit('/').next().map(str::to_string))
+            .filter(|name| !name.is_empty())
+            .collect();
+        names.sort();
+        Ok(names)
+    }
+
+    fn restore(&self, release: &ReleaseName) -> Result<()> {
+        // Gone from the set-aside place: another prune restored or
+        // deleted it.
+        if s3::copy(&self.aside_url(release), &self.url(release))? {
+            s3::delete(&self.aside_url(release))?;
+        }
+        Ok(())
+    }
+
+    fn delete_set_aside(&self, release: &ReleaseName) -> Result<()> {
+        s3::delete(&self.aside_url(release))
     }
 }

@@ -122,6 +122,16 @@ pub fn render_file(
     })
 }
 
+/// Whether `template` parses, without rendering it: for checking a release
+/// before it is published.
+///
+/// # Errors
+///
+/// Why it does not parse, with a line number, as [`render_str`] says it.
+pub fn check(template: &str) -> Result<()> {
+    parse::parse(template).map(|_| ())
+}
+
 fn no_value(name: &str, partial: Option<&str>) -> String {
     match partial {
         None => format!("no value for '{name}'"),

@@ -22,6 +22,8 @@ mod mustache_spec;
 mod noproxy;
 mod output;
 mod proxy;
+mod prune;
+mod publish;
 mod remote;
 mod rollback;
 mod s3;

@@ -149,6 +149,45 @@ impl Moto {
                 .unwrap_or_else(|e| panic!("put s3://{bucket}/{key}: {e:?}"));
         });
     }
+
+    /// The keys under `prefix`, sorted.
+    pub fn keys(&self, bucket: &str, prefix: &str) -> Vec<String> {
+        self.rt.block_on(async {
+            let out = self
+                .client
+                .list_objects_v2()
+                .bucket(bucket)
+                .prefix(prefix)
+                .send()
+                .await
+                .unwrap_or_else(|e| panic!("list s3://{bucket}/{prefix}: {e:?}"));
+            let mut keys: Vec<String> = out
+                .contents()
+                .iter()
+                .filter_map(|o| o.key().map(str::to_string))
+                .collect();
+            keys.sort();
+            keys
+        })
+    }
+
+    /// The object's bytes, if it exists.
+    pub fn get(&self, bucket: &str, key: &str) -> Option<Vec<u8>> {
+        self.rt.block_on(async {
+            let out = self
+                .client
+                .get_object()
+                .bucket(bucket)
+                .key(key)
+                .send()
+                .await;
+            match out {
+                Ok(o) => Some(o.body.collect().await.unwrap().into_bytes().to_vec()),
+                Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_key()) => None,
+                Err(e) => panic!("get s3://{bucket}/{key}: {e:?}"),
+            }
+        })
+    }
 }
 
 impl Drop for Moto {
