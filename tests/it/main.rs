@@ -8,6 +8,7 @@ mod common;
 
 mod await_slaves;
 mod aws;
+mod capacity;
 mod certificates;
 mod completion;
 mod config;
