@@ -20,6 +20,7 @@
 
 mod aws;
 mod cli;
+mod command_env;
 mod commands;
 mod completion;
 mod config;

@@ -10,6 +10,7 @@ mod await_slaves;
 mod aws;
 mod capacity;
 mod certificates;
+mod command_env;
 mod completion;
 mod config;
 mod docker;
