@@ -90,6 +90,10 @@ pub enum Command {
         /// Wait for each missing source instead of failing, checking every 10 seconds
         #[arg(long)]
         retry: bool,
+        /// With --retry: give up after this long (e.g. 90s, 10m), naming each
+        /// source still missing (default: wait forever)
+        #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration, requires = "retry")]
+        timeout: Option<std::time::Duration>,
     },
     /// Download, unzip and expand the templates of a release into a directory.
     ///

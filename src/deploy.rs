@@ -95,7 +95,7 @@ impl Deployer<'_> {
             claim(layout, &dir, mode)?;
         }
         let prepared = (|| {
-            context::fetch(self.config, false)?;
+            context::fetch(self.config, context::Missing::Fail)?;
             let config = self.unpack(release, &dir, ports)?;
             command_env::record_release(&dir, release)?;
             let vars = command_env::for_deploy(&dir, ports);

@@ -17,6 +17,7 @@ mod docker;
 mod docker_driver;
 mod examples;
 mod faults;
+mod fetch_timeout;
 mod fleet;
 mod health;
 mod limits;
