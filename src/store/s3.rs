@@ -41,7 +41,11 @@ impl ReleaseStore for S3Store {
     }
 
     fn download(&self, release: &ReleaseName, dest: &Path) -> Result<()> {
-        s3::download(&self.prefix.join(release.as_str()), dest)
+        s3::download(
+            &self.prefix.join(release.as_str()),
+            dest,
+            &format!("downloading {release}"),
+        )
     }
 
     fn describe(&self) -> String {

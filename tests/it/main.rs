@@ -24,6 +24,7 @@ mod limits;
 mod mustache_spec;
 mod noproxy;
 mod output;
+mod progress;
 mod proxy;
 mod remote;
 mod rollback;
