@@ -174,7 +174,8 @@ pub enum Command {
     ///
     /// Noproxy mode: the live release. Proxy mode: each endpoint with its
     /// server names, ports and connected deploy, then each deploy with its
-    /// release and port; with remote state, those of the master state.
+    /// release and port, then how many ports of dynamicPortRange are in
+    /// use; with remote state, those of the master state.
     Status {
         /// Also show every slave's report (remote state)
         #[arg(long)]
