@@ -90,6 +90,10 @@ pub enum Command {
         /// Wait for each missing source instead of failing, checking every 10 seconds
         #[arg(long)]
         retry: bool,
+        /// With --retry: give up after this long (e.g. 90s, 10m), naming each
+        /// source still missing (default: wait forever)
+        #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration, requires = "retry")]
+        timeout: Option<std::time::Duration>,
     },
     /// Download, unzip and expand the templates of a release into a directory.
     ///
@@ -170,7 +174,8 @@ pub enum Command {
     ///
     /// Noproxy mode: the live release. Proxy mode: each endpoint with its
     /// server names, ports and connected deploy, then each deploy with its
-    /// release and port; with remote state, those of the master state.
+    /// release and port, then how many ports of dynamicPortRange are in
+    /// use; with remote state, those of the master state.
     Status {
         /// Also show every slave's report (remote state)
         #[arg(long)]

@@ -63,7 +63,13 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::LeGetCerts => letsencrypt::get_certs(&LetsEncryptConfig::load()?),
         Command::LeAuthHook => letsencrypt::auth_hook(&LetsEncryptConfig::load()?),
         Command::LeCleanupHook => letsencrypt::cleanup_hook(&LetsEncryptConfig::load()?),
-        Command::FetchContext { retry } => context::fetch(&Run::mutating(path)?.config, retry),
+        Command::FetchContext { retry, timeout } => {
+            let missing = match retry {
+                true => context::Missing::Wait(timeout),
+                false => context::Missing::Fail,
+            };
+            context::fetch(&Run::mutating(path)?.config, missing)
+        }
         Command::Unpack { release, todir } => {
             let release = ReleaseName::parse(&release)?;
             let run = Run::mutating(path)?;

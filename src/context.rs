@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use serde_json::{Map, Value};
@@ -26,20 +26,39 @@ fn cache_path(config: &ToolConfig, name: &ContextName) -> PathBuf {
     config.context_cache.join(format!("{name}.json"))
 }
 
+/// How `fetch-context` treats a source that does not exist yet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Missing {
+    /// Fail at once.
+    Fail,
+    /// Wait for it, checking every 10 s: forever, or up to this long for
+    /// all of them together.
+    Wait(Option<Duration>),
+}
+
 /// `fetch-context`: writes `<contextCache>/<name>.json` for every
-/// `configSources` entry. With `retry`, first waits for each source to exist.
-pub fn fetch(config: &ToolConfig, retry: bool) -> Result<()> {
+/// `configSources` entry, first waiting for each source to exist if asked.
+pub fn fetch(config: &ToolConfig, missing: Missing) -> Result<()> {
     std::fs::create_dir_all(&config.context_cache).with_context(|| {
         format!(
             "cannot create contextCache {}",
             config.context_cache.display()
         )
     })?;
-    for (name, source) in &config.config_sources {
-        if retry {
+    let started = Instant::now();
+    let sources: Vec<_> = config.config_sources.iter().collect();
+    for (at, (name, source)) in sources.iter().enumerate() {
+        if let Missing::Wait(timeout) = missing {
             while !source_exists(source)? {
+                let left = match timeout {
+                    None => RETRY_INTERVAL,
+                    Some(t) => match t.checked_sub(started.elapsed()) {
+                        Some(left) if !left.is_zero() => left.min(RETRY_INTERVAL),
+                        _ => return Err(gave_up(t, &sources[at..])),
+                    },
+                };
                 log::info(&format!("Waiting for {source}"));
-                std::thread::sleep(RETRY_INTERVAL);
+                std::thread::sleep(left);
             }
         }
         let bytes = read_source(source)?;
@@ -52,6 +71,23 @@ pub fn fetch(config: &ToolConfig, retry: bool) -> Result<()> {
         log::info(&format!("Fetched context '{name}' from {source}"));
     }
     Ok(())
+}
+
+/// The time-out's error, naming each source of `rest` (the one waited for
+/// and those after it) that is still missing. Whether a later one exists
+/// is asked now; if asking fails, it counts as missing.
+fn gave_up(timeout: Duration, rest: &[(&ContextName, &JsonSource)]) -> anyhow::Error {
+    let missing: Vec<String> = rest
+        .iter()
+        .enumerate()
+        .filter(|(i, (_, source))| *i == 0 || !source_exists(source).unwrap_or(false))
+        .map(|(_, (name, source))| format!("{name} ({source})"))
+        .collect();
+    anyhow::anyhow!(
+        "fetch-context: gave up after {}; still missing: {}",
+        humantime::format_duration(timeout),
+        missing.join(", ")
+    )
 }
 
 fn source_exists(source: &JsonSource) -> Result<bool> {

@@ -14,7 +14,7 @@ use crate::layout::Layout;
 use crate::names::{DeployLabel, ReleaseName};
 use crate::release::{self, Expansion, ReleaseConfig, RELEASE_JSON};
 use crate::store::ReleaseStore;
-use crate::{fsutil, health, log, shell};
+use crate::{command_env, fsutil, health, log, shell};
 
 /// What a deploy is made from: the config (context sources) and the store.
 pub(crate) struct Deployer<'a> {
@@ -57,6 +57,9 @@ pub(crate) struct Prepared {
     dir: PathBuf,
     release: ReleaseName,
     config: ReleaseConfig,
+    ports: Option<Ports>,
+    /// The environment of its commands.
+    vars: Vec<(String, String)>,
 }
 
 impl Deployer<'_> {
@@ -92,19 +95,24 @@ impl Deployer<'_> {
             claim(layout, &dir, mode)?;
         }
         let prepared = (|| {
-            context::fetch(self.config, false)?;
+            context::fetch(self.config, context::Missing::Fail)?;
             let config = self.unpack(release, &dir, ports)?;
+            command_env::record_release(&dir, release)?;
+            let vars = command_env::for_deploy(&dir, ports);
             log::scope("Running prestart script", || {
-                shell::run(
+                shell::run_with(
                     &format!("prestartCommand of {release}"),
                     &config.prestart_command,
                     &dir,
+                    &vars,
                 )
             })?;
             Ok(Prepared {
                 dir: dir.clone(),
                 release: release.clone(),
                 config,
+                ports: ports.copied(),
+                vars,
             })
         })();
         if prepared.is_err() && state != DirState::Live {
@@ -117,10 +125,11 @@ impl Deployer<'_> {
 impl Prepared {
     /// Runs the start command.
     pub(crate) fn start(&self) -> Result<()> {
-        shell::run(
+        shell::run_with(
             &format!("startCommand of {}", self.release),
             &self.config.start_command,
             &self.dir,
+            &self.vars,
         )
     }
 
@@ -144,7 +153,7 @@ impl Prepared {
         });
         if started.is_err() {
             // The start's own error is the one to report.
-            stop(&self.dir, &mut FailedStops::default());
+            stop(&self.dir, self.ports.as_ref(), &mut FailedStops::default());
             let _ = std::fs::remove_dir_all(&self.dir);
         }
         started
@@ -171,12 +180,13 @@ impl FailedStops {
     }
 }
 
-/// Runs the stop command of the deploy in `dir`. If it fails (or the
+/// Runs the stop command of the deploy in `dir` (`ports`: its ports in
+/// proxy mode, for its environment). If it fails (or the
 /// release.json it needs is unreadable), warns, kills the processes tagged
 /// with the deploy so nothing it started keeps running or holds a port,
 /// and records the failure in `failed`.
-pub(crate) fn stop(dir: &Path, failed: &mut FailedStops) {
-    if let Err(e) = run_stop_command(dir) {
+pub(crate) fn stop(dir: &Path, ports: Option<&Ports>, failed: &mut FailedStops) {
+    if let Err(e) = run_stop_command(dir, ports) {
         let label = dir_name(dir);
         log::warn(&format!(
             "deploy {label}: {e:#}: killing the processes it started and going on"
@@ -186,13 +196,14 @@ pub(crate) fn stop(dir: &Path, failed: &mut FailedStops) {
     }
 }
 
-fn run_stop_command(dir: &Path) -> Result<()> {
+fn run_stop_command(dir: &Path, ports: Option<&Ports>) -> Result<()> {
     let rc = ReleaseConfig::read(dir)?;
-    shell::run("stopCommand", &rc.stop_command, dir)
+    let vars = command_env::for_deploy(dir, ports);
+    shell::run_with("stopCommand", &rc.stop_command, dir, &vars)
 }
 
 /// Stops the deploy in `dir` (see [`stop`]) and removes the directory.
-pub(crate) fn destroy(dir: &Path, failed: &mut FailedStops) -> Result<()> {
+pub(crate) fn destroy(dir: &Path, ports: Option<&Ports>, failed: &mut FailedStops) -> Result<()> {
     if !dir.exists() {
         log::warn(&format!(
             "{} does not exist: nothing to stop",
@@ -201,7 +212,7 @@ pub(crate) fn destroy(dir: &Path, failed: &mut FailedStops) -> Result<()> {
         return Ok(());
     }
     if dir.join(RELEASE_JSON).exists() {
-        log::scope("Running stop script", || stop(dir, failed));
+        log::scope("Running stop script", || stop(dir, ports, failed));
     } else {
         // A run killed while removing it: the stop already ran.
         log::warn(&format!(
@@ -306,7 +317,8 @@ pub(crate) fn same_dir(a: &Path, b: &Path) -> bool {
 /// Removes a deploy directory of c2's that no state lists: left by a run
 /// killed midway. What it started may still run (and hold ports), so its
 /// tagged processes are killed and its stop command is run (best effort)
-/// first.
+/// first; no state says which port it had, so that command gets no
+/// `C2_PORT_…` variables.
 fn remove_leftover(dir: &Path) -> Result<()> {
     log::warn(&format!(
         "{} was left by an interrupted run: stopping and removing it",
@@ -314,7 +326,7 @@ fn remove_leftover(dir: &Path) -> Result<()> {
     ));
     shell::kill_leftovers(dir);
     if dir.join(RELEASE_JSON).exists() {
-        if let Err(e) = run_stop_command(dir) {
+        if let Err(e) = run_stop_command(dir, None) {
             log::warn(&format!("stopping the leftover {}: {e:#}", dir_name(dir)));
         }
     }

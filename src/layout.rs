@@ -6,6 +6,7 @@
 //!   <label>/              a deploy (unpacked release)
 //!     .c2-deploy          c2's mark: it created this directory (and in
 //!                         which mode), so it may remove it as a leftover
+//!     .c2-release         the release it was made from (C2_RELEASE)
 //!   current -> <label>    noproxy: the live release
 //!   .c2.lock              serialises c2 runs on this machine
 //!   frontend-proxy/       proxy mode: state.json, nginx.conf, nginx.ctx.json,
@@ -43,6 +44,12 @@ impl Layout {
     /// moment the directory appears, before anything is unpacked into it.
     pub(crate) fn deploy_marker(dir: &Path) -> PathBuf {
         dir.join(".c2-deploy")
+    }
+
+    /// The name of the release a deploy directory was made from, for the
+    /// environment of its commands in later runs.
+    pub(crate) fn deploy_release_record(dir: &Path) -> PathBuf {
+        dir.join(".c2-release")
     }
 
     /// noproxy: the symlink to the live release.

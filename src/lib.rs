@@ -16,11 +16,13 @@
 //! - `proxy`: many deploys behind nginx (state, planner, executor, drivers);
 //! - `remote`: master state and slaves over S3 or a shared directory;
 //! - `aws`: shared AWS SDK config, S3, Secrets Manager, ECR, Route53;
-//! - `output`, `log`, `shell`, `fsutil`, `signals`: a command's result,
-//!   logging, commands, safe file writes, graceful stop.
+//! - `output`, `log`, `progress`, `shell`, `fsutil`, `signals`: a command's
+//!   result, logging, progress bars, commands, safe file writes, graceful stop;
+//! - `command_env`: the environment of a release's commands.
 
 mod aws;
 mod cli;
+mod command_env;
 mod commands;
 mod completion;
 mod config;
@@ -36,6 +38,7 @@ mod log;
 mod names;
 mod noproxy;
 mod output;
+mod progress;
 mod proxy;
 mod prune;
 mod publish;

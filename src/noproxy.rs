@@ -171,5 +171,5 @@ fn stop_dir(dir: &Path, failed: &mut FailedStops) {
         ));
         return;
     }
-    deploy::stop(dir, failed);
+    deploy::stop(dir, None, failed);
 }

@@ -17,10 +17,22 @@ use nix::unistd::{getppid, Pid};
 /// (see [`status_of`]). An empty command does nothing. `what` names the command in errors
 /// (e.g. `prestartCommand of shop-1.4`).
 pub fn run(what: &str, command: &str, dir: &Path) -> Result<()> {
+    run_with(what, command, dir, &[])
+}
+
+/// [`run`] for a release's command, with the environment `vars` (see
+/// `command_env`) set and no inherited value of c2's own variables.
+pub fn run_with(what: &str, command: &str, dir: &Path, vars: &[(String, String)]) -> Result<()> {
     if command.trim().is_empty() {
         return Ok(());
     }
     let mut cmd = supervised("/bin/sh", ["-c", command]);
+    for (name, _) in std::env::vars_os() {
+        if name.to_str().is_some_and(crate::command_env::is_ours) {
+            cmd.env_remove(name);
+        }
+    }
+    cmd.envs(vars.iter().map(|(k, v)| (k, v)));
     cmd.env(TAG_VAR, tag_of(dir)?);
     status_of(what, cmd, dir, command)
 }

@@ -9,6 +9,7 @@ use anyhow::{bail, Context, Result};
 use aws_sdk_s3::Client;
 
 use super::{block_on, describe_error, sdk_config};
+use crate::progress::Progress;
 
 /// The old tool's endpoint override; with it, path-style addressing.
 pub const S3_ENDPOINT_ENV: &str = "S3_ENDPOINT";
@@ -112,8 +113,9 @@ pub fn exists(url: &S3Url) -> Result<bool> {
 }
 
 /// Streams the object into `dest` chunk by chunk (a release may be 1 GB),
-/// through a temporary file renamed into place once complete.
-pub fn download(url: &S3Url, dest: &Path) -> Result<()> {
+/// through a temporary file renamed into place once complete. On a
+/// terminal a progress bar labelled `what` shows how far it is.
+pub fn download(url: &S3Url, dest: &Path, what: &str) -> Result<()> {
     let dir = dest.parent().unwrap_or(Path::new("."));
     let mut tmp = tempfile::NamedTempFile::new_in(dir)
         .with_context(|| format!("cannot create a file in {}", dir.display()))?;
@@ -132,6 +134,8 @@ pub fn download(url: &S3Url, dest: &Path) -> Result<()> {
             }
             Err(e) => bail!("cannot download {url}: {}", describe_error(&e)),
         };
+        let total = out.content_length().and_then(|n| u64::try_from(n).ok());
+        let progress = Progress::bytes(what, total);
         while let Some(chunk) = out
             .body
             .try_next()
@@ -140,6 +144,7 @@ pub fn download(url: &S3Url, dest: &Path) -> Result<()> {
         {
             tmp.write_all(&chunk)
                 .with_context(|| format!("writing {}", dest.display()))?;
+            progress.add(chunk.len() as u64);
         }
         Ok(())
     })?;

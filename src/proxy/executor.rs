@@ -95,10 +95,7 @@ impl<'a> Executor<'a> {
     }
 
     fn create_deploy(&self, d: &Deploy) -> Result<()> {
-        let range = (
-            self.proxy.dynamic_port_range.v1,
-            self.proxy.dynamic_port_range.v2,
-        );
+        let range = self.port_range();
         let deployer = Deployer {
             config: self.config,
             store: self.store,
@@ -121,7 +118,16 @@ impl<'a> Executor<'a> {
     }
 
     fn destroy_deploy(&self, d: &Deploy, failed: &mut FailedStops) -> Result<()> {
-        deploy::destroy(&self.layout.deploy_dir(&d.label), failed)
+        // Its ports as the state records them, for its stop command.
+        let ports = Ports::new(d.port, self.port_range());
+        deploy::destroy(&self.layout.deploy_dir(&d.label), Some(&ports), failed)
+    }
+
+    fn port_range(&self) -> (u16, u16) {
+        (
+            self.proxy.dynamic_port_range.v1,
+            self.proxy.dynamic_port_range.v2,
+        )
     }
 
     /// Rewrites the nginx config for `pairs` and makes the proxy serve it.

@@ -326,7 +326,10 @@ impl StateBackend for Machine<'_> {
                 .iter()
                 .map(|(label, h)| (label.clone(), status::health_word(h).into()))
                 .collect();
-            let mut out = serde_json::json!({ "master": state });
+            let mut out = serde_json::json!({
+                "master": state,
+                "ports": status::ports_json(self.proxy, &state),
+            });
             // Only when some deploy has a check: the shape is otherwise the
             // old tool's.
             if !health.is_empty() {

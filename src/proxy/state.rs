@@ -141,10 +141,13 @@ pub fn start(
             existing.release
         );
     }
-    let (lo, hi) = (config.dynamic_port_range.v1, config.dynamic_port_range.v2);
-    let port = (lo..hi)
+    let range = PortRange::of(config);
+    let Some(port) = range
+        .ports()
         .find(|p| !state.deploys.values().any(|d| d.port == *p))
-        .with_context(|| format!("no more ports available in [{lo}, {hi}) (dynamicPortRange)"))?;
+    else {
+        bail!("{}", no_more_ports(state, range));
+    };
     let mut next = state.clone();
     next.deploys.insert(
         label.clone(),
@@ -155,6 +158,87 @@ pub fn start(
         },
     );
     Ok(next)
+}
+
+/// The ports deploys are given: dynamicPortRange, `v1` up to `v2 - 1`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PortRange {
+    lo: u16,
+    /// Excluded.
+    hi: u16,
+}
+
+impl PortRange {
+    pub fn of(config: &ProxyModeConfig) -> PortRange {
+        PortRange {
+            lo: config.dynamic_port_range.v1,
+            hi: config.dynamic_port_range.v2,
+        }
+    }
+
+    pub fn ports(self) -> std::ops::Range<u16> {
+        self.lo..self.hi
+    }
+
+    /// How many ports it holds (none when `v1 >= v2`).
+    pub fn total(self) -> u32 {
+        u32::from(self.hi.saturating_sub(self.lo))
+    }
+
+    pub fn contains(self, port: u16) -> bool {
+        self.ports().contains(&port)
+    }
+}
+
+/// `8000-8099`, the ports as an operator counts them.
+impl std::fmt::Display for PortRange {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.hi.checked_sub(1) {
+            Some(last) if self.lo <= last => write!(f, "{}-{last}", self.lo),
+            _ => write!(f, "no port: v1 {} is not below v2 {}", self.lo, self.hi),
+        }
+    }
+}
+
+/// The deploys of `state` holding a port of `range`, by port.
+pub fn holders(state: &State, range: PortRange) -> Vec<&Deploy> {
+    let mut held: Vec<&Deploy> = state
+        .deploys
+        .values()
+        .filter(|d| range.contains(d.port))
+        .collect();
+    held.sort_by_key(|d| d.port);
+    held
+}
+
+/// How many ports of the range deploys hold, and how many it has.
+pub fn capacity(state: &State, range: PortRange) -> (usize, u32) {
+    let mut ports: Vec<u16> = holders(state, range).iter().map(|d| d.port).collect();
+    ports.dedup();
+    (ports.len(), range.total())
+}
+
+/// Holders named in the error before the rest is counted.
+const HOLDERS_SHOWN: usize = 10;
+
+/// Why a start finds no port, naming the range and who holds it.
+fn no_more_ports(state: &State, range: PortRange) -> String {
+    let held = holders(state, range);
+    if held.is_empty() {
+        return format!("no more ports available in dynamicPortRange ({range}): widen the range");
+    }
+    let mut names = held
+        .iter()
+        .take(HOLDERS_SHOWN)
+        .map(|d| format!("{} ({})", d.label, d.port))
+        .collect::<Vec<_>>()
+        .join(", ");
+    if let Some(more) = held.len().checked_sub(HOLDERS_SHOWN).filter(|n| *n > 0) {
+        names += &format!(" and {more} more");
+    }
+    format!(
+        "no more ports available in {range} (dynamicPortRange): held by {names}; stop a deploy or widen the range"
+    )
 }
 
 /// `stop <deploy>`: removes a deploy that no endpoint is connected to.
@@ -397,6 +481,74 @@ mod tests {
             err(rollback(&s, p, "nope")),
             "no endpoint called nope (configured: main)"
         );
+    }
+
+    /// A config whose dynamicPortRange is `[lo, hi)`.
+    fn ranged(lo: u16, hi: u16) -> ProxyModeConfig {
+        let mut p = config().proxy_mode().unwrap().clone();
+        p.dynamic_port_range = crate::config::Pair { v1: lo, v2: hi };
+        p
+    }
+
+    fn start_err(state: &State, p: &ProxyModeConfig, label: &str) -> String {
+        let release = ReleaseName::parse(&format!("{label}.zip")).unwrap();
+        err(start(
+            state,
+            p,
+            &release,
+            &DeployLabel::parse(label).unwrap(),
+        ))
+    }
+
+    #[test]
+    fn a_full_range_names_itself_and_its_holders() {
+        let p = ranged(8000, 8002);
+        let s = with_deploys(&p, &["green", "blue"]);
+        assert_eq!(
+            start_err(&s, &p, "red"),
+            "no more ports available in 8000-8001 (dynamicPortRange): held by green (8000), blue (8001); stop a deploy or widen the range"
+        );
+        assert_eq!(capacity(&s, PortRange::of(&p)), (2, 2));
+    }
+
+    #[test]
+    fn past_ten_holders_the_rest_are_counted() {
+        let p = ranged(8000, 8012);
+        let labels: Vec<String> = (0..12).map(|i| format!("d{i:02}")).collect();
+        let s = with_deploys(&p, &labels.iter().map(String::as_str).collect::<Vec<_>>());
+        let shown: Vec<String> = (0..10).map(|i| format!("d{i:02} ({})", 8000 + i)).collect();
+        assert_eq!(
+            start_err(&s, &p, "one-more"),
+            format!(
+                "no more ports available in 8000-8011 (dynamicPortRange): held by {} and 2 more; stop a deploy or widen the range",
+                shown.join(", ")
+            )
+        );
+    }
+
+    #[test]
+    fn capacity_counts_only_ports_of_the_range_and_never_overflows() {
+        let p = ranged(8000, 8100);
+        let mut s = with_deploys(&p, &["a", "b"]);
+        // A deploy left outside the range by a config change holds none of it.
+        s.deploys.get_mut("b").unwrap().port = 9000;
+        assert_eq!(capacity(&s, PortRange::of(&p)), (1, 100));
+        assert_eq!(PortRange::of(&p).to_string(), "8000-8099");
+
+        let widest = ranged(0, u16::MAX);
+        assert_eq!(capacity(&s, PortRange::of(&widest)), (2, 65535));
+        assert_eq!(PortRange::of(&widest).to_string(), "0-65534");
+        let one = ranged(65534, 65535);
+        assert_eq!(PortRange::of(&one).to_string(), "65534-65534");
+
+        for (lo, hi) in [(8100, 8000), (8000, 8000), (u16::MAX, 0), (0, 0)] {
+            let empty = ranged(lo, hi);
+            assert_eq!(capacity(&s, PortRange::of(&empty)), (0, 0));
+            assert_eq!(
+                start_err(&s, &empty, "c"),
+                format!("no more ports available in dynamicPortRange (no port: v1 {lo} is not below v2 {hi}): widen the range")
+            );
+        }
     }
 
     #[test]

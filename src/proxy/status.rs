@@ -5,7 +5,7 @@ use std::fmt::Write;
 
 use crate::config::{EndPointType, ProxyModeConfig};
 
-use super::state::{Deploy, State};
+use super::state::{self, Deploy, PortRange, State};
 
 /// A heading line: 21 dashes, the title, dashes up to 70 characters.
 pub fn heading(title: &str) -> String {
@@ -64,17 +64,33 @@ pub fn state_text_with_health(
     out
 }
 
-/// The local status: the state, each asked deploy's health after it.
+/// The status of the state shown (local, or the master): its endpoints
+/// and deploys, each asked deploy's health after it, and how many ports
+/// of the range its deploys hold.
 pub fn master_text(
     proxy: &ProxyModeConfig,
     state: &State,
     health: &BTreeMap<String, Result<(), String>>,
 ) -> String {
     format!(
-        "{}\n{}",
+        "{}\n{}\n{}\n",
         heading("MASTER"),
-        state_text_with_health(proxy, state, health)
+        state_text_with_health(proxy, state, health),
+        ports_line(proxy, state)
     )
+}
+
+/// `Ports: 4 of 100 in use (8000-8099)`.
+pub fn ports_line(proxy: &ProxyModeConfig, state: &State) -> String {
+    let range = PortRange::of(proxy);
+    let (used, total) = state::capacity(state, range);
+    format!("Ports: {used} of {total} in use ({range})")
+}
+
+/// `{"used": 4, "total": 100}`, beside `"master"` in the JSON status.
+pub fn ports_json(proxy: &ProxyModeConfig, state: &State) -> serde_json::Value {
+    let (used, total) = state::capacity(state, PortRange::of(proxy));
+    serde_json::json!({ "used": used, "total": total })
 }
 
 /// `healthy`, or `unhealthy: <why>`.
@@ -116,7 +132,9 @@ mod tests {
              \x20 test: (test.example:80,443) -> (not connected)\n\
              \n\
              Deploys:\n\
-             \x20 shop-1.4 (shop-1.4.zip): (localhost:8000)\n"
+             \x20 shop-1.4 (shop-1.4.zip): (localhost:8000)\n\
+             \n\
+             Ports: 1 of 100 in use (8000-8099)\n"
         );
     }
 }

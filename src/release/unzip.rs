@@ -18,6 +18,8 @@ use anyhow::{anyhow, bail, Context, Result};
 use zip::result::ZipError;
 use zip::ZipArchive;
 
+use crate::progress::Progress;
+
 // The zip format stores the Unix `st_mode` layout whatever the host is, so
 // these are spelled out instead of taken from libc (whose `mode_t` width
 // differs between platforms).
@@ -59,7 +61,16 @@ pub fn extract(zip_path: &Path, todir: &Path, max_bytes: u64) -> Result<usize> {
     let root =
         fs::canonicalize(todir).with_context(|| format!("cannot resolve {}", todir.display()))?;
 
+    // Declared sizes, only for the bar: the budget counts real bytes.
+    let total = archive
+        .decompressed_size()
+        .map(|n| u64::try_from(n).unwrap_or(u64::MAX));
+    let name = zip_path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let mut x = Extractor {
+        progress: Progress::bytes(&format!("unpacking {name}"), total),
         zip: zip_path,
         todir,
         root,
@@ -233,6 +244,7 @@ struct Link {
 }
 
 struct Extractor<'a> {
+    progress: Progress,
     zip: &'a Path,
     todir: &'a Path,
     /// canonicalize(todir)
@@ -401,8 +413,10 @@ impl Extractor<'_> {
             .open(path)
             .with_context(ctx)?;
         let mut out = BufWriter::with_capacity(WRITE_BUFFER, file);
-        let written =
-            io::copy(&mut data.take(self.budget.saturating_add(1)), &mut out).with_context(ctx)?;
+        let mut data = self
+            .progress
+            .reading(data.take(self.budget.saturating_add(1)));
+        let written = io::copy(&mut data, &mut out).with_context(ctx)?;
         if written > self.budget {
             return Err(self.too_large());
         }

@@ -8,7 +8,7 @@ use serde_json::{json, Value};
 use crate::config::ProxyModeConfig;
 use crate::names::SlaveLabel;
 use crate::proxy::state::State;
-use crate::proxy::status::{heading, state_text};
+use crate::proxy::status::{heading, master_text, ports_json, state_text};
 use crate::{log, output};
 
 use super::store::{RemoteStore, SlaveEntry, SlaveStatus};
@@ -38,14 +38,14 @@ pub fn print(
         Vec::new()
     };
     if json_output {
-        let mut out = json!({ "master": master });
+        let mut out = json!({ "master": master, "ports": ports_json(proxy, &master) });
         if show_slaves {
             out["slaves"] = Value::Array(slaves.iter().map(|s| slave_json(s, &master)).collect());
         }
         output::line(&out.to_string())?;
         return Ok(());
     }
-    let mut text = format!("{}\n{}", heading("MASTER"), state_text(proxy, &master));
+    let mut text = master_text(proxy, &master, &Default::default());
     if show_slaves {
         text += &format!("{}\n", heading("SLAVES"));
         for s in &slaves {

@@ -58,7 +58,7 @@ impl ReleaseStore for S3Store {
     }
 
     fn download(&self, release: &ReleaseName, dest: &Path) -> Result<()> {
-        s3::download(&self.url(release), dest)
+        s3::download(&self.url(release), dest, &format!("downloading {release}"))
     }
 
     fn describe(&self) -> String {

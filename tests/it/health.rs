@@ -256,6 +256,7 @@ fn status_shows_the_health_of_each_deploy_with_a_check() {
         .lines()
         .skip_while(|l| *l != "Deploys:")
         .skip(1)
+        .take_while(|l| !l.is_empty())
         .collect();
     assert_eq!(
         deploys,

@@ -99,7 +99,8 @@ fn status_shows_endpoints_and_deploys() {
     env.c2(&["start", "blue.zip"]).ok();
     env.c2(&["start", "blue.zip", "canary"]).ok();
     env.c2(&["connect", "main", "canary"]).ok();
-    let (lo, _) = env.port_range();
+    let (lo, hi) = env.port_range();
+    let width = hi - lo;
     let port = env.http_port();
     assert_eq!(
         env.c2(&["status"]).ok().stdout,
@@ -111,13 +112,19 @@ fn status_shows_endpoints_and_deploys() {
              \n\
              Deploys:\n\
              \x20 blue (blue.zip): (localhost:{lo})\n\
-             \x20 canary (blue.zip): (localhost:{})\n",
-            lo + 1
+             \x20 canary (blue.zip): (localhost:{})\n\
+             \n\
+             Ports: 2 of {width} in use ({lo}-{})\n",
+            lo + 1,
+            hi - 1,
         )
     );
     let json: serde_json::Value =
         serde_json::from_str(&env.c2(&["status", "--json-output"]).ok().stdout).unwrap();
-    assert_eq!(json, json!({"master": env.state()}));
+    assert_eq!(
+        json,
+        json!({"master": env.state(), "ports": {"used": 2, "total": width}})
+    );
 }
 
 #[test]
@@ -180,7 +187,13 @@ fn bad_input_is_refused_and_changes_nothing() {
     // Port range exhausted.
     let (lo, _) = env.port_range();
     env.proxy_set("dynamicPortRange", json!({"v1": lo, "v2": lo + 1}));
-    assert_refused(&env, &["start", "green.zip"], "no more ports available");
+    assert_refused(
+        &env,
+        &["start", "green.zip"],
+        &format!(
+            "c2: error: no more ports available in {lo}-{lo} (dynamicPortRange): held by blue ({lo}); stop a deploy or widen the range"
+        ),
+    );
     assert!(!env.exists("deploys/green"));
     let _ = PORT_RANGE_WIDTH;
 }
