@@ -23,6 +23,7 @@ mod noproxy;
 mod output;
 mod proxy;
 mod remote;
+mod recipes;
 mod rollback;
 mod s3;
 mod zero_downtime;
