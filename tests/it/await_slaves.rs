@@ -12,10 +12,10 @@ use crate::common::{wait_until, write_file, Env, ReleaseBuilder};
 use crate::remote::{backends, master_on, Backend};
 
 /// A `slave-update --repeat 0.3` process, killed when dropped.
-struct Follower(Child);
+pub(crate) struct Follower(Child);
 
 impl Follower {
-    fn start(slave: &Env) -> Follower {
+    pub(crate) fn start(slave: &Env) -> Follower {
         let mut run = slave.c2(&["slave-update", "--repeat", "0.3"]);
         let out = std::fs::File::create(slave.path("follower.out")).unwrap();
         let err = std::fs::File::create(slave.path("follower.err")).unwrap();

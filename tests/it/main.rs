@@ -29,6 +29,7 @@ mod proxy;
 mod prune;
 mod publish;
 mod remote;
+mod recipes;
 mod rollback;
 mod s3;
 mod zero_downtime;

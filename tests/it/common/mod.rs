@@ -264,6 +264,22 @@ impl Env {
         run
     }
 
+    /// `sh <script> args…` run as an operator's script runs: `C2` is the c2
+    /// under test, `CAMUS2_CONFIG` this Env's config.
+    pub fn script(&self, script: &Path, args: &[&str]) -> Run {
+        let mut run = Run::of("sh", &[]);
+        run.cmd
+            .arg(script)
+            .args(args)
+            .env("C2", env!("CARGO_BIN_EXE_c2"))
+            .env("CAMUS2_CONFIG", self.write_config());
+        for (k, v) in &self.envs {
+            run.cmd.env(k, v);
+        }
+        run.cmd.current_dir(self.root.path());
+        run
+    }
+
     /// A release zip builder that publishes into the local store.
     pub fn release(&self, name: &str) -> ReleaseBuilder {
         ReleaseBuilder::new(name, self.path("store"))
@@ -389,7 +405,11 @@ pub struct Run {
 
 impl Run {
     pub fn new(args: &[&str]) -> Run {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_c2"));
+        Run::of(env!("CARGO_BIN_EXE_c2"), args)
+    }
+
+    fn of(program: &str, args: &[&str]) -> Run {
+        let mut cmd = Command::new(program);
         cmd.args(args);
         // Keep the developer's own AWS setup and config out of the tests.
         for var in [

@@ -1,0 +1,279 @@
+//! The recipes in `examples/fleet/` run as they are shipped, against a
+//! master in S3 (moto) and real slaves behind real nginx. EC2 user-data
+//! waits for the instance context, then asks systemd to start the slave
+//! unit: systemd is stood in for by a `systemctl` on PATH that records its
+//! calls and runs the unit's `ExecStart` line. The CI deploy script
+//! publishes, starts, connects, and cleans up or rolls back when the fleet
+//! does not follow.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+
+use crate::await_slaves::Follower;
+use crate::common::{wait_until, write_file, Env, Moto, ReleaseBuilder};
+
+const FLEET: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/fleet");
+
+fn recipe(name: &str) -> PathBuf {
+    Path::new(FLEET).join(name)
+}
+
+/// A master in S3 (endpoint `main`) with `blue.zip` published.
+fn master(moto: &Moto) -> (Env, String) {
+    let bucket = Moto::unique_bucket("recipes");
+    let master = Env::s3_master(moto, &bucket);
+    master
+        .http_release("blue.zip")
+        .publish_s3(moto, &bucket, "releases");
+    (master, bucket)
+}
+
+/// A stand-in for systemd: `systemctl` records each call in `calls`;
+/// `enable --now <unit>` starts the unit's ExecStart (with the c2 under
+/// test in place of /usr/local/bin/c2) in the background, its pid in
+/// `unit.pid`, as systemd would.
+struct Systemd {
+    dir: PathBuf,
+}
+
+impl Systemd {
+    fn install(under: &Path) -> Systemd {
+        let dir = under.join("systemd");
+        write_file(
+            &dir.join("bin/systemctl"),
+            &format!(
+                r#"#!/bin/sh
+echo "$*" >> {dir}/calls
+if [ "$1" = enable ] && [ "$2" = --now ]; then
+  command=$(sed -n 's|^ExecStart=/usr/local/bin/c2 ||p' {units}/"$3")
+  $C2 $command > {dir}/unit.out 2>&1 &
+  echo $! > {dir}/unit.pid
+fi
+"#,
+                dir = dir.display(),
+                units = FLEET,
+            ),
+        );
+        std::process::Command::new("chmod")
+            .args(["+x", &dir.join("bin/systemctl").to_string_lossy()])
+            .status()
+            .unwrap();
+        Systemd { dir }
+    }
+
+    fn path_var(&self) -> String {
+        format!(
+            "{}:{}",
+            self.dir.join("bin").display(),
+            std::env::var("PATH").unwrap_or_default()
+        )
+    }
+
+    fn calls(&self) -> Vec<String> {
+        std::fs::read_to_string(self.dir.join("calls"))
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_string)
+            .collect()
+    }
+}
+
+impl Drop for Systemd {
+    fn drop(&mut self) {
+        if let Some(pid) = std::fs::read_to_string(self.dir.join("unit.pid"))
+            .ok()
+            .and_then(|p| p.trim().parse().ok())
+        {
+            crate::common::terminate(pid);
+        }
+    }
+}
+
+/// A slave of `master` whose context `app` comes from
+/// `s3://<bucket>/context/app.json`.
+fn slave_with_s3_context(master: &Env, bucket: &str, label: &str) -> Env {
+    let mut slave = master.slave(label);
+    slave.set(
+        "configSources",
+        json!({"app": {"s3": format!("s3://{bucket}/context/app.json")}}),
+    );
+    slave
+}
+
+#[test]
+fn user_data_waits_for_the_context_then_starts_the_slave_unit() {
+    let moto = Moto::shared();
+    let (master, bucket) = master(moto);
+    master.c2(&["start", "blue.zip"]).ok();
+    master.c2(&["connect", "main", "blue"]).ok();
+    let slave = slave_with_s3_context(&master, &bucket, "web1");
+    let systemd = Systemd::install(slave.root.path());
+
+    let out = std::fs::File::create(slave.path("user-data.out")).unwrap();
+    let mut user_data: Child = slave
+        .script(&recipe("user-data.sh"), &[])
+        .env("PATH", &systemd.path_var())
+        .env("CONTEXT_TIMEOUT", "5m")
+        .cmd
+        .stdout(Stdio::from(out.try_clone().unwrap()))
+        .stderr(Stdio::from(out))
+        .spawn()
+        .unwrap();
+    wait_until(Duration::from_secs(30), "fetch-context to wait", || {
+        std::fs::read_to_string(slave.path("user-data.out"))
+            .unwrap_or_default()
+            .contains("Waiting for s3://")
+    });
+    assert!(systemd.calls().is_empty(), "systemd asked too early");
+
+    // The provisioning run writes the context: the boot carries on.
+    moto.put(&bucket, "context/app.json", br#"{"db": "db.internal"}"#);
+    let status = user_data.wait().unwrap();
+    let said = slave.read("user-data.out");
+    assert!(status.success(), "{said}");
+    assert_eq!(slave.read("cache/app.json"), r#"{"db": "db.internal"}"#);
+    assert_eq!(
+        systemd.calls(),
+        ["daemon-reload", "enable --now c2-slave.service"]
+    );
+
+    // The unit's own command converges the machine and reports it.
+    wait_until(Duration::from_secs(60), "the slave to serve blue", || {
+        slave.state()["connections"]["main"] == json!("blue")
+    });
+    assert_eq!(slave.get("main.example", "/").body, "blue /");
+    assert!(master.slave_report("web1").is_some());
+}
+
+#[test]
+fn user_data_gives_up_when_the_context_never_comes() {
+    let moto = Moto::shared();
+    let (master, bucket) = master(moto);
+    let slave = slave_with_s3_context(&master, &bucket, "web1");
+    let systemd = Systemd::install(slave.root.path());
+
+    let started = Instant::now();
+    let out = slave
+        .script(&recipe("user-data.sh"), &[])
+        .env("PATH", &systemd.path_var())
+        .env("CONTEXT_TIMEOUT", "2s")
+        .output();
+    assert_eq!(out.code, Some(1), "{out}");
+    assert!(started.elapsed() < Duration::from_secs(60), "{out}");
+    assert!(
+        out.error_line().contains("still missing: app (s3://"),
+        "{out}"
+    );
+    assert!(
+        out.stderr
+            .contains("user-data: the instance context is incomplete (see above); c2-slave not started"),
+        "{out}"
+    );
+    assert!(systemd.calls().is_empty());
+    assert!(master.slave_report("web1").is_none());
+}
+
+/// Unpacks a release into `<root>/work/<label>`: what a CI job checks out.
+fn release_dir(env: &Env, release: ReleaseBuilder, label: &str) -> String {
+    let dir = env.path(&format!("work/{label}"));
+    let bytes = release.zip_bytes();
+    zip::ZipArchive::new(std::io::Cursor::new(bytes))
+        .unwrap()
+        .extract(&dir)
+        .unwrap();
+    dir.to_string_lossy().to_string()
+}
+
+/// Runs `slave`'s rounds until it runs `deploy`, then stops: a machine
+/// that dies right after starting the new release.
+fn follow_until_it_runs(slave: &Env, deploy: &str) {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while slave.state()["deploys"][deploy].is_null() {
+        assert!(Instant::now() < deadline, "{deploy} never started");
+        slave.c2(&["slave-update"]).output();
+    }
+}
+
+#[test]
+fn ci_deploy_switches_the_fleet_and_undoes_what_it_cannot_finish() {
+    let _heavy = crate::common::heavy();
+    let moto = Moto::shared();
+    let (master, _) = master(moto);
+    let (web1, web2) = (master.slave("web1"), master.slave("web2"));
+    write_file(&web2.path("cannot-run"), "");
+    let follower1 = Follower::start(&web1);
+    let follower2 = Follower::start(&web2);
+    wait_until(Duration::from_secs(30), "both slaves to report", || {
+        master.status_json()["slaves"]
+            .as_array()
+            .is_some_and(|s| s.len() == 2)
+    });
+    let deploy = |dir: &str| {
+        master
+            .script(&recipe("ci-deploy.sh"), &[dir, "main"])
+            .env("MIN_SLAVES", "2")
+            .env("TIMEOUT", "60s")
+            .output()
+    };
+
+    // A release both machines run: published, started, connected.
+    let blue = release_dir(&master, master.http_release("blue-2.zip"), "blue-2");
+    let out = deploy(&blue);
+    assert_eq!(out.code, Some(0), "{out}");
+    assert!(out.stderr.contains("ci-deploy: main serves blue-2"), "{out}");
+    let releases = master.c2(&["list-releases"]).ok().stdout;
+    assert!(releases.lines().any(|r| r == "blue-2.zip"), "{releases}");
+    assert_eq!(web1.get("main.example", "/").body, "blue-2 /");
+    assert_eq!(web2.get("main.example", "/").body, "blue-2 /");
+
+    // One that web2 cannot start: taken away again, traffic untouched.
+    let green = master.http_release("green.zip").set(
+        "startCommand",
+        json!("test ! -e ../../cannot-run && python3 serve.py $(cat port) green"),
+    );
+    let green = release_dir(&master, green, "green");
+    let out = deploy(&green);
+    assert_eq!(out.code, Some(1), "{out}");
+    assert!(
+        out.stderr
+            .contains("ci-deploy: green did not start on every live slave; removing it"),
+        "{out}"
+    );
+    assert!(master.status_json()["master"]["deploys"]["green"].is_null());
+    for slave in [&web1, &web2] {
+        wait_until(Duration::from_secs(60), "green to go", || {
+            slave.state()["deploys"]["green"].is_null() && !slave.exists("deploys/green")
+        });
+        assert_eq!(slave.get("main.example", "/").body, "blue-2 /");
+    }
+
+    // web2 starts red, then stops answering: the switch cannot complete,
+    // so the endpoint goes back to blue-2.
+    drop(follower2);
+    let red = release_dir(&master, master.http_release("red.zip"), "red");
+    let out = std::thread::scope(|s| {
+        s.spawn(|| follow_until_it_runs(&web2, "red"));
+        master
+            .script(&recipe("ci-deploy.sh"), &[&red, "main"])
+            .env("MIN_SLAVES", "2")
+            .env("TIMEOUT", "15s")
+            .output()
+    });
+    assert_eq!(out.code, Some(1), "{out}");
+    assert!(
+        out.stderr
+            .contains("ci-deploy: the fleet did not follow the switch to red; rolling main back"),
+        "{out}"
+    );
+    assert!(!out.stderr.contains("rollback of main did not complete"), "{out}");
+    assert_eq!(
+        master.status_json()["master"]["connections"]["main"],
+        json!("blue-2")
+    );
+    assert_eq!(web1.get("main.example", "/").body, "blue-2 /");
+    assert_eq!(web2.get("main.example", "/").body, "blue-2 /");
+    drop(follower1);
+}
