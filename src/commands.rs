@@ -4,15 +4,16 @@
 
 use anyhow::{bail, Context, Result};
 
-use crate::cli::{AwaitSlaves, Cli, Command};
+use crate::cli::{self, AwaitSlaves, Cli, Command, LockAction};
 use crate::config::{LetsEncryptConfig, ProxyModeConfig, RemoteLocation, ToolConfig};
 use crate::deploy::Deployer;
+use crate::journal::{self, Event, Journal};
 use crate::names::{DeployLabel, ReleaseName};
 use crate::proxy::Machine;
 use crate::remote::fleet::{Affects, Fleet};
 use crate::remote::{self, store::RemoteStore};
 use crate::store::{self, ReleaseStore};
-use crate::target::{self, Target};
+use crate::target::{self, Target, Transition};
 use crate::{aws, completion, context, help, letsencrypt, log, output, release, shell};
 
 const DEFAULT_NGINX_TEMPLATE: &str = include_str!("../templates/nginx.conf.tpl");
@@ -118,6 +119,43 @@ pub fn run(cli: Cli) -> Result<()> {
             Run::mutating(path)?
                 .change(&fleet, affects, routed_to, |t| t.rollback(&endpoint, force))
         }
+        Command::Lock { action } => match action {
+            LockAction::Acquire { message } => {
+                let run = Run::mutating(path)?;
+                let journal = journal::open(&run.config);
+                let transition = journal::acquire(journal.as_ref(), &message)?;
+                record(journal.as_ref(), transition);
+                Ok(())
+            }
+            LockAction::Release => {
+                let run = Run::mutating(path)?;
+                let journal = journal::open(&run.config);
+                let transition = journal::release(journal.as_ref())?;
+                record(journal.as_ref(), transition);
+                Ok(())
+            }
+            LockAction::Status { json_output } => {
+                let run = Run::read_only(path)?;
+                let lock = journal::current_lock(journal::open(&run.config).as_ref())?;
+                let text = match (json_output, lock) {
+                    (true, lock) => serde_json::to_string(&lock)?,
+                    (false, Some(lock)) => format!("locked by {}", lock.holder()),
+                    (false, None) => "unlocked".to_string(),
+                };
+                Ok(output::line(&text)?)
+            }
+        },
+        Command::History { limit, json_output } => {
+            let run = Run::read_only(path)?;
+            let events = journal::open(&run.config).recent(limit)?;
+            if json_output {
+                return Ok(output::line(&serde_json::to_string(&events)?)?);
+            }
+            for event in events {
+                output::line(&event.line())?;
+            }
+            Ok(())
+        }
         Command::RestartFrontendProxy => {
             let run = Run::mutating(path)?;
             run.machine("restart-frontend-proxy")?.restart_frontend()
@@ -145,6 +183,17 @@ pub fn run(cli: Cli) -> Result<()> {
             let run = Run::mutating(path)?;
             remote::status::flush(run.remote("slave-flush")?.1.as_ref())
         }
+    }
+}
+
+/// Adds a change that succeeded to the history. It is made by then, so a
+/// history that cannot be written is a warning, not a failure.
+fn record(journal: &dyn Journal, transition: Transition) {
+    let event = Event::now(cli::typed_command(), transition);
+    if let Err(e) = journal.append(&event) {
+        log::warn(&format!(
+            "the change was made but could not be added to the history: {e:#}"
+        ));
     }
 }
 
@@ -186,11 +235,14 @@ impl Run {
         fleet: &AwaitSlaves,
         affects: Affects,
         routed_to: Option<RoutedTo>,
-        act: impl FnOnce(&dyn Target) -> Result<()>,
+        act: impl FnOnce(&dyn Target) -> Result<Transition>,
     ) -> Result<()> {
+        let journal = journal::open(&self.config);
+        journal::check_unlocked(journal.as_ref())?;
         let target = self.target()?;
         if !fleet.await_slaves {
-            return act(target.as_ref());
+            record(journal.as_ref(), act(target.as_ref())?);
+            return Ok(());
         }
         let (_, remote) = self.remote("--await-slaves")?;
         let slaves = Fleet::new(remote.as_ref());
@@ -209,7 +261,8 @@ impl Run {
             Fleet::check_deploy_ok(&live, &d)?;
         }
         let since = std::time::SystemTime::now();
-        act(target.as_ref())?;
+        // Recorded as soon as the master has it, before the fleet follows.
+        record(journal.as_ref(), act(target.as_ref())?);
         let (master, _) = remote.master()?;
         slaves.wait(&live, &master, &affects, since, fleet.timeout)
     }

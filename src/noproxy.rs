@@ -10,7 +10,7 @@ use crate::layout::Layout;
 use crate::log;
 use crate::names::{DeployLabel, ReleaseName};
 use crate::store::ReleaseStore;
-use crate::target::Target;
+use crate::target::{Target, Transition};
 
 /// Noproxy mode's deploy target.
 pub(crate) struct Noproxy<'a> {
@@ -62,7 +62,7 @@ impl Target for Noproxy<'_> {
     /// switch, a failure leaves the live release alone. A live release
     /// whose stop command fails has its processes killed and does not
     /// block the new one; the run then fails naming it.
-    fn start(&self, release: &ReleaseName, label: Option<DeployLabel>) -> Result<()> {
+    fn start(&self, release: &ReleaseName, label: Option<DeployLabel>) -> Result<Transition> {
         let label = match label {
             Some(l) => l,
             None => release.default_label()?,
@@ -92,18 +92,22 @@ impl Target for Noproxy<'_> {
             }
             log::scope("Symlinking new release", || self.switch_current(&label))?;
             log::scope("Starting new release", || prepared.start())?;
-            failed.into_result()
+            failed.into_result()?;
+            Ok(transition(
+                previous.as_deref().map(file_name),
+                Some(label.to_string()),
+            ))
         })
     }
 
     /// Stops the current release, whatever `deploy` names: the old tool
     /// ignored it and operators' scripts rely on that. [better] A name that
     /// is not the current release gets a warning.
-    fn stop(&self, deploy: &str) -> Result<()> {
+    fn stop(&self, deploy: &str) -> Result<Transition> {
         let _lock = self.layout.lock()?;
         let Some(dir) = self.current()? else {
             log::info("No current release: nothing to stop");
-            return Ok(());
+            return Ok(transition(None, None));
         };
         let current = file_name(&dir);
         let its_label = ReleaseName::parse(deploy)
@@ -120,18 +124,19 @@ impl Target for Noproxy<'_> {
             let link = self.layout.current_link();
             std::fs::remove_file(&link).with_context(|| format!("cannot remove {}", link.display()))
         })?;
-        failed.into_result()
+        failed.into_result()?;
+        Ok(transition(Some(current), None))
     }
 
-    fn connect(&self, _endpoint: &str, _deploy: &str, _force: bool) -> Result<()> {
+    fn connect(&self, _endpoint: &str, _deploy: &str, _force: bool) -> Result<Transition> {
         bail!("connect needs proxy mode (deployMode is noproxy in the config)")
     }
 
-    fn disconnect(&self, _endpoint: &str) -> Result<()> {
+    fn disconnect(&self, _endpoint: &str) -> Result<Transition> {
         bail!("disconnect needs proxy mode (deployMode is noproxy in the config)")
     }
 
-    fn rollback(&self, _endpoint: &str, _force: bool) -> Result<()> {
+    fn rollback(&self, _endpoint: &str, _force: bool) -> Result<Transition> {
         bail!("rollback needs proxy mode (deployMode is noproxy in the config)")
     }
 
@@ -155,6 +160,14 @@ impl Target for Noproxy<'_> {
 
     fn endpoints(&self) -> Vec<String> {
         Vec::new()
+    }
+}
+
+/// Where `current` pointed before and after a change.
+fn transition(before: Option<String>, after: Option<String>) -> Transition {
+    Transition {
+        before: serde_json::json!({ "current": before }),
+        after: serde_json::json!({ "current": after }),
     }
 }
 

@@ -10,7 +10,8 @@ use anyhow::{bail, Result};
 use crate::config::{ProxyModeConfig, RemoteLocation};
 use crate::log;
 use crate::proxy::state::State;
-use crate::proxy::{Change, StateBackend};
+use crate::proxy::{self, Change, StateBackend};
+use crate::target::Transition;
 
 use super::store::{self, RemoteStore};
 
@@ -40,7 +41,8 @@ impl StateBackend for Master<'_> {
         Ok(self.remote.master()?.0)
     }
 
-    fn apply(&self, change: &Change) -> Result<()> {
+    /// The transition is that of the attempt whose write went through.
+    fn apply(&self, change: &Change) -> Result<Transition> {
         let remote = self.remote.as_ref();
         log::scope(
             &format!(
@@ -54,11 +56,11 @@ impl StateBackend for Master<'_> {
                     let next = change.apply_to(&state, self.proxy)?;
                     if next == state {
                         log::info("Nothing to change");
-                        return Ok(());
+                        return proxy::transition(&state, &next);
                     }
                     if remote.write_master(&next, &version)? {
                         log::info("Master state updated");
-                        return Ok(());
+                        return proxy::transition(&state, &next);
                     }
                     // Someone else wrote first: back off a little, with
                     // jitter so racing writers spread out, and re-apply on

@@ -17,6 +17,7 @@ mod examples;
 mod faults;
 mod fleet;
 mod health;
+mod journal;
 mod limits;
 mod mustache_spec;
 mod noproxy;
