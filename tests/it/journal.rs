@@ -277,3 +277,214 @@ fn slaves_keep_following_the_master_while_it_is_locked() {
     slave.c2(&["slave-update"]).ok();
     assert!(slave.exists("deploys/app-1"));
 }
+
+#[test]
+fn twenty_concurrent_starts_each_appear_in_the_history_exactly_once() {
+    for mode in PROXY {
+        let mut env = mode.env();
+        env.proxy_set("dynamicPortRange", json!({"v1": 31000, "v2": 31100}));
+        publish(&env, env.release("app.zip"));
+        let runs: Vec<_> = (0..20)
+            .map(|n| env.c2(&["start", "app.zip", &format!("app-{n}")]))
+            .map(|run| std::thread::spawn(move || run.output()))
+            .collect();
+        for r in runs {
+            let out = r.join().unwrap();
+            assert_eq!(out.code, Some(0), "{mode:?}: {out}");
+        }
+        let events: Vec<Value> = serde_json::from_str(
+            &env.c2(&["history", "--limit", "100", "--json-output"])
+                .ok()
+                .stdout,
+        )
+        .unwrap();
+        assert_eq!(events.len(), 20, "{mode:?}");
+        let mut labels: Vec<String> = events
+            .iter()
+            .map(|e| {
+                let label = e["command"][2].as_str().unwrap().to_string();
+                assert_eq!(e["command"], json!(["start", "app.zip", label]));
+                // Each event holds the state its own write went from and to.
+                assert!(e["before"]["deploys"].get(&label).is_none(), "{e}");
+                assert_eq!(e["after"]["deploys"][&label]["release"], "app.zip", "{e}");
+                label
+            })
+            .collect();
+        labels.sort();
+        labels.dedup();
+        assert_eq!(labels.len(), 20, "{mode:?}: {labels:?}");
+        assert_eq!(history(&env, &["--limit", "100"]).len(), 20);
+    }
+}
+
+#[test]
+fn history_lines_say_when_who_what_and_what_changed() {
+    let mut env = Env::new();
+    env.proxy(&[("main", "main.example")]);
+    let (port, _) = env.port_range();
+    for name in ["shop-1.4.zip", "shop-1.5.zip"] {
+        env.http_release(name).publish();
+        env.c2(&["start", name]).ok();
+    }
+    env.c2(&["connect", "main", "shop-1.4"]).ok();
+    env.c2(&["connect", "main", "shop-1.5"]).ok();
+    // Refused by the rules: recorded nowhere.
+    env.c2(&["stop", "shop-1.5"])
+        .fails_with("deploy is connected to main");
+    env.c2(&["stop", "shop-1.4"]).ok();
+    env.c2(&["--verbose", "disconnect", "main"]).ok();
+    env.c2(&["lock", "acquire", "-m", "freeze"]).ok();
+    env.c2(&["lock", "release"]).ok();
+
+    let me = me();
+    assert_eq!(
+        history(&env, &[]),
+        [
+            format!("T {me} lock release (unlocked)"),
+            format!("T {me} lock acquire -m freeze (locked: freeze)"),
+            format!("T {me} disconnect main (main: shop-1.5 -> (none))"),
+            format!("T {me} stop shop-1.4 (-shop-1.4)"),
+            format!("T {me} connect main shop-1.5 (main: shop-1.4 -> shop-1.5)"),
+            format!("T {me} connect main shop-1.4 (main: (none) -> shop-1.4)"),
+            format!(
+                "T {me} start shop-1.5.zip (+shop-1.5 (shop-1.5.zip on {}))",
+                port + 1
+            ),
+            format!("T {me} start shop-1.4.zip (+shop-1.4 (shop-1.4.zip on {port}))"),
+        ]
+    );
+    assert_eq!(
+        history(&env, &["--limit", "2"]),
+        [
+            format!("T {me} lock release (unlocked)"),
+            format!("T {me} lock acquire -m freeze (locked: freeze)"),
+        ]
+    );
+
+    let events: Vec<Value> = serde_json::from_str(
+        &env.c2(&["history", "--limit", "6", "--json-output"])
+            .ok()
+            .stdout,
+    )
+    .unwrap();
+    let disconnect = &events[2];
+    assert_eq!(disconnect["command"], json!(["disconnect", "main"]));
+    assert_eq!(disconnect["after"], env.state());
+    assert_eq!(
+        disconnect["before"]["connections"],
+        json!({"main": "shop-1.5"})
+    );
+    assert_eq!(
+        format!(
+            "{}@{}",
+            disconnect["user"].as_str().unwrap(),
+            disconnect["host"].as_str().unwrap()
+        ),
+        me
+    );
+    // One JSON line per event in the file, oldest first.
+    let file = env.read("deploys/frontend-proxy/history.jsonl");
+    assert_eq!(file.lines().count(), 8);
+    let first: Value = serde_json::from_str(file.lines().next().unwrap()).unwrap();
+    assert_eq!(first["command"], json!(["start", "shop-1.4.zip"]));
+    assert_eq!(first["before"], json!({"deploys": {}, "connections": {}}));
+}
+
+#[test]
+fn with_remote_state_the_history_is_the_masters() {
+    for backend in remote::backends() {
+        let master = remote::master_on(&backend);
+        remote::publish_http(&master, &backend, "blue.zip");
+        master.c2(&["start", "blue.zip"]).ok();
+        master.c2(&["connect", "main", "blue"]).ok();
+        master.c2(&["start", "blue.zip"]).ok();
+        master
+            .c2(&["stop", "blue"])
+            .fails_with("deploy is connected to main");
+        let (port, _) = master.port_range();
+        // Another operator's machine reads the same history.
+        let other = master.slave("ops-2");
+        let me = me();
+        assert_eq!(
+            history(&other, &[]),
+            [
+                format!("T {me} start blue.zip (no change)"),
+                format!("T {me} connect main blue (main: (none) -> blue)"),
+                format!("T {me} start blue.zip (+blue (blue.zip on {port}))"),
+            ]
+        );
+        if matches!(backend, Backend::Dir) {
+            let names: Vec<String> = std::fs::read_dir(master.path("shared/history"))
+                .unwrap()
+                .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
+                .collect();
+            assert_eq!(names.len(), 3, "{names:?}");
+            let host = me.split_once('@').unwrap().1.to_string();
+            for name in names {
+                // 2026-11-23T03:12:09.123Z-<host>-<random>.json
+                let (time, rest) = name.split_at(24);
+                assert!(humantime::parse_rfc3339(time).is_ok(), "{name}");
+                assert!(
+                    rest.starts_with(&format!("-{host}-")) && rest.ends_with(".json"),
+                    "{name}"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn noproxy_starts_and_stops_are_in_the_history() {
+    let env = Env::new();
+    for name in ["app-1.zip", "app-2.zip"] {
+        env.release(name).publish();
+        env.c2(&["start", name]).ok();
+    }
+    env.c2(&["stop", "app-2"]).ok();
+    let me = me();
+    assert_eq!(
+        history(&env, &[]),
+        [
+            format!("T {me} stop app-2 (current: app-2 -> (none))"),
+            format!("T {me} start app-2.zip (current: app-1 -> app-2)"),
+            format!("T {me} start app-1.zip (current: (none) -> app-1)"),
+        ]
+    );
+}
+
+#[test]
+fn a_malformed_event_is_skipped_with_a_warning() {
+    // Local: a line of the history file.
+    let env = Env::new();
+    env.release("app-1.zip").publish();
+    env.c2(&["start", "app-1.zip"]).ok();
+    let file = env.path("deploys/frontend-proxy/history.jsonl");
+    let mut text = std::fs::read_to_string(&file).unwrap();
+    text.push_str("{\"time\": \n");
+    std::fs::write(&file, text).unwrap();
+    let out = env.c2(&["history"]).ok();
+    assert_eq!(out.stdout.lines().count(), 1, "{out}");
+    assert!(
+        out.stderr.contains(&format!(
+            "warning: {} line 2: invalid history event",
+            file.display()
+        )),
+        "{out}"
+    );
+
+    // Remote: an object of the history folder.
+    let master = remote::master_on(&Backend::Dir);
+    publish(&master, master.release("app-1.zip"));
+    master.c2(&["start", "app-1.zip"]).ok();
+    let bad = master.path("shared/history/9999-12-31T00:00:00.000Z-x-0.json");
+    std::fs::write(&bad, "[]").unwrap();
+    let out = master.c2(&["history"]).ok();
+    assert_eq!(out.stdout.lines().count(), 1, "{out}");
+    assert!(
+        out.stderr.contains(&format!(
+            "warning: {}: invalid history event: expected a JSON object, found an array; skipped",
+            bad.display()
+        )),
+        "{out}"
+    );
+}
