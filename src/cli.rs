@@ -146,6 +146,9 @@ pub enum Command {
         /// The deploy label (default: the release name without its extension)
         #[arg(value_name = "DEPLOY")]
         deploy: Option<String>,
+        /// Print what would be done (with remote state, to the master state) and change nothing
+        #[arg(long)]
+        dry_run: bool,
         #[command(flatten)]
         fleet: AwaitSlaves,
     },
@@ -163,6 +166,9 @@ pub enum Command {
         /// A deploy label (noproxy: anything)
         #[arg(add = ArgValueCandidates::new(|| completion::live(Kind::Deploys)))]
         deploy: String,
+        /// Print what would be done (with remote state, to the master state) and change nothing
+        #[arg(long)]
+        dry_run: bool,
         #[command(flatten)]
         fleet: AwaitSlaves,
     },
@@ -196,6 +202,9 @@ pub enum Command {
         /// --await-slaves, a live slave does not run it)
         #[arg(long)]
         force: bool,
+        /// Print what would be done (with remote state, to the master state) and change nothing
+        #[arg(long)]
+        dry_run: bool,
         #[command(flatten)]
         fleet: AwaitSlaves,
     },
@@ -207,6 +216,9 @@ pub enum Command {
         /// An endpoint label from the config
         #[arg(add = ArgValueCandidates::new(|| completion::live(Kind::Endpoints)))]
         endpoint: String,
+        /// Print what would be done (with remote state, to the master state) and change nothing
+        #[arg(long)]
+        dry_run: bool,
         #[command(flatten)]
         fleet: AwaitSlaves,
     },
@@ -226,6 +238,9 @@ pub enum Command {
         /// --await-slaves, a live slave does not run it)
         #[arg(long)]
         force: bool,
+        /// Print what would be done (with remote state, to the master state) and change nothing
+        #[arg(long)]
+        dry_run: bool,
         #[command(flatten)]
         fleet: AwaitSlaves,
     },

@@ -9,7 +9,7 @@ use crate::config::{LetsEncryptConfig, ProxyModeConfig, RemoteLocation, ToolConf
 use crate::deploy::Deployer;
 use crate::journal::{self, Event, Journal};
 use crate::names::{DeployLabel, ReleaseName};
-use crate::proxy::Machine;
+use crate::proxy::{Change, Machine};
 use crate::remote::fleet::{Affects, Fleet};
 use crate::remote::{self, store::RemoteStore};
 use crate::store::{self, ReleaseStore};
@@ -77,6 +77,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Start {
             release,
             deploy,
+            dry_run,
             fleet,
         } => {
             let release = ReleaseName::parse(&release)?;
@@ -84,12 +85,25 @@ pub fn run(cli: Cli) -> Result<()> {
                 Some(d) => DeployLabel::parse(&d)?,
                 None => release.default_label()?,
             };
+            if dry_run {
+                return Run::read_only(path)?.dry_run(&Change::Start {
+                    release: &release,
+                    label: &label,
+                });
+            }
             let affects = Affects::Created(label.to_string());
             Run::mutating(path)?.change(&fleet, affects, None, |t| {
                 t.start(&release, Some(label.clone()))
             })
         }
-        Command::Stop { deploy, fleet } => {
+        Command::Stop {
+            deploy,
+            dry_run,
+            fleet,
+        } => {
+            if dry_run {
+                return Run::read_only(path)?.dry_run(&Change::Stop { label: &deploy });
+            }
             let affects = Affects::Deploy(deploy.clone());
             Run::mutating(path)?.change(&fleet, affects, None, |t| t.stop(&deploy))
         }
@@ -97,23 +111,45 @@ pub fn run(cli: Cli) -> Result<()> {
             endpoint,
             deploy,
             force,
+            dry_run,
             fleet,
         } => {
+            if dry_run {
+                return Run::read_only(path)?.dry_run(&Change::Connect {
+                    endpoint: &endpoint,
+                    label: &deploy,
+                });
+            }
             let affects = Affects::Endpoint(endpoint.clone());
             let routed_to = (!force).then_some(RoutedTo::Deploy(&deploy));
             Run::mutating(path)?.change(&fleet, affects, routed_to, |t| {
                 t.connect(&endpoint, &deploy, force)
             })
         }
-        Command::Disconnect { endpoint, fleet } => {
+        Command::Disconnect {
+            endpoint,
+            dry_run,
+            fleet,
+        } => {
+            if dry_run {
+                return Run::read_only(path)?.dry_run(&Change::Disconnect {
+                    endpoint: &endpoint,
+                });
+            }
             let affects = Affects::Endpoint(endpoint.clone());
             Run::mutating(path)?.change(&fleet, affects, None, |t| t.disconnect(&endpoint))
         }
         Command::Rollback {
             endpoint,
             force,
+            dry_run,
             fleet,
         } => {
+            if dry_run {
+                return Run::read_only(path)?.dry_run(&Change::Rollback {
+                    endpoint: &endpoint,
+                });
+            }
             let affects = Affects::Endpoint(endpoint.clone());
             let routed_to = (!force).then_some(RoutedTo::PreviousOf(&endpoint));
             Run::mutating(path)?
@@ -265,6 +301,24 @@ impl Run {
         record(journal.as_ref(), act(target.as_ref())?);
         let (master, _) = remote.master()?;
         slaves.wait(&live, &master, &affects, since, fleet.timeout)
+    }
+
+    /// `--dry-run`: prints what the change would do and changes nothing
+    /// (no log file, no history, no waiting for slaves). Allowed while
+    /// deploys are locked, with a warning that the real command is not.
+    fn dry_run(&self, change: &Change) -> Result<()> {
+        match journal::current_lock(journal::open(&self.config).as_ref()) {
+            Ok(None) => {}
+            Ok(Some(lock)) => log::warn(&format!(
+                "deploys are locked by {}; without --dry-run this command would be refused",
+                lock.holder()
+            )),
+            Err(e) => log::warn(&format!("{e:#}")),
+        }
+        for line in self.target()?.dry_run(change)? {
+            output::line(&line)?;
+        }
+        Ok(())
     }
 
     fn target(&self) -> Result<Box<dyn Target + '_>> {

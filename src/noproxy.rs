@@ -9,6 +9,7 @@ use crate::deploy::{self, Deployer, DirState, FailedStops, Mode};
 use crate::layout::Layout;
 use crate::log;
 use crate::names::{DeployLabel, ReleaseName};
+use crate::proxy::Change;
 use crate::store::ReleaseStore;
 use crate::target::{Target, Transition};
 
@@ -110,14 +111,7 @@ impl Target for Noproxy<'_> {
             return Ok(transition(None, None));
         };
         let current = file_name(&dir);
-        let its_label = ReleaseName::parse(deploy)
-            .and_then(|r| r.default_label())
-            .is_ok_and(|l| l.as_str() == current);
-        if deploy != current && !its_label {
-            log::warn(&format!(
-                "stop: '{deploy}' is not the current release (current is {current}); stopping {current}"
-            ));
-        }
+        warn_if_not_current(deploy, &current);
         let mut failed = FailedStops::default();
         log::scope(&format!("Stopping release {current}"), || {
             stop_dir(&dir, &mut failed);
@@ -126,6 +120,41 @@ impl Target for Noproxy<'_> {
         })?;
         failed.into_result()?;
         Ok(transition(Some(current), None))
+    }
+
+    /// The steps of a start or stop, in the order they would run.
+    fn dry_run(&self, change: &Change) -> Result<Vec<String>> {
+        let current = self.current_label()?;
+        match *change {
+            Change::Start { release, label } => {
+                let store = self.deployer.store;
+                if !store.exists(release)? {
+                    bail!(
+                        "Release {release} does not exist in release store at {}",
+                        store.describe()
+                    );
+                }
+                let dir = self.layout.deploy_dir(label);
+                let mut steps = vec![format!("Unpack {release} into {}", dir.display())];
+                steps.extend(current.map(|c| format!("Stop {c}")));
+                steps.push(format!("Point current at {label}"));
+                steps.push(format!("Start {label}"));
+                Ok(steps)
+            }
+            Change::Stop { label } => match current {
+                None => Ok(vec!["Nothing to do: no current release".to_string()]),
+                Some(current) => {
+                    warn_if_not_current(label, &current);
+                    Ok(vec![
+                        format!("Stop {current}"),
+                        "Remove current".to_string(),
+                    ])
+                }
+            },
+            Change::Connect { .. } => self.connect("", "", false).map(|_| Vec::new()),
+            Change::Disconnect { .. } => self.disconnect("").map(|_| Vec::new()),
+            Change::Rollback { .. } => self.rollback("", false).map(|_| Vec::new()),
+        }
     }
 
     fn connect(&self, _endpoint: &str, _deploy: &str, _force: bool) -> Result<Transition> {
@@ -160,6 +189,19 @@ impl Target for Noproxy<'_> {
 
     fn endpoints(&self) -> Vec<String> {
         Vec::new()
+    }
+}
+
+/// `stop` stops the current release whatever it is told; a name that is
+/// not the current release (nor its release) is warned about.
+fn warn_if_not_current(deploy: &str, current: &str) {
+    let its_label = ReleaseName::parse(deploy)
+        .and_then(|r| r.default_label())
+        .is_ok_and(|l| l.as_str() == current);
+    if deploy != current && !its_label {
+        log::warn(&format!(
+            "stop: '{deploy}' is not the current release (current is {current}); stopping {current}"
+        ));
     }
 }
 

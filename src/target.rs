@@ -9,7 +9,7 @@ use anyhow::Result;
 use crate::config::{DeployMode, ToolConfig};
 use crate::names::{DeployLabel, ReleaseName};
 use crate::noproxy::Noproxy;
-use crate::proxy::{Machine, ProxyTarget, StateBackend};
+use crate::proxy::{Change, Machine, ProxyTarget, StateBackend};
 use crate::remote::master::Master;
 use crate::store::ReleaseStore;
 
@@ -33,6 +33,10 @@ pub(crate) trait Target {
     fn disconnect(&self, endpoint: &str) -> Result<Transition>;
     /// `rollback [--force] <endpoint>`.
     fn rollback(&self, endpoint: &str, force: bool) -> Result<Transition>;
+    /// `--dry-run` of a start, stop, connect, disconnect or rollback: what
+    /// the change would do, one line each, changing nothing. A change the
+    /// rules refuse fails as it would without `--dry-run`.
+    fn dry_run(&self, change: &Change) -> Result<Vec<String>>;
     /// `status [--show-slaves] [--json-output]`.
     fn status(&self, show_slaves: bool, json_output: bool) -> Result<()>;
     /// The deploy labels, for completion.

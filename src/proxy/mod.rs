@@ -99,6 +99,10 @@ pub(crate) trait StateBackend {
     fn check_connectable(&self, _label: &str) -> Result<()> {
         Ok(())
     }
+    /// The line `--dry-run` prints before the actions, if any.
+    fn dry_run_header(&self) -> Option<String> {
+        None
+    }
 }
 
 /// Proxy mode's deploy target: the rules, over either state backend.
@@ -114,12 +118,7 @@ impl Target for ProxyTarget<'_> {
             Some(l) => l,
             None => release.default_label()?,
         };
-        if !self.store.exists(release)? {
-            bail!(
-                "Release {release} does not exist in release store at {}",
-                self.store.describe()
-            );
-        }
+        self.check_release(release)?;
         self.state.apply(&Change::Start {
             release,
             label: &label,
@@ -154,6 +153,23 @@ impl Target for ProxyTarget<'_> {
         self.state.apply(&Change::Rollback { endpoint })
     }
 
+    /// The planner's actions from the state to the changed one: with
+    /// remote state, what a slave in sync with the master would do.
+    fn dry_run(&self, change: &Change) -> Result<Vec<String>> {
+        if let Change::Start { release, .. } = change {
+            self.check_release(release)?;
+        }
+        let old = self.state.read()?;
+        let new = change.apply_to(&old, self.proxy)?;
+        let actions = planner::plan(&old, &new, self.proxy.end_points.keys());
+        let mut lines: Vec<String> = self.state.dry_run_header().into_iter().collect();
+        if actions.is_empty() {
+            lines.push("Nothing to do".to_string());
+        }
+        lines.extend(actions.iter().map(ToString::to_string));
+        Ok(lines)
+    }
+
     fn status(&self, show_slaves: bool, json_output: bool) -> Result<()> {
         self.state.status(show_slaves, json_output)
     }
@@ -170,6 +186,18 @@ impl Target for ProxyTarget<'_> {
 
     fn endpoints(&self) -> Vec<String> {
         self.proxy.end_points.keys().cloned().collect()
+    }
+}
+
+impl ProxyTarget<'_> {
+    fn check_release(&self, release: &ReleaseName) -> Result<()> {
+        if !self.store.exists(release)? {
+            bail!(
+                "Release {release} does not exist in release store at {}",
+                self.store.describe()
+            );
+        }
+        Ok(())
     }
 }
 

@@ -75,6 +75,13 @@ impl StateBackend for Master<'_> {
         )
     }
 
+    fn dry_run_header(&self) -> Option<String> {
+        Some(format!(
+            "Master state at {}: a slave in sync with it would do",
+            self.remote.describe()
+        ))
+    }
+
     fn status(&self, show_slaves: bool, json_output: bool) -> Result<()> {
         super::status::print(self.remote.as_ref(), self.proxy, show_slaves, json_output)
     }

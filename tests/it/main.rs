@@ -13,6 +13,7 @@ mod completion;
 mod config;
 mod docker;
 mod docker_driver;
+mod dry_run;
 mod examples;
 mod faults;
 mod fleet;
