@@ -6,7 +6,7 @@
 use std::path::Path;
 
 use crate::common::Env;
-use crate::remote::{self, Backend};
+use crate::remote;
 use serde_json::Value;
 
 /// Every file under `dir` with its bytes (an absent dir is empty), to show
