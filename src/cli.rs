@@ -150,6 +150,9 @@ pub enum Command {
         /// The deploy label (default: the release name without its extension)
         #[arg(value_name = "DEPLOY")]
         deploy: Option<String>,
+        /// Print what would be done (with remote state, to the master state) and change nothing
+        #[arg(long)]
+        dry_run: bool,
         #[command(flatten)]
         fleet: AwaitSlaves,
     },
@@ -167,6 +170,9 @@ pub enum Command {
         /// A deploy label (noproxy: anything)
         #[arg(add = ArgValueCandidates::new(|| completion::live(Kind::Deploys)))]
         deploy: String,
+        /// Print what would be done (with remote state, to the master state) and change nothing
+        #[arg(long)]
+        dry_run: bool,
         #[command(flatten)]
         fleet: AwaitSlaves,
     },
@@ -201,6 +207,9 @@ pub enum Command {
         /// --await-slaves, a live slave does not run it)
         #[arg(long)]
         force: bool,
+        /// Print what would be done (with remote state, to the master state) and change nothing
+        #[arg(long)]
+        dry_run: bool,
         #[command(flatten)]
         fleet: AwaitSlaves,
     },
@@ -212,6 +221,9 @@ pub enum Command {
         /// An endpoint label from the config
         #[arg(add = ArgValueCandidates::new(|| completion::live(Kind::Endpoints)))]
         endpoint: String,
+        /// Print what would be done (with remote state, to the master state) and change nothing
+        #[arg(long)]
+        dry_run: bool,
         #[command(flatten)]
         fleet: AwaitSlaves,
     },
@@ -231,8 +243,40 @@ pub enum Command {
         /// --await-slaves, a live slave does not run it)
         #[arg(long)]
         force: bool,
+        /// Print what would be done (with remote state, to the master state) and change nothing
+        #[arg(long)]
+        dry_run: bool,
         #[command(flatten)]
         fleet: AwaitSlaves,
+    },
+    /// Lock deploys, unlock them, or show who holds the lock.
+    ///
+    /// `lock acquire -m MESSAGE` takes the deploy lock; while it is held,
+    /// start, stop, connect, disconnect and rollback fail, naming who holds
+    /// it, since when and why (slave-update goes on following the master,
+    /// and --dry-run still works). `lock release` lifts it, whoever took it.
+    /// `lock status` prints `locked by USER@HOST since TIME: MESSAGE` or
+    /// `unlocked`. With remote state the lock is kept beside the master
+    /// state, for every operator; otherwise in
+    /// <deploysDir>/frontend-proxy/lock.json.
+    Lock {
+        #[command(subcommand)]
+        action: LockAction,
+    },
+    /// Show the latest changes, newest first.
+    ///
+    /// One line per start, stop, connect, disconnect, rollback, lock acquire
+    /// and lock release that succeeded: when (UTC), who (user@host), the
+    /// command, and what it changed, e.g. `2026-11-23T03:12:09Z alice@ci-7
+    /// connect main shop-1.5 (main: shop-1.4 -> shop-1.5)`. With remote state,
+    /// the changes of every operator to the master; otherwise this machine's.
+    History {
+        /// How many changes to show
+        #[arg(long, value_name = "N", default_value_t = 20)]
+        limit: usize,
+        /// Print a JSON array of the events (with the state before and after each) instead of text
+        #[arg(long)]
+        json_output: bool,
     },
     /// Rewrite the nginx config and reload the frontend proxy.
     ///
@@ -341,6 +385,25 @@ pub enum Command {
     },
 }
 
+/// `c2 lock …`.
+#[derive(Debug, Subcommand)]
+pub enum LockAction {
+    /// Take the deploy lock; fails if someone holds it.
+    Acquire {
+        /// Why deploys are locked (one line), shown to whoever is refused
+        #[arg(short, long)]
+        message: String,
+    },
+    /// Lift the deploy lock, whoever holds it.
+    Release,
+    /// Show whether deploys are locked, and by whom.
+    Status {
+        /// Print the lock as JSON (`null` when unlocked)
+        #[arg(long)]
+        json_output: bool,
+    },
+}
+
 /// The longest `--repeat` period: one day. Longer is what cron is for, and
 /// the bound keeps the number well inside what a `Duration` holds.
 const MAX_PERIOD_SECS: f64 = 86_400.0;
@@ -365,6 +428,36 @@ pub struct AwaitSlaves {
     pub timeout: std::time::Duration,
 }
 
+/// The command line after `c2` as the operator typed it, without the
+/// global options (`--config PATH`, `--verbose`): what the history records.
+pub fn typed_command() -> Vec<String> {
+    without_global_options(
+        std::env::args_os()
+            .skip(1)
+            .map(|a| a.to_string_lossy().into_owned()),
+    )
+}
+
+fn without_global_options(mut args: impl Iterator<Item = String>) -> Vec<String> {
+    let mut out = Vec::new();
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--" => {
+                out.push(arg);
+                out.extend(args);
+                break;
+            }
+            "--verbose" => {}
+            "--config" => {
+                args.next();
+            }
+            a if a.starts_with("--config=") => {}
+            _ => out.push(arg),
+        }
+    }
+    out
+}
+
 /// `--repeat N`: a positive number of seconds, at most [`MAX_PERIOD_SECS`].
 fn parse_period(text: &str) -> std::result::Result<std::time::Duration, String> {
     match text.parse::<f64>() {
@@ -373,5 +466,27 @@ fn parse_period(text: &str) -> std::result::Result<std::time::Duration, String> 
         )),
         Ok(secs) if secs > 0.0 => Ok(std::time::Duration::from_secs_f64(secs)),
         _ => Err(format!("'{text}' is not a positive number of seconds")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_typed_command_leaves_out_the_global_options() {
+        let typed = |line: &str| without_global_options(line.split(' ').map(String::from));
+        assert_eq!(
+            typed("--config /etc/c2.json connect main shop-1.5 --verbose"),
+            ["connect", "main", "shop-1.5"]
+        );
+        assert_eq!(
+            typed("start --config=/x.yaml shop-1.5.zip --await-slaves"),
+            ["start", "shop-1.5.zip", "--await-slaves"]
+        );
+        assert_eq!(
+            typed("lock acquire -m freeze"),
+            ["lock", "acquire", "-m", "freeze"]
+        );
     }
 }

@@ -4,15 +4,16 @@
 
 use anyhow::{bail, Context, Result};
 
-use crate::cli::{AwaitSlaves, Cli, Command};
+use crate::cli::{self, AwaitSlaves, Cli, Command, LockAction};
 use crate::config::{LetsEncryptConfig, ProxyModeConfig, RemoteLocation, ToolConfig};
 use crate::deploy::Deployer;
+use crate::journal::{self, Event, Journal};
 use crate::names::{DeployLabel, ReleaseName};
-use crate::proxy::Machine;
+use crate::proxy::{Change, Machine};
 use crate::remote::fleet::{Affects, Fleet};
 use crate::remote::{self, store::RemoteStore};
 use crate::store::{self, ReleaseStore};
-use crate::target::{self, Target};
+use crate::target::{self, Target, Transition};
 use crate::{
     aws, completion, context, help, letsencrypt, log, output, prune, publish, release, shell,
 };
@@ -84,6 +85,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Start {
             release,
             deploy,
+            dry_run,
             fleet,
         } => {
             let release = ReleaseName::parse(&release)?;
@@ -91,12 +93,25 @@ pub fn run(cli: Cli) -> Result<()> {
                 Some(d) => DeployLabel::parse(&d)?,
                 None => release.default_label()?,
             };
+            if dry_run {
+                return Run::read_only(path)?.dry_run(&Change::Start {
+                    release: &release,
+                    label: &label,
+                });
+            }
             let affects = Affects::Created(label.to_string());
             Run::mutating(path)?.change(&fleet, affects, None, |t| {
                 t.start(&release, Some(label.clone()))
             })
         }
-        Command::Stop { deploy, fleet } => {
+        Command::Stop {
+            deploy,
+            dry_run,
+            fleet,
+        } => {
+            if dry_run {
+                return Run::read_only(path)?.dry_run(&Change::Stop { label: &deploy });
+            }
             let affects = Affects::Deploy(deploy.clone());
             Run::mutating(path)?.change(&fleet, affects, None, |t| t.stop(&deploy))
         }
@@ -104,27 +119,86 @@ pub fn run(cli: Cli) -> Result<()> {
             endpoint,
             deploy,
             force,
+            dry_run,
             fleet,
         } => {
+            if dry_run {
+                return Run::read_only(path)?.dry_run(&Change::Connect {
+                    endpoint: &endpoint,
+                    label: &deploy,
+                });
+            }
             let affects = Affects::Endpoint(endpoint.clone());
             let routed_to = (!force).then_some(RoutedTo::Deploy(&deploy));
             Run::mutating(path)?.change(&fleet, affects, routed_to, |t| {
                 t.connect(&endpoint, &deploy, force)
             })
         }
-        Command::Disconnect { endpoint, fleet } => {
+        Command::Disconnect {
+            endpoint,
+            dry_run,
+            fleet,
+        } => {
+            if dry_run {
+                return Run::read_only(path)?.dry_run(&Change::Disconnect {
+                    endpoint: &endpoint,
+                });
+            }
             let affects = Affects::Endpoint(endpoint.clone());
             Run::mutating(path)?.change(&fleet, affects, None, |t| t.disconnect(&endpoint))
         }
         Command::Rollback {
             endpoint,
             force,
+            dry_run,
             fleet,
         } => {
+            if dry_run {
+                return Run::read_only(path)?.dry_run(&Change::Rollback {
+                    endpoint: &endpoint,
+                });
+            }
             let affects = Affects::Endpoint(endpoint.clone());
             let routed_to = (!force).then_some(RoutedTo::PreviousOf(&endpoint));
             Run::mutating(path)?
                 .change(&fleet, affects, routed_to, |t| t.rollback(&endpoint, force))
+        }
+        Command::Lock { action } => match action {
+            LockAction::Acquire { message } => {
+                let run = Run::mutating(path)?;
+                let journal = journal::open(&run.config);
+                let transition = journal::acquire(journal.as_ref(), &message)?;
+                record(journal.as_ref(), transition);
+                Ok(())
+            }
+            LockAction::Release => {
+                let run = Run::mutating(path)?;
+                let journal = journal::open(&run.config);
+                let transition = journal::release(journal.as_ref())?;
+                record(journal.as_ref(), transition);
+                Ok(())
+            }
+            LockAction::Status { json_output } => {
+                let run = Run::read_only(path)?;
+                let lock = journal::current_lock(journal::open(&run.config).as_ref())?;
+                let text = match (json_output, lock) {
+                    (true, lock) => serde_json::to_string(&lock)?,
+                    (false, Some(lock)) => format!("locked by {}", lock.holder()),
+                    (false, None) => "unlocked".to_string(),
+                };
+                Ok(output::line(&text)?)
+            }
+        },
+        Command::History { limit, json_output } => {
+            let run = Run::read_only(path)?;
+            let events = journal::open(&run.config).recent(limit)?;
+            if json_output {
+                return Ok(output::line(&serde_json::to_string(&events)?)?);
+            }
+            for event in events {
+                output::line(&event.line())?;
+            }
+            Ok(())
         }
         Command::RestartFrontendProxy => {
             let run = Run::mutating(path)?;
@@ -174,6 +248,17 @@ pub fn run(cli: Cli) -> Result<()> {
     }
 }
 
+/// Adds a change that succeeded to the history. It is made by then, so a
+/// history that cannot be written is a warning, not a failure.
+fn record(journal: &dyn Journal, transition: Transition) {
+    let event = Event::now(cli::typed_command(), transition);
+    if let Err(e) = journal.append(&event) {
+        log::warn(&format!(
+            "the change was made but could not be added to the history: {e:#}"
+        ));
+    }
+}
+
 /// The deploy a connect or rollback routes traffic to, which every live
 /// slave must run before `--await-slaves` lets it through.
 enum RoutedTo<'a> {
@@ -212,11 +297,14 @@ impl Run {
         fleet: &AwaitSlaves,
         affects: Affects,
         routed_to: Option<RoutedTo>,
-        act: impl FnOnce(&dyn Target) -> Result<()>,
+        act: impl FnOnce(&dyn Target) -> Result<Transition>,
     ) -> Result<()> {
+        let journal = journal::open(&self.config);
+        journal::check_unlocked(journal.as_ref())?;
         let target = self.target()?;
         if !fleet.await_slaves {
-            return act(target.as_ref());
+            record(journal.as_ref(), act(target.as_ref())?);
+            return Ok(());
         }
         let (_, remote) = self.remote("--await-slaves")?;
         let slaves = Fleet::new(remote.as_ref());
@@ -235,9 +323,28 @@ impl Run {
             Fleet::check_deploy_ok(&live, &d)?;
         }
         let since = std::time::SystemTime::now();
-        act(target.as_ref())?;
+        // Recorded as soon as the master has it, before the fleet follows.
+        record(journal.as_ref(), act(target.as_ref())?);
         let (master, _) = remote.master()?;
         slaves.wait(&live, &master, &affects, since, fleet.timeout)
+    }
+
+    /// `--dry-run`: prints what the change would do and changes nothing
+    /// (no log file, no history, no waiting for slaves). Allowed while
+    /// deploys are locked, with a warning that the real command is not.
+    fn dry_run(&self, change: &Change) -> Result<()> {
+        match journal::current_lock(journal::open(&self.config).as_ref()) {
+            Ok(None) => {}
+            Ok(Some(lock)) => log::warn(&format!(
+                "deploys are locked by {}; without --dry-run this command would be refused",
+                lock.holder()
+            )),
+            Err(e) => log::warn(&format!("{e:#}")),
+        }
+        for line in self.target()?.dry_run(change)? {
+            output::line(&line)?;
+        }
+        Ok(())
     }
 
     fn target(&self) -> Result<Box<dyn Target + '_>> {

@@ -10,7 +10,9 @@
 //!   current -> <label>    noproxy: the live release
 //!   .c2.lock              serialises c2 runs on this machine
 //!   frontend-proxy/       proxy mode: state.json, nginx.conf, nginx.ctx.json,
-//!                         docker-compose.yml or nginx.pid and error.log
+//!                         docker-compose.yml or nginx.pid and error.log;
+//!                         every mode without remote state: lock.json (the
+//!                         operators' deploy lock) and history.jsonl
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -70,6 +72,16 @@ impl Layout {
 
     pub(crate) fn state_file(&self) -> PathBuf {
         self.proxy_dir().join("state.json")
+    }
+
+    /// The operators' deploy lock (`c2 lock`), without remote state.
+    pub(crate) fn deploy_lock_file(&self) -> PathBuf {
+        self.proxy_dir().join("lock.json")
+    }
+
+    /// The history of changes (`c2 history`), without remote state.
+    pub(crate) fn history_file(&self) -> PathBuf {
+        self.proxy_dir().join("history.jsonl")
     }
 
     pub(crate) fn nginx_conf(&self) -> PathBuf {

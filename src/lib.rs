@@ -15,6 +15,7 @@
 //! - `noproxy`: one live release behind a `current` symlink;
 //! - `proxy`: many deploys behind nginx (state, planner, executor, drivers);
 //! - `remote`: master state and slaves over S3 or a shared directory;
+//! - `journal`: the operators' deploy lock and the history of changes;
 //! - `aws`: shared AWS SDK config, S3, Secrets Manager, ECR, Route53;
 //! - `output`, `log`, `progress`, `shell`, `fsutil`, `signals`: a command's
 //!   result, logging, progress bars, commands, safe file writes, graceful stop;
@@ -32,6 +33,7 @@ mod fsutil;
 mod health;
 mod help;
 mod http;
+mod journal;
 mod layout;
 mod letsencrypt;
 mod log;

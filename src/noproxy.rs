@@ -9,8 +9,9 @@ use crate::deploy::{self, Deployer, DirState, FailedStops, Mode};
 use crate::layout::Layout;
 use crate::log;
 use crate::names::{DeployLabel, ReleaseName};
+use crate::proxy::Change;
 use crate::store::ReleaseStore;
-use crate::target::Target;
+use crate::target::{Target, Transition};
 
 /// Noproxy mode's deploy target.
 pub(crate) struct Noproxy<'a> {
@@ -62,7 +63,7 @@ impl Target for Noproxy<'_> {
     /// switch, a failure leaves the live release alone. A live release
     /// whose stop command fails has its processes killed and does not
     /// block the new one; the run then fails naming it.
-    fn start(&self, release: &ReleaseName, label: Option<DeployLabel>) -> Result<()> {
+    fn start(&self, release: &ReleaseName, label: Option<DeployLabel>) -> Result<Transition> {
         let label = match label {
             Some(l) => l,
             None => release.default_label()?,
@@ -92,46 +93,79 @@ impl Target for Noproxy<'_> {
             }
             log::scope("Symlinking new release", || self.switch_current(&label))?;
             log::scope("Starting new release", || prepared.start())?;
-            failed.into_result()
+            failed.into_result()?;
+            Ok(transition(
+                previous.as_deref().map(file_name),
+                Some(label.to_string()),
+            ))
         })
     }
 
     /// Stops the current release, whatever `deploy` names: the old tool
     /// ignored it and operators' scripts rely on that. [better] A name that
     /// is not the current release gets a warning.
-    fn stop(&self, deploy: &str) -> Result<()> {
+    fn stop(&self, deploy: &str) -> Result<Transition> {
         let _lock = self.layout.lock()?;
         let Some(dir) = self.current()? else {
             log::info("No current release: nothing to stop");
-            return Ok(());
+            return Ok(transition(None, None));
         };
         let current = file_name(&dir);
-        let its_label = ReleaseName::parse(deploy)
-            .and_then(|r| r.default_label())
-            .is_ok_and(|l| l.as_str() == current);
-        if deploy != current && !its_label {
-            log::warn(&format!(
-                "stop: '{deploy}' is not the current release (current is {current}); stopping {current}"
-            ));
-        }
+        warn_if_not_current(deploy, &current);
         let mut failed = FailedStops::default();
         log::scope(&format!("Stopping release {current}"), || {
             stop_dir(&dir, &mut failed);
             let link = self.layout.current_link();
             std::fs::remove_file(&link).with_context(|| format!("cannot remove {}", link.display()))
         })?;
-        failed.into_result()
+        failed.into_result()?;
+        Ok(transition(Some(current), None))
     }
 
-    fn connect(&self, _endpoint: &str, _deploy: &str, _force: bool) -> Result<()> {
+    /// The steps of a start or stop, in the order they would run.
+    fn dry_run(&self, change: &Change) -> Result<Vec<String>> {
+        let current = self.current_label()?;
+        match *change {
+            Change::Start { release, label } => {
+                let store = self.deployer.store;
+                if !store.exists(release)? {
+                    bail!(
+                        "Release {release} does not exist in release store at {}",
+                        store.describe()
+                    );
+                }
+                let dir = self.layout.deploy_dir(label);
+                let mut steps = vec![format!("Unpack {release} into {}", dir.display())];
+                steps.extend(current.map(|c| format!("Stop {c}")));
+                steps.push(format!("Point current at {label}"));
+                steps.push(format!("Start {label}"));
+                Ok(steps)
+            }
+            Change::Stop { label } => match current {
+                None => Ok(vec!["Nothing to do: no current release".to_string()]),
+                Some(current) => {
+                    warn_if_not_current(label, &current);
+                    Ok(vec![
+                        format!("Stop {current}"),
+                        "Remove current".to_string(),
+                    ])
+                }
+            },
+            Change::Connect { .. } => self.connect("", "", false).map(|_| Vec::new()),
+            Change::Disconnect { .. } => self.disconnect("").map(|_| Vec::new()),
+            Change::Rollback { .. } => self.rollback("", false).map(|_| Vec::new()),
+        }
+    }
+
+    fn connect(&self, _endpoint: &str, _deploy: &str, _force: bool) -> Result<Transition> {
         bail!("connect needs proxy mode (deployMode is noproxy in the config)")
     }
 
-    fn disconnect(&self, _endpoint: &str) -> Result<()> {
+    fn disconnect(&self, _endpoint: &str) -> Result<Transition> {
         bail!("disconnect needs proxy mode (deployMode is noproxy in the config)")
     }
 
-    fn rollback(&self, _endpoint: &str, _force: bool) -> Result<()> {
+    fn rollback(&self, _endpoint: &str, _force: bool) -> Result<Transition> {
         bail!("rollback needs proxy mode (deployMode is noproxy in the config)")
     }
 
@@ -155,6 +189,27 @@ impl Target for Noproxy<'_> {
 
     fn endpoints(&self) -> Vec<String> {
         Vec::new()
+    }
+}
+
+/// `stop` stops the current release whatever it is told; a name that is
+/// not the current release (nor its release) is warned about.
+fn warn_if_not_current(deploy: &str, current: &str) {
+    let its_label = ReleaseName::parse(deploy)
+        .and_then(|r| r.default_label())
+        .is_ok_and(|l| l.as_str() == current);
+    if deploy != current && !its_label {
+        log::warn(&format!(
+            "stop: '{deploy}' is not the current release (current is {current}); stopping {current}"
+        ));
+    }
+}
+
+/// Where `current` pointed before and after a change.
+fn transition(before: Option<String>, after: Option<String>) -> Transition {
+    Transition {
+        before: serde_json::json!({ "current": before }),
+        after: serde_json::json!({ "current": after }),
     }
 }
 

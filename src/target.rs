@@ -9,22 +9,34 @@ use anyhow::Result;
 use crate::config::{DeployMode, ToolConfig};
 use crate::names::{DeployLabel, ReleaseName};
 use crate::noproxy::Noproxy;
-use crate::proxy::{Machine, ProxyTarget, StateBackend};
+use crate::proxy::{Change, Machine, ProxyTarget, StateBackend};
 use crate::remote::master::Master;
 use crate::store::ReleaseStore;
 
+/// What a change did: the state before and after it, as JSON. Proxy mode:
+/// the state (local, or the master's); noproxy: `{"current": <label>|null}`.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Transition {
+    pub before: serde_json::Value,
+    pub after: serde_json::Value,
+}
+
 pub(crate) trait Target {
     /// `start <release> [deploy]`.
-    fn start(&self, release: &ReleaseName, label: Option<DeployLabel>) -> Result<()>;
+    fn start(&self, release: &ReleaseName, label: Option<DeployLabel>) -> Result<Transition>;
     /// `stop <deploy>`.
-    fn stop(&self, deploy: &str) -> Result<()>;
+    fn stop(&self, deploy: &str) -> Result<Transition>;
     /// `connect <endpoint> <deploy> [--force]`; `force` skips the health
     /// check.
-    fn connect(&self, endpoint: &str, deploy: &str, force: bool) -> Result<()>;
+    fn connect(&self, endpoint: &str, deploy: &str, force: bool) -> Result<Transition>;
     /// `disconnect <endpoint>`.
-    fn disconnect(&self, endpoint: &str) -> Result<()>;
+    fn disconnect(&self, endpoint: &str) -> Result<Transition>;
     /// `rollback [--force] <endpoint>`.
-    fn rollback(&self, endpoint: &str, force: bool) -> Result<()>;
+    fn rollback(&self, endpoint: &str, force: bool) -> Result<Transition>;
+    /// `--dry-run` of a start, stop, connect, disconnect or rollback: what
+    /// the change would do, one line each, changing nothing. A change the
+    /// rules refuse fails as it would without `--dry-run`.
+    fn dry_run(&self, change: &Change) -> Result<Vec<String>>;
     /// `status [--show-slaves] [--json-output]`.
     fn status(&self, show_slaves: bool, json_output: bool) -> Result<()>;
     /// The deploy labels, for completion.

@@ -94,6 +94,41 @@ pub fn get_bytes(url: &S3Url) -> Result<Option<Vec<u8>>> {
     })
 }
 
+/// The object's bytes, or `None` if it does not exist; an error when it is
+/// larger than `max` bytes, before its body is read.
+pub fn get_bounded(url: &S3Url, max: u64) -> Result<Option<Vec<u8>>> {
+    let client = client();
+    block_on(async {
+        let resp = client
+            .get_object()
+            .bucket(&url.bucket)
+            .key(&url.key)
+            .send()
+            .await;
+        let out = match resp {
+            Ok(out) => out,
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_key()) => return Ok(None),
+            Err(e) => bail!("cannot read {url}: {}", describe_error(&e)),
+        };
+        if out
+            .content_length()
+            .is_some_and(|n| u64::try_from(n).map_or(true, |n| n > max))
+        {
+            bail!("{url} is larger than {max} bytes");
+        }
+        let data = out
+            .body
+            .collect()
+            .await
+            .with_context(|| format!("reading {url}"))?;
+        let bytes = data.into_bytes().to_vec();
+        if bytes.len() as u64 > max {
+            bail!("{url} is larger than {max} bytes");
+        }
+        Ok(Some(bytes))
+    })
+}
+
 /// Whether the object exists.
 pub fn exists(url: &S3Url) -> Result<bool> {
     let client = client();

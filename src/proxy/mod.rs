@@ -24,7 +24,7 @@ use crate::config::{ProxyModeConfig, ToolConfig};
 use crate::layout::Layout;
 use crate::names::{DeployLabel, ReleaseName};
 use crate::store::ReleaseStore;
-use crate::target::Target;
+use crate::target::{Target, Transition};
 use crate::{health, log};
 
 use executor::Executor;
@@ -74,13 +74,22 @@ impl Change<'_> {
     }
 }
 
+/// The change from `before` to `after`, as JSON.
+pub(crate) fn transition(before: &State, after: &State) -> Result<Transition> {
+    Ok(Transition {
+        before: serde_json::to_value(before)?,
+        after: serde_json::to_value(after)?,
+    })
+}
+
 /// Where proxy-mode state lives and how a change reaches the machines:
 /// this machine's own state, or the master of remote state.
 pub(crate) trait StateBackend {
     /// The state as it stands.
     fn read(&self) -> Result<State>;
-    /// Applies `change` under the rules, and brings the state there.
-    fn apply(&self, change: &Change) -> Result<()>;
+    /// Applies `change` under the rules, and brings the state there; the
+    /// state before and after.
+    fn apply(&self, change: &Change) -> Result<Transition>;
     /// `status [--show-slaves] [--json-output]`.
     fn status(&self, show_slaves: bool, json_output: bool) -> Result<()>;
     /// Refuses deploy `label` if it has a health check and fails it.
@@ -89,6 +98,10 @@ pub(crate) trait StateBackend {
     /// the fleet, a later issue, covers it).
     fn check_connectable(&self, _label: &str) -> Result<()> {
         Ok(())
+    }
+    /// The line `--dry-run` prints before the actions, if any.
+    fn dry_run_header(&self) -> Option<String> {
+        None
     }
 }
 
@@ -100,28 +113,23 @@ pub(crate) struct ProxyTarget<'a> {
 }
 
 impl Target for ProxyTarget<'_> {
-    fn start(&self, release: &ReleaseName, label: Option<DeployLabel>) -> Result<()> {
+    fn start(&self, release: &ReleaseName, label: Option<DeployLabel>) -> Result<Transition> {
         let label = match label {
             Some(l) => l,
             None => release.default_label()?,
         };
-        if !self.store.exists(release)? {
-            bail!(
-                "Release {release} does not exist in release store at {}",
-                self.store.describe()
-            );
-        }
+        self.check_release(release)?;
         self.state.apply(&Change::Start {
             release,
             label: &label,
         })
     }
 
-    fn stop(&self, deploy: &str) -> Result<()> {
+    fn stop(&self, deploy: &str) -> Result<Transition> {
         self.state.apply(&Change::Stop { label: deploy })
     }
 
-    fn connect(&self, endpoint: &str, deploy: &str, force: bool) -> Result<()> {
+    fn connect(&self, endpoint: &str, deploy: &str, force: bool) -> Result<Transition> {
         if !force {
             self.state.check_connectable(deploy)?;
         }
@@ -131,18 +139,35 @@ impl Target for ProxyTarget<'_> {
         })
     }
 
-    fn disconnect(&self, endpoint: &str) -> Result<()> {
+    fn disconnect(&self, endpoint: &str) -> Result<Transition> {
         self.state.apply(&Change::Disconnect { endpoint })
     }
 
     /// Health gated as connect is: the deploy rolled back to is asked first.
-    fn rollback(&self, endpoint: &str, force: bool) -> Result<()> {
+    fn rollback(&self, endpoint: &str, force: bool) -> Result<Transition> {
         if !force {
             if let Some(previous) = self.state.read()?.previous_connections.get(endpoint) {
                 self.state.check_connectable(previous.as_str())?;
             }
         }
         self.state.apply(&Change::Rollback { endpoint })
+    }
+
+    /// The planner's actions from the state to the changed one: with
+    /// remote state, what a slave in sync with the master would do.
+    fn dry_run(&self, change: &Change) -> Result<Vec<String>> {
+        if let Change::Start { release, .. } = change {
+            self.check_release(release)?;
+        }
+        let old = self.state.read()?;
+        let new = change.apply_to(&old, self.proxy)?;
+        let actions = planner::plan(&old, &new, self.proxy.end_points.keys());
+        let mut lines: Vec<String> = self.state.dry_run_header().into_iter().collect();
+        if actions.is_empty() {
+            lines.push("Nothing to do".to_string());
+        }
+        lines.extend(actions.iter().map(ToString::to_string));
+        Ok(lines)
     }
 
     fn status(&self, show_slaves: bool, json_output: bool) -> Result<()> {
@@ -161,6 +186,18 @@ impl Target for ProxyTarget<'_> {
 
     fn endpoints(&self) -> Vec<String> {
         self.proxy.end_points.keys().cloned().collect()
+    }
+}
+
+impl ProxyTarget<'_> {
+    fn check_release(&self, release: &ReleaseName) -> Result<()> {
+        if !self.store.exists(release)? {
+            bail!(
+                "Release {release} does not exist in release store at {}",
+                self.store.describe()
+            );
+        }
+        Ok(())
     }
 }
 
@@ -297,9 +334,10 @@ impl StateBackend for Machine<'_> {
         self.local_state()
     }
 
-    fn apply(&self, change: &Change) -> Result<()> {
+    fn apply(&self, change: &Change) -> Result<Transition> {
         let _lock = self.layout.lock()?;
         let mut current = self.local_state()?;
+        let before = current.clone();
         let target = change.apply_to(&current, self.proxy)?;
         let endpoints = self.proxy.end_points.keys();
         let reconfigures = planner::endpoint_pairs(&current, endpoints.clone())
@@ -312,7 +350,7 @@ impl StateBackend for Machine<'_> {
         if matches!(change, Change::Connect { .. } | Change::Rollback { .. }) && !reconfigures {
             self.ensure_frontend_locked()?;
         }
-        Ok(())
+        transition(&before, &current)
     }
 
     fn status(&self, show_slaves: bool, json_output: bool) -> Result<()> {

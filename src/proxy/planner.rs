@@ -14,6 +14,25 @@ pub enum Action {
     SetEndPoints(Vec<(String, Deploy)>),
 }
 
+/// One line per action, as `--dry-run` prints them:
+/// `CreateDeploy shop-1.5 on port 8001`, `SetEndPoints main -> shop-1.5`.
+impl std::fmt::Display for Action {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Action::CreateDeploy(d) => write!(f, "CreateDeploy {} on port {}", d.label, d.port),
+            Action::DestroyDeploy(d) => write!(f, "DestroyDeploy {} on port {}", d.label, d.port),
+            Action::SetEndPoints(pairs) if pairs.is_empty() => write!(f, "SetEndPoints (none)"),
+            Action::SetEndPoints(pairs) => {
+                let routes: Vec<String> = pairs
+                    .iter()
+                    .map(|(endpoint, d)| format!("{endpoint} -> {}", d.label))
+                    .collect();
+                write!(f, "SetEndPoints {}", routes.join(", "))
+            }
+        }
+    }
+}
+
 /// The endpoint→deploy pairs of `state` that can be routed: endpoints the
 /// config knows, deploys the state has.
 pub fn endpoint_pairs<'a>(
@@ -140,6 +159,24 @@ mod tests {
     }
 
     use Action::*;
+
+    #[test]
+    fn actions_read_as_one_line_each() {
+        let (a, b) = (d("a", "a.zip", 8000), d("b", "b.zip", 8001));
+        assert_eq!(
+            CreateDeploy(b.clone()).to_string(),
+            "CreateDeploy b on port 8001"
+        );
+        assert_eq!(
+            DestroyDeploy(a.clone()).to_string(),
+            "DestroyDeploy a on port 8000"
+        );
+        assert_eq!(SetEndPoints(vec![]).to_string(), "SetEndPoints (none)");
+        assert_eq!(
+            SetEndPoints(vec![("main".into(), a), ("test".into(), b)]).to_string(),
+            "SetEndPoints main -> a, test -> b"
+        );
+    }
 
     #[test]
     fn nothing_changes_nothing_to_do() {

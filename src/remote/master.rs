@@ -11,8 +11,9 @@ use crate::config::{ProxyModeConfig, RemoteLocation};
 use crate::log;
 use crate::names::{DeployLabel, ReleaseName};
 use crate::proxy::state::{self, State};
-use crate::proxy::{Change, StateBackend};
+use crate::proxy::{self, Change, StateBackend};
 use crate::store::ReleaseStore;
+use crate::target::Transition;
 
 use super::store::{self, RemoteStore};
 
@@ -91,7 +92,8 @@ impl StateBackend for Master<'_> {
         Ok(self.remote.master()?.0)
     }
 
-    fn apply(&self, change: &Change) -> Result<()> {
+    /// The transition is that of the attempt whose write went through.
+    fn apply(&self, change: &Change) -> Result<Transition> {
         let remote = self.remote.as_ref();
         log::scope(
             &format!(
@@ -105,14 +107,14 @@ impl StateBackend for Master<'_> {
                     let next = change.apply_to(&state, self.proxy)?;
                     if next == state {
                         log::info("Nothing to change");
-                        return Ok(());
+                        return proxy::transition(&state, &next);
                     }
                     if remote.write_master(&next, &version)? {
                         log::info("Master state updated");
                         if let Change::Start { release, label } = change {
                             self.confirm_release(release, label)?;
                         }
-                        return Ok(());
+                        return proxy::transition(&state, &next);
                     }
                     // Someone else wrote first: re-apply on their state.
                     back_off(attempt);
@@ -120,6 +122,13 @@ impl StateBackend for Master<'_> {
                 bail!("the master state kept changing: gave up after {MAX_ATTEMPTS} attempts")
             },
         )
+    }
+
+    fn dry_run_header(&self) -> Option<String> {
+        Some(format!(
+            "Master state at {}: a slave in sync with it would do",
+            self.remote.describe()
+        ))
     }
 
     fn status(&self, show_slaves: bool, json_output: bool) -> Result<()> {

@@ -68,7 +68,27 @@ pub(crate) trait RemoteStore {
     fn write_slave(&self, label: &SlaveLabel, report: &SlaveReport) -> Result<()>;
     fn slaves(&self) -> Result<Vec<SlaveEntry>>;
     fn delete_slave(&self, label: &SlaveLabel) -> Result<()>;
+
+    // Other files under the base, by a name c2 chooses (`lock.json`,
+    // `history/<event>.json`).
+    /// The file's URL or path, for messages.
+    fn locate(&self, name: &str) -> String;
+    /// The file's bytes if it exists; an error if it holds more than `max`.
+    fn read_file(&self, name: &str, max: u64) -> Result<Option<Vec<u8>>>;
+    /// Creates the file only if it does not exist yet; `Ok(false)` if it does.
+    fn create_file(&self, name: &str, bytes: &[u8]) -> Result<bool>;
+    fn put_file(&self, name: &str, bytes: &[u8]) -> Result<()>;
+    /// Removes the file; a missing one is fine.
+    fn delete_file(&self, name: &str) -> Result<()>;
+    /// The files in folder `dir`, sorted, named as the other methods take
+    /// them (`history/<event>.json`).
+    fn list_files(&self, dir: &str) -> Result<Vec<String>>;
+    /// Several files at once (`None`: gone meanwhile), in the order asked.
+    fn read_files(&self, names: &[String]) -> Vec<Result<Option<Vec<u8>>>>;
 }
+
+/// The most one file of a batch ([`RemoteStore::read_files`]) may hold.
+const MAX_FILE_BYTES: u64 = 16 << 20;
 
 /// Opens the store named by `remoteStateS3`.
 pub(crate) fn open(location: &RemoteLocation) -> Box<dyn RemoteStore> {
@@ -199,6 +219,54 @@ impl RemoteStore for S3Remote {
     fn delete_slave(&self, label: &SlaveLabel) -> Result<()> {
         s3::delete(&self.slave_url(label))
     }
+
+    fn locate(&self, name: &str) -> String {
+        self.base.join(name).to_string()
+    }
+
+    fn read_file(&self, name: &str, max: u64) -> Result<Option<Vec<u8>>> {
+        s3::get_bounded(&self.base.join(name), max)
+    }
+
+    fn create_file(&self, name: &str, bytes: &[u8]) -> Result<bool> {
+        s3::put(&self.base.join(name), bytes.to_vec(), &Precondition::Absent)
+    }
+
+    fn put_file(&self, name: &str, bytes: &[u8]) -> Result<()> {
+        s3::put(&self.base.join(name), bytes.to_vec(), &Precondition::None).map(|_| ())
+    }
+
+    fn delete_file(&self, name: &str) -> Result<()> {
+        s3::delete(&self.base.join(name))
+    }
+
+    fn list_files(&self, dir: &str) -> Result<Vec<String>> {
+        let prefix = self.base.join(&format!("{dir}/"));
+        let mut names: Vec<String> = s3::list(&prefix)?
+            .into_iter()
+            .filter_map(|o| {
+                let rest = o.key.strip_prefix(&prefix.key)?;
+                (!rest.is_empty() && !rest.contains('/')).then(|| format!("{dir}/{rest}"))
+            })
+            .collect();
+        names.sort();
+        Ok(names)
+    }
+
+    fn read_files(&self, names: &[String]) -> Vec<Result<Option<Vec<u8>>>> {
+        let urls: Vec<S3Url> = names.iter().map(|n| self.base.join(n)).collect();
+        s3::get_many(&urls)
+            .into_iter()
+            .zip(&urls)
+            .map(|(fetched, url)| match fetched? {
+                Fetched::Found { bytes, .. } if bytes.len() as u64 > MAX_FILE_BYTES => {
+                    anyhow::bail!("{url} is larger than {MAX_FILE_BYTES} bytes")
+                }
+                Fetched::Found { bytes, .. } => Ok(Some(bytes)),
+                Fetched::Missing | Fetched::NotModified => Ok(None),
+            })
+            .collect()
+    }
 }
 
 pub struct DirRemote {
@@ -311,6 +379,62 @@ impl RemoteStore for DirRemote {
     fn delete_slave(&self, label: &SlaveLabel) -> Result<()> {
         let dir = self.base.join("slaves").join(label.as_str());
         std::fs::remove_dir_all(&dir).with_context(|| format!("cannot remove {}", dir.display()))
+    }
+
+    fn locate(&self, name: &str) -> String {
+        self.base.join(name).display().to_string()
+    }
+
+    fn read_file(&self, name: &str, max: u64) -> Result<Option<Vec<u8>>> {
+        fsutil::read_bounded(&self.base.join(name), max)
+    }
+
+    fn create_file(&self, name: &str, bytes: &[u8]) -> Result<bool> {
+        fsutil::create_new_atomic(&self.base.join(name), bytes, 0o644)
+    }
+
+    fn put_file(&self, name: &str, bytes: &[u8]) -> Result<()> {
+        let path = self.base.join(name);
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)
+                .with_context(|| format!("cannot create {}", dir.display()))?;
+        }
+        fsutil::write_atomic(&path, bytes, 0o644)
+    }
+
+    fn delete_file(&self, name: &str) -> Result<()> {
+        let path = self.base.join(name);
+        match std::fs::remove_file(&path) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(e).with_context(|| format!("cannot remove {}", path.display())),
+        }
+    }
+
+    fn list_files(&self, dir: &str) -> Result<Vec<String>> {
+        let path = self.base.join(dir);
+        let entries = match std::fs::read_dir(&path) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(e).with_context(|| format!("cannot list {}", path.display())),
+        };
+        let mut names: Vec<String> = entries
+            .flatten()
+            .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
+            .filter_map(|e| e.file_name().into_string().ok())
+            // Temporary files of writes under way.
+            .filter(|n| !n.starts_with('.'))
+            .map(|n| format!("{dir}/{n}"))
+            .collect();
+        names.sort();
+        Ok(names)
+    }
+
+    fn read_files(&self, names: &[String]) -> Vec<Result<Option<Vec<u8>>>> {
+        names
+            .iter()
+            .map(|n| self.read_file(n, MAX_FILE_BYTES))
+            .collect()
     }
 }
 
