@@ -8,6 +8,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use serde_json::json;
@@ -168,8 +169,9 @@ fn user_data_gives_up_when_the_context_never_comes() {
         "{out}"
     );
     assert!(
-        out.stderr
-            .contains("user-data: the instance context is incomplete (see above); c2-slave not started"),
+        out.stderr.contains(
+            "user-data: the instance context is incomplete (see above); c2-slave not started"
+        ),
         "{out}"
     );
     assert!(systemd.calls().is_empty());
@@ -187,14 +189,32 @@ fn release_dir(env: &Env, release: ReleaseBuilder, label: &str) -> String {
     dir.to_string_lossy().to_string()
 }
 
+/// A release serving `<label> <path>` over HTTP on its port. Both slaves
+/// of a test share this host, and a deploy has the same port on every
+/// slave: only web1 serves; web2 (with `<root>/quiet`) just runs a
+/// process that holds no port.
+fn fleet_release(master: &Env, name: &str) -> ReleaseBuilder {
+    let label = name.trim_end_matches(".zip");
+    master
+        .http_release(name)
+        .set(
+            "startCommand",
+            json!(format!(
+                "if [ -e ../../quiet ]; then sleep 3600 >/dev/null 2>&1 & echo $! > server.pid; else python3 serve.py $(cat port) {label}; fi"
+            )),
+        )
+}
+
 /// Runs `slave`'s rounds until it runs `deploy`, then stops: a machine
-/// that dies right after starting the new release.
-fn follow_until_it_runs(slave: &Env, deploy: &str) {
-    let deadline = Instant::now() + Duration::from_secs(120);
-    while slave.state()["deploys"][deploy].is_null() {
-        assert!(Instant::now() < deadline, "{deploy} never started");
+/// that dies right after starting the new release. Gives up when `over`.
+fn follow_until_it_runs(slave: &Env, deploy: &str, over: &AtomicBool) {
+    while slave.state()["deploys"][deploy].is_null() && !over.load(Ordering::Relaxed) {
         slave.c2(&["slave-update"]).output();
     }
+}
+
+fn connection(slave: &Env) -> serde_json::Value {
+    slave.state()["connections"]["main"].clone()
 }
 
 #[test]
@@ -204,6 +224,7 @@ fn ci_deploy_switches_the_fleet_and_undoes_what_it_cannot_finish() {
     let (master, _) = master(moto);
     let (web1, web2) = (master.slave("web1"), master.slave("web2"));
     write_file(&web2.path("cannot-run"), "");
+    write_file(&web2.path("quiet"), "");
     let follower1 = Follower::start(&web1);
     let follower2 = Follower::start(&web2);
     wait_until(Duration::from_secs(30), "both slaves to report", || {
@@ -220,17 +241,20 @@ fn ci_deploy_switches_the_fleet_and_undoes_what_it_cannot_finish() {
     };
 
     // A release both machines run: published, started, connected.
-    let blue = release_dir(&master, master.http_release("blue-2.zip"), "blue-2");
+    let blue = release_dir(&master, fleet_release(&master, "blue-2.zip"), "blue-2");
     let out = deploy(&blue);
     assert_eq!(out.code, Some(0), "{out}");
-    assert!(out.stderr.contains("ci-deploy: main serves blue-2"), "{out}");
+    assert!(
+        out.stderr.contains("ci-deploy: main serves blue-2"),
+        "{out}"
+    );
     let releases = master.c2(&["list-releases"]).ok().stdout;
     assert!(releases.lines().any(|r| r == "blue-2.zip"), "{releases}");
     assert_eq!(web1.get("main.example", "/").body, "blue-2 /");
-    assert_eq!(web2.get("main.example", "/").body, "blue-2 /");
+    assert_eq!(connection(&web2), json!("blue-2"));
 
     // One that web2 cannot start: taken away again, traffic untouched.
-    let green = master.http_release("green.zip").set(
+    let green = fleet_release(&master, "green.zip").set(
         "startCommand",
         json!("test ! -e ../../cannot-run && python3 serve.py $(cat port) green"),
     );
@@ -247,20 +271,24 @@ fn ci_deploy_switches_the_fleet_and_undoes_what_it_cannot_finish() {
         wait_until(Duration::from_secs(60), "green to go", || {
             slave.state()["deploys"]["green"].is_null() && !slave.exists("deploys/green")
         });
-        assert_eq!(slave.get("main.example", "/").body, "blue-2 /");
+        assert_eq!(connection(slave), json!("blue-2"));
     }
+    assert_eq!(web1.get("main.example", "/").body, "blue-2 /");
 
     // web2 starts red, then stops answering: the switch cannot complete,
     // so the endpoint goes back to blue-2.
     drop(follower2);
-    let red = release_dir(&master, master.http_release("red.zip"), "red");
+    let red = release_dir(&master, fleet_release(&master, "red.zip"), "red");
+    let over = AtomicBool::new(false);
     let out = std::thread::scope(|s| {
-        s.spawn(|| follow_until_it_runs(&web2, "red"));
-        master
+        s.spawn(|| follow_until_it_runs(&web2, "red", &over));
+        let out = master
             .script(&recipe("ci-deploy.sh"), &[&red, "main"])
             .env("MIN_SLAVES", "2")
             .env("TIMEOUT", "15s")
-            .output()
+            .output();
+        over.store(true, Ordering::Relaxed);
+        out
     });
     assert_eq!(out.code, Some(1), "{out}");
     assert!(
@@ -268,12 +296,15 @@ fn ci_deploy_switches_the_fleet_and_undoes_what_it_cannot_finish() {
             .contains("ci-deploy: the fleet did not follow the switch to red; rolling main back"),
         "{out}"
     );
-    assert!(!out.stderr.contains("rollback of main did not complete"), "{out}");
+    assert!(
+        !out.stderr.contains("rollback of main did not complete"),
+        "{out}"
+    );
     assert_eq!(
         master.status_json()["master"]["connections"]["main"],
         json!("blue-2")
     );
     assert_eq!(web1.get("main.example", "/").body, "blue-2 /");
-    assert_eq!(web2.get("main.example", "/").body, "blue-2 /");
+    assert_eq!(connection(&web2), json!("blue-2"));
     drop(follower1);
 }
