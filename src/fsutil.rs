@@ -5,6 +5,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Component, Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
+use tempfile::NamedTempFile;
 
 /// Writes `data` to `path` atomically: a temporary file in the same
 /// directory, given `mode`, fsynced, then renamed over `path`. A crash
@@ -15,6 +16,19 @@ pub fn write_atomic(path: &Path, data: &[u8], mode: u32) -> Result<()> {
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),
     };
+    let tmp = synced_temp(dir, path, data, mode)?;
+    tmp.persist(path)
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    // Make the rename itself durable.
+    if let Ok(d) = std::fs::File::open(dir) {
+        let _ = d.sync_all();
+    }
+    Ok(())
+}
+
+/// A temporary file in `dir` holding `data` with `mode`, on disk, for
+/// moving into place at `path`.
+fn synced_temp(dir: &Path, path: &Path, data: &[u8], mode: u32) -> Result<NamedTempFile> {
     let mut tmp = tempfile::Builder::new()
         .prefix(".c2-tmp-")
         .tempfile_in(dir)
@@ -25,13 +39,7 @@ pub fn write_atomic(path: &Path, data: &[u8], mode: u32) -> Result<()> {
     tmp.write_all(data)
         .and_then(|_| tmp.as_file().sync_all())
         .with_context(|| format!("cannot write {}", path.display()))?;
-    tmp.persist(path)
-        .with_context(|| format!("cannot write {}", path.display()))?;
-    // Make the rename itself durable.
-    if let Ok(d) = std::fs::File::open(dir) {
-        let _ = d.sync_all();
-    }
-    Ok(())
+    Ok(tmp)
 }
 
 /// Creates `path` holding `data` only if nothing is there yet: `Ok(false)`
@@ -44,16 +52,7 @@ pub fn create_new_atomic(path: &Path, data: &[u8], mode: u32) -> Result<bool> {
         _ => Path::new("."),
     };
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".c2-tmp-")
-        .tempfile_in(dir)
-        .with_context(|| format!("cannot create a temporary file in {}", dir.display()))?;
-    tmp.as_file()
-        .set_permissions(std::fs::Permissions::from_mode(mode))
-        .with_context(|| format!("cannot set permissions on {}", path.display()))?;
-    tmp.write_all(data)
-        .and_then(|_| tmp.as_file().sync_all())
-        .with_context(|| format!("cannot write {}", path.display()))?;
+    let tmp = synced_temp(dir, path, data, mode)?;
     match std::fs::hard_link(tmp.path(), path) {
         Ok(()) => {}
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => return Ok(false),
