@@ -1,4 +1,6 @@
-//! A real S3-compatible server for tests: moto's `moto_server` over HTTP.
+//! A real S3-compatible server for tests: moto's server over HTTP, with
+//! its conditional writes made atomic as S3's are
+//! (`tests/support/moto-server.py`).
 //!
 //! Tests share one server per test run ([`Moto::shared`]) and keep out
 //! of each other's way with their own bucket names. The server runs under a
@@ -48,8 +50,9 @@ impl Moto {
             "moto's server is not installed: run the README's test command (scripts/test), which installs moto[server]"
         );
         let log = std::env::temp_dir().join(format!("c2-moto-{port}.log"));
+        let server = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/support/moto-server.py");
         let script = format!(
-            "'{python}' -m moto.server -H 127.0.0.1 -p {port} >'{}' 2>&1 & m=$!; read _; kill $m; wait $m",
+            "'{python}' '{server}' -H 127.0.0.1 -p {port} >'{}' 2>&1 & m=$!; read _; kill $m; wait $m",
             log.display()
         );
         let child = Command::new("sh")
