@@ -269,7 +269,7 @@ pub fn get_many(urls: &[S3Url]) -> Vec<Result<Fetched>> {
         }
         Ok(out
             .into_iter()
-            .map(|r| r.expect("every read joined"))
+            .map(|r| r.unwrap_or_else(|| Err(anyhow::anyhow!("a concurrent S3 read was lost"))))
             .collect())
     })
     .unwrap_or_else(|e| vec![Err(e)])
