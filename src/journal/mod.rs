@@ -107,10 +107,24 @@ impl Event {
             self.time,
             self.user,
             self.host,
-            self.command.join(" "),
+            self.command
+                .iter()
+                .map(|word| quoted(word))
+                .collect::<Vec<_>>()
+                .join(" "),
             summary::summary(&self.before, &self.after)
         ))
     }
+}
+
+/// A word of a command as a shell would need it typed back: single-quoted
+/// when it holds anything but plain characters.
+fn quoted(word: &str) -> String {
+    let plain = |c: char| c.is_ascii_alphanumeric() || "-_.,:/=@+%".contains(c);
+    if !word.is_empty() && word.chars().all(plain) {
+        return word.to_string();
+    }
+    format!("'{}'", word.replace('\'', "'\\''"))
 }
 
 /// Parses one stored event; `name` says where it came from.
@@ -269,6 +283,14 @@ mod tests {
             lock.holder(),
             "alice@ci-7 since 2026-11-23T03:12:09Z: release\\nfreeze"
         );
+    }
+
+    #[test]
+    fn command_words_read_back_as_typed() {
+        assert_eq!(quoted("shop-1.5.zip"), "shop-1.5.zip");
+        assert_eq!(quoted("incident 42"), "'incident 42'");
+        assert_eq!(quoted("it's"), "'it'\\''s'");
+        assert_eq!(quoted(""), "''");
     }
 
     #[test]
