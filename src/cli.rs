@@ -349,7 +349,15 @@ pub enum Command {
         repeat: Option<std::time::Duration>,
     },
     /// Delete slave reports older than 5 minutes (remote state).
-    SlaveFlush,
+    ///
+    /// A running `slave-update --repeat` rewrites its report at least once a
+    /// minute, so with the default only machines that are gone are
+    /// forgotten.
+    SlaveFlush {
+        /// Flush reports not written for this long (e.g. 90s, 1h)
+        #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = humantime::parse_duration)]
+        older_than: std::time::Duration,
+    },
     /// Get certificates with certbot through Route53 DNS-01.
     ///
     /// Reads $HX_LETSENCRYPT_CONFIG (default ../etc/letsencrypt-aws.json

@@ -241,9 +241,9 @@ pub fn run(cli: Cli) -> Result<()> {
                 Some(period) => slave.repeat(period),
             }
         }
-        Command::SlaveFlush => {
+        Command::SlaveFlush { older_than } => {
             let run = Run::mutating(path)?;
-            remote::status::flush(run.remote("slave-flush")?.1.as_ref())
+            remote::status::flush(run.remote("slave-flush")?.1.as_ref(), older_than)
         }
     }
 }

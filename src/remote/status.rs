@@ -13,7 +13,8 @@ use crate::{log, output};
 
 use super::store::{RemoteStore, SlaveEntry, SlaveStatus};
 
-/// Slave reports older than this are flushed.
+/// Slave reports older than this are flushed by default, and count as
+/// silent for `--await-slaves`.
 pub const FLUSH_AGE: Duration = Duration::from_secs(5 * 60);
 
 fn master_state(remote: &dyn RemoteStore) -> Result<State> {
@@ -100,14 +101,14 @@ fn slave_text(s: &SlaveEntry, master: &State, proxy: &ProxyModeConfig) -> String
     out
 }
 
-/// `slave-flush`: deletes slave reports not updated for 5 minutes.
-pub fn flush(remote: &dyn RemoteStore) -> Result<()> {
+/// `slave-flush`: deletes slave reports not updated for `older_than`.
+pub fn flush(remote: &dyn RemoteStore, older_than: Duration) -> Result<()> {
     let now = SystemTime::now();
     for s in remote.slaves()? {
         let stale = s
             .last_modified
             .and_then(|t| now.duration_since(t).ok())
-            .is_some_and(|age| age > FLUSH_AGE);
+            .is_some_and(|age| age > older_than);
         if stale {
             log::info(&format!(
                 "Flushing slave {} (last updated {})",

@@ -302,6 +302,50 @@ fn slave_flush_removes_reports_older_than_five_minutes() {
     assert_eq!(labels, [json!("fresh")]);
 }
 
+/// Seconds since slave `label`'s report was written, from `status`.
+fn report_age(master: &Env, label: &str) -> Option<Duration> {
+    let report = master.slave_report(label)?;
+    let written = humantime::parse_rfc3339(report["lastModified"].as_str()?).ok()?;
+    std::time::SystemTime::now().duration_since(written).ok()
+}
+
+#[test]
+fn slave_flush_older_than_takes_any_age() {
+    for backend in backends() {
+        let master = master_on(&backend);
+        master.slave("old").c2(&["slave-update"]).ok();
+        // A report's time has whole seconds in S3: wait until it is surely
+        // more than 3 s old, then write a fresh one beside it.
+        wait_until(Duration::from_secs(30), "old's report to age", || {
+            report_age(&master, "old").is_some_and(|age| age > Duration::from_secs(4))
+        });
+        master.slave("fresh").c2(&["slave-update"]).ok();
+        let out = master.c2(&["slave-flush", "--older-than", "3s"]).ok();
+        assert!(out.stdout.contains("Flushing slave old"), "{out}");
+        assert!(!out.stdout.contains("fresh"), "{out}");
+        let labels: Vec<Value> = master.status_json()["slaves"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["label"].clone())
+            .collect();
+        assert_eq!(labels, [json!("fresh")]);
+        // The default is still 5 minutes: nothing more goes.
+        let out = master.c2(&["slave-flush"]).ok();
+        assert!(!out.stdout.contains("Flushing"), "{out}");
+        assert!(master.slave_report("fresh").is_some());
+    }
+    let out = Env::new()
+        .c2(&["slave-flush", "--older-than", "soon"])
+        .output();
+    assert_eq!(out.code, Some(2), "{out}");
+    assert!(
+        out.stderr
+            .starts_with("error: invalid value 'soon' for '--older-than <DURATION>'"),
+        "{out}"
+    );
+}
+
 #[test]
 fn a_slave_run_once_writes_its_report_only_when_it_changed_or_is_a_minute_old() {
     for backend in backends() {
