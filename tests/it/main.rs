@@ -20,6 +20,7 @@ mod examples;
 mod faults;
 mod fetch_timeout;
 mod fleet;
+mod fleet_hosts;
 mod health;
 mod journal;
 mod limits;

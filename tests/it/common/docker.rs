@@ -30,7 +30,7 @@ pub struct Engine {
     pub compose_flavours: Vec<String>,
 }
 
-fn run(args: &[&str]) -> Option<String> {
+pub fn run(args: &[&str]) -> Option<String> {
     let out = Command::new("docker").args(args).output().ok()?;
     out.status
         .success()
@@ -115,7 +115,7 @@ impl Engine {
 /// its own. The janitor shell collects the names on its stdin and acts
 /// once our end closes; it is told before the build starts, so a build
 /// that fails halfway leaves nothing behind either.
-fn janitor_removes(image: &str) {
+pub fn janitor_removes(image: &str) {
     static JANITOR: OnceLock<Mutex<Child>> = OnceLock::new();
     let janitor = JANITOR.get_or_init(|| {
         let lock = machine_lock_path();
@@ -153,7 +153,7 @@ fn nginx_version() -> String {
         .to_string()
 }
 
-fn docker_build(tag: &str, dir: &Path) {
+pub fn docker_build(tag: &str, dir: &Path) {
     let out = Command::new("docker")
         .args(["build", "-q", "-t", tag])
         .arg(dir)
@@ -167,14 +167,14 @@ fn docker_build(tag: &str, dir: &Path) {
 }
 
 /// Copies `file` (following links) to the same path under `root`.
-fn copy_in(root: &Path, file: &str) {
+pub fn copy_in(root: &Path, file: &str) {
     let dest = root.join(file.trim_start_matches('/'));
     std::fs::create_dir_all(dest.parent().unwrap()).unwrap();
     std::fs::copy(file, &dest).unwrap_or_else(|e| panic!("copy {file}: {e}"));
 }
 
 /// The shared libraries `binary` loads, from ldd.
-fn libraries(binary: &str) -> Vec<String> {
+pub fn libraries(binary: &str) -> Vec<String> {
     let out = Command::new("ldd").arg(binary).output().expect("ldd");
     String::from_utf8_lossy(&out.stdout)
         .split_whitespace()
@@ -185,7 +185,21 @@ fn libraries(binary: &str) -> Vec<String> {
 
 fn build_nginx_image(tag: &str) {
     let dir = tempfile::tempdir().unwrap();
-    let root = dir.path().join("root");
+    let nginx = nginx_root(&dir.path().join("root"));
+    std::fs::write(
+        dir.path().join("Dockerfile"),
+        format!(
+            "FROM scratch\nCOPY root/ /\nENV PATH=/usr/sbin:/usr/bin:/sbin:/bin\nSTOPSIGNAL SIGQUIT\nCMD [\"{nginx}\", \"-g\", \"daemon off;\"]\n"
+        ),
+    )
+    .unwrap();
+    docker_build(tag, dir.path());
+}
+
+/// Puts the host's nginx under `root`, with what it needs to start (its
+/// libraries, mime types, compiled-in directories, users and a default
+/// config); returns nginx's path.
+pub fn nginx_root(root: &Path) -> String {
     let nginx = super::nginx_binary();
     copy_in(&root, &nginx);
     for lib in libraries(&nginx) {
@@ -216,21 +230,19 @@ fn build_nginx_image(tag: &str) {
         "events {}\nhttp { server { listen 8099; return 404; } }\n",
     )
     .unwrap();
-    std::fs::write(
-        dir.path().join("Dockerfile"),
-        format!(
-            "FROM scratch\nCOPY root/ /\nENV PATH=/usr/sbin:/usr/bin:/sbin:/bin\nSTOPSIGNAL SIGQUIT\nCMD [\"{nginx}\", \"-g\", \"daemon off;\"]\n"
-        ),
-    )
-    .unwrap();
-    docker_build(tag, dir.path());
+    nginx
+}
+
+/// The host's busybox-static.
+pub fn busybox() -> &'static str {
+    ["/bin/busybox", "/usr/bin/busybox"]
+        .into_iter()
+        .find(|p| Path::new(p).is_file())
+        .expect("busybox-static not installed: run the README's test command (scripts/test)")
 }
 
 fn build_httpd_image() {
-    let busybox = ["/bin/busybox", "/usr/bin/busybox"]
-        .into_iter()
-        .find(|p| Path::new(p).is_file())
-        .expect("busybox-static not installed: run the README's test command (scripts/test)");
+    let busybox = busybox();
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().join("root");
     std::fs::create_dir_all(root.join("bin")).unwrap();

@@ -3,7 +3,7 @@
 //! library between the test and the bytes nginx sends.
 
 use std::io::{Read, Write};
-use std::net::TcpStream;
+use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -14,7 +14,13 @@ pub struct Response {
 }
 
 pub fn get(port: u16, host: &str, path: &str) -> Response {
-    match try_get(port, host, path) {
+    get_at(SocketAddr::from(([127, 0, 0, 1], port)), host, path)
+}
+
+/// GET from another address (a container's): a host that cannot be
+/// reached answers status 0 within seconds rather than hanging.
+pub fn get_at(addr: SocketAddr, host: &str, path: &str) -> Response {
+    match try_get(addr, host, path) {
         Ok(r) => r,
         Err(e) => Response {
             status: 0,
@@ -23,8 +29,8 @@ pub fn get(port: u16, host: &str, path: &str) -> Response {
     }
 }
 
-fn try_get(port: u16, host: &str, path: &str) -> std::io::Result<Response> {
-    let mut s = TcpStream::connect(("127.0.0.1", port))?;
+fn try_get(addr: SocketAddr, host: &str, path: &str) -> std::io::Result<Response> {
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(3))?;
     s.set_read_timeout(Some(Duration::from_secs(10)))?;
     write!(
         s,

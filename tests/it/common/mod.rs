@@ -8,6 +8,7 @@
 
 pub mod docker;
 pub mod fleet;
+pub mod fleet_hosts;
 pub mod http;
 pub mod moto;
 pub mod switching;

@@ -40,6 +40,12 @@ impl Moto {
 
     /// Starts a server on `port` (to restart one at the same address).
     pub fn start_on(port: u16) -> Moto {
+        Moto::start_at("127.0.0.1", port)
+    }
+
+    /// Starts a server listening on `host`'s address (an IPv4 address of
+    /// this machine, such as a docker network's gateway) and `port`.
+    pub fn start_at(host: &str, port: u16) -> Moto {
         let python = which("python3").expect("python3 not found on PATH");
         let probe = Command::new(&python)
             .args(["-c", "import moto.server, flask"])
@@ -52,7 +58,7 @@ impl Moto {
         let log = std::env::temp_dir().join(format!("c2-moto-{port}.log"));
         let server = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/support/moto-server.py");
         let script = format!(
-            "'{python}' '{server}' -H 127.0.0.1 -p {port} >'{}' 2>&1 & m=$!; read _; kill $m; wait $m",
+            "'{python}' '{server}' -H {host} -p {port} >'{}' 2>&1 & m=$!; read _; kill $m; wait $m",
             log.display()
         );
         let child = Command::new("sh")
@@ -61,8 +67,8 @@ impl Moto {
             .stdin(Stdio::piped())
             .spawn()
             .expect("start moto_server");
-        let endpoint = format!("http://127.0.0.1:{port}");
-        wait_for_port(port, &log);
+        let endpoint = format!("http://{host}:{port}");
+        wait_for_port(host, port, &log);
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -217,10 +223,10 @@ pub fn free_port() -> u16 {
         .port()
 }
 
-fn wait_for_port(port: u16, log: &std::path::Path) {
+fn wait_for_port(host: &str, port: u16, log: &std::path::Path) {
     let deadline = Instant::now() + Duration::from_secs(30);
     while Instant::now() < deadline {
-        if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+        if TcpStream::connect((host, port)).is_ok() {
             return;
         }
         std::thread::sleep(Duration::from_millis(100));
