@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use crate::common::docker;
-use crate::common::fleet_hosts::{Bed, Host, ENDPOINT};
+use crate::common::fleet_hosts::{Bed, Host, Label, ENDPOINT};
 use crate::common::wait_until;
 use serde_json::{json, Value};
 
@@ -60,4 +60,57 @@ fn ten_slave_hosts_converge_each_from_its_own_address() {
         assert_eq!(page(host), "blue\n", "{}", host.name);
     }
     wait_until(Duration::from_secs(1), "", || true);
+}
+
+/// Seconds since `label`'s report was written, from the operator's status.
+fn report_age(bed: &Bed, label: &str) -> Option<Duration> {
+    let report = bed.reports().into_iter().find(|r| r["label"] == label)?;
+    let written = humantime::parse_rfc3339(report["lastModified"].as_str()?).ok()?;
+    std::time::SystemTime::now().duration_since(written).ok()
+}
+
+fn labels(bed: &Bed) -> Vec<String> {
+    let mut labels: Vec<String> = bed
+        .reports()
+        .iter()
+        .filter_map(|r| r["label"].as_str().map(str::to_string))
+        .collect();
+    labels.sort();
+    labels
+}
+
+#[test]
+fn a_host_labelled_by_instance_metadata_and_a_removed_host_flushed() {
+    let Some(engine) = docker::engine() else {
+        return;
+    };
+    let _turn = engine.exclusive();
+    let mut bed = Bed::new("flush");
+    bed.publish("blue.zip");
+    bed.publish("green.zip");
+    bed.start_hosts(2);
+    // moto answers the instance metadata service's requests too, across
+    // the network as 169.254.169.254 would.
+    let imds = bed.moto.endpoint.clone();
+    let ec2 = bed.start_host(2, Label::InstanceId(imds));
+    bed.operator.c2(&["start", "blue.zip"]).ok();
+    converge(&bed, 3, Duration::from_secs(60));
+    assert_eq!(labels(&bed), ["host-00", "host-01", "i-fake"]);
+    let report = report_of(&bed, "i-fake");
+    assert_eq!(report["state"]["ipAddress"], json!(bed.hosts[ec2].ip));
+    assert_eq!(report["state"]["hostName"], json!("host-02"));
+
+    // host-01 is gone for good; the others' reports are made fresh by a
+    // master change once host-01's is surely older than the flush age.
+    docker::run(&["rm", "-f", &bed.hosts[1].name]).expect("docker rm -f");
+    wait_until(Duration::from_secs(30), "host-01's report to age", || {
+        report_age(&bed, "host-01").is_some_and(|age| age > Duration::from_secs(8))
+    });
+    bed.operator.c2(&["start", "green.zip"]).ok();
+    converge(&bed, 2, Duration::from_secs(60));
+    let out = bed.operator.c2(&["slave-flush", "--older-than", "5s"]).ok();
+    assert!(out.stdout.contains("Flushing slave host-01"), "{out}");
+    assert_eq!(out.stdout.matches("Flushing").count(), 1, "{out}");
+    assert_eq!(labels(&bed), ["host-00", "i-fake"]);
+    assert_eq!(bed.in_sync(), 2);
 }

@@ -101,7 +101,6 @@ fn slave_image() -> &'static str {
 }
 
 /// How a host names itself in its report.
-#[derive(Clone)]
 pub enum Label {
     /// `{"label": …}`.
     Fixed(String),
@@ -114,7 +113,6 @@ pub struct Host {
     pub name: String,
     pub host_name: String,
     pub ip: String,
-    pub label: Label,
 }
 
 impl Host {
@@ -154,7 +152,6 @@ pub struct Bed {
     pub network: String,
     /// The first three octets of the network's /24.
     pub subnet: String,
-    pub gateway: String,
     pub moto: Moto,
     pub bucket: String,
     pub operator: Env,
@@ -181,8 +178,7 @@ impl Bed {
                     .is_ok_and(|o| o.status.success())
             })
             .expect("no free /24 for the test network");
-        let gateway = format!("{subnet}.1");
-        let moto = Moto::start_at(&gateway, super::moto::free_port());
+        let moto = Moto::start_at(&format!("{subnet}.1"), super::moto::free_port());
         let bucket = Moto::unique_bucket("hosts");
         let mut operator = Env::new();
         operator.proxy(&[ENDPOINT]);
@@ -193,7 +189,6 @@ impl Bed {
             scope,
             network,
             subnet,
-            gateway,
             moto,
             bucket,
             operator,
@@ -280,7 +275,6 @@ impl Bed {
             name,
             host_name,
             ip,
-            label,
         });
         self.hosts.len() - 1
     }
