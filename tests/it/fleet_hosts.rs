@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use crate::common::docker;
-use crate::common::fleet_hosts::{Bed, Host, Label, ENDPOINT};
+use crate::common::fleet_hosts::{Bed, Host, Label, DEPLOYS, ENDPOINT};
 use crate::common::wait_until;
 use serde_json::{json, Value};
 
@@ -38,8 +38,36 @@ fn page(host: &Host) -> String {
     host.get(ENDPOINT.1, "/").body
 }
 
+/// What `host` serves for the endpoint, asked from inside the host: also
+/// while it is cut off from this machine.
+fn page_inside(host: &Host) -> String {
+    let header = format!("Host: {}", ENDPOINT.1);
+    host.exec(&[
+        "wget",
+        "-q",
+        "-O",
+        "-",
+        "--header",
+        &header,
+        "http://127.0.0.1/",
+    ])
+}
+
+/// The deploy directories, release servers and nginx masters on `host`.
+fn footprint(host: &Host) -> (String, usize, usize) {
+    let dirs = host.exec(&["ls", DEPLOYS]);
+    let ps = host.exec(&["ps", "-o", "args"]);
+    let servers = ps.lines().filter(|l| l.starts_with("httpd -f")).count();
+    let nginx = ps.lines().filter(|l| l.contains("nginx: master")).count();
+    (
+        dirs.split_whitespace().collect::<Vec<_>>().join(" "),
+        servers,
+        nginx,
+    )
+}
+
 #[test]
-fn ten_slave_hosts_converge_each_from_its_own_address() {
+fn ten_slave_hosts_converge_and_one_cut_off_catches_up() {
     let Some(engine) = docker::engine() else {
         return;
     };
@@ -59,7 +87,50 @@ fn ten_slave_hosts_converge_each_from_its_own_address() {
         assert_eq!(report["state"]["status"], json!("ok"), "{report:#}");
         assert_eq!(page(host), "blue\n", "{}", host.name);
     }
-    wait_until(Duration::from_secs(1), "", || true);
+
+    // host-03 is cut off the network while the operator switches to green
+    // and waits for the fleet: the wait names host-03 alone, the nine
+    // others switch, host-03 keeps serving blue.
+    bed.publish("green.zip");
+    bed.operator.c2(&["start", "green.zip"]).ok();
+    converge(&bed, 10, Duration::from_secs(60));
+    let cut = &bed.hosts[3];
+    let before = footprint(cut);
+    // Both deploys, each with one release server, and one nginx.
+    assert_eq!(before, ("blue frontend-proxy green".to_string(), 2, 1));
+    docker::run(&["network", "disconnect", &bed.network, &cut.name]).expect("disconnect");
+    let out = bed
+        .operator
+        .c2(&["connect", "main", "green", "--await-slaves", "--timeout", "10s"])
+        .fails_with("timed out after 10s waiting for the fleet (the master change stays written): host-03 (");
+    assert_eq!(out.error_line().matches("host-").count(), 1, "{out}");
+    for (i, host) in bed.hosts.iter().enumerate() {
+        if i != 3 {
+            assert_eq!(page(host), "green\n", "{}", host.name);
+        }
+    }
+    assert_eq!(
+        cut.get(ENDPOINT.1, "/").status,
+        0,
+        "host-03 answers while cut off"
+    );
+    assert_eq!(page_inside(cut), "blue");
+
+    // Reconnected at its address, it catches up in a few rounds, with no
+    // second copy of anything.
+    docker::run(&[
+        "network",
+        "connect",
+        "--ip",
+        &cut.ip,
+        &bed.network,
+        &cut.name,
+    ])
+    .expect("reconnect");
+    converge(&bed, 10, Duration::from_secs(20));
+    assert_eq!(page(cut), "green\n");
+    assert_eq!(footprint(cut), before);
+    assert_eq!(footprint(cut), footprint(&bed.hosts[0]));
 }
 
 /// Seconds since `label`'s report was written, from the operator's status.
