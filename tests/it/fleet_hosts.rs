@@ -185,3 +185,126 @@ fn a_host_labelled_by_instance_metadata_and_a_removed_host_flushed() {
     assert_eq!(labels(&bed), ["host-00", "i-fake"]);
     assert_eq!(bed.in_sync(), 2);
 }
+
+/// Checks that `host` holds nothing but the deploys of its `report`: a
+/// directory each, a port each (and nginx's 80), at most one release
+/// server each and one nginx. Returns how many deploys it has.
+fn only_deploys(host: &Host, report: &Value) -> usize {
+    let deploys = report["state"]["state"]["deploys"]
+        .as_object()
+        .cloned()
+        .unwrap_or_default();
+    let mut dirs: Vec<&str> = deploys.keys().map(String::as_str).collect();
+    dirs.push("frontend-proxy");
+    dirs.sort();
+    let (listed, servers, nginx) = footprint(host);
+    assert_eq!(listed, dirs.join(" "), "{}", host.name);
+    assert!(servers <= deploys.len(), "{} release servers", servers);
+    assert_eq!(nginx, 1);
+    let ports: Vec<String> = deploys.values().map(|d| d["port"].to_string()).collect();
+    let listening = host.exec(&["netstat", "-ltn"]);
+    // 127.0.0.11 is docker's own DNS server, in every container.
+    let lines = listening
+        .lines()
+        .filter(|l| l.contains("LISTEN") && !l.contains(" 127.0.0.11:"));
+    for line in lines {
+        let local = line.split_whitespace().nth(3).unwrap_or_default();
+        let port = local.rsplit(':').next().unwrap_or_default();
+        assert!(
+            port == "80" || ports.iter().any(|p| p == port),
+            "{}: port {port} belongs to no deploy:\n{listening}",
+            host.name
+        );
+    }
+    deploys.len()
+}
+
+/// Whether the host's container is running (its c2 loop alive).
+fn running(host: &Host) -> bool {
+    docker::run(&["inspect", "-f", "{{.State.Running}}", &host.name]).as_deref() == Some("true")
+}
+
+#[test]
+fn hosts_survive_a_kill_mid_deploy_and_an_s3_outage_mid_rollout() {
+    let Some(engine) = docker::engine() else {
+        return;
+    };
+    let _turn = engine.exclusive();
+    let mut bed = Bed::new("faults");
+    bed.publish("blue.zip");
+    // green's deploy takes a while to create: time to kill a host in it.
+    bed.release("green.zip")
+        .set("prestartCommand", json!("sleep 2"))
+        .publish_s3(&bed.moto, &bed.bucket, "releases");
+    bed.publish("red.zip");
+    bed.start_hosts(3);
+    bed.operator.c2(&["start", "blue.zip"]).ok();
+    bed.operator.c2(&["connect", "main", "blue"]).ok();
+    converge(&bed, 3, Duration::from_secs(60));
+
+    // host-00 is killed while it creates green, then started again: it
+    // serves blue again, and has green once, as the others do.
+    bed.operator.c2(&["start", "green.zip"]).ok();
+    let victim = &bed.hosts[0];
+    wait_until(Duration::from_secs(30), "host-00 to create green", || {
+        victim.log().contains("Creating deploy green")
+    });
+    docker::run(&["kill", &victim.name]).expect("docker kill");
+    converge(&bed, 2, Duration::from_secs(30));
+    docker::run(&["start", &victim.name]).expect("docker start");
+    converge(&bed, 3, Duration::from_secs(60));
+    // Green was made once, after the restart, and serves; nothing else
+    // holds a port or a directory. (c2 starts a deploy's processes when it
+    // creates the deploy: after a restart, bringing back those of deploys
+    // made before is the release's own business, so blue is not checked.)
+    let report = report_of(&bed, "host-00");
+    assert_eq!(only_deploys(victim, &report), 2);
+    let green = report["state"]["state"]["deploys"]["green"]["port"].clone();
+    let url = format!("http://127.0.0.1:{green}/");
+    assert_eq!(victim.exec(&["wget", "-q", "-O", "-", &url]), "green");
+    let whole = ("blue frontend-proxy green".to_string(), 2, 1);
+    assert_eq!(footprint(&bed.hosts[1]), whole);
+    bed.operator.c2(&["connect", "main", "green"]).ok();
+    converge(&bed, 3, Duration::from_secs(60));
+    assert_eq!(page(victim), "green\n");
+
+    // S3 goes away just as red is rolled out: every host's loop logs the
+    // failure and lives on. Back (empty: moto keeps nothing), the operator
+    // writes the master again and every host converges on it.
+    bed.operator.c2(&["start", "red.zip"]).ok();
+    let failures: Vec<usize> = bed
+        .hosts
+        .iter()
+        .map(|h| h.log().matches("Exception: ").count())
+        .collect();
+    bed.restart_s3(|bed| {
+        for (host, before) in bed.hosts.iter().zip(&failures) {
+            wait_until(Duration::from_secs(30), "a failed round", || {
+                host.log().matches("Exception: ").count() > *before
+            });
+            assert!(running(host), "{} died: {}", host.name, host.log());
+        }
+    });
+    for name in ["blue.zip", "green.zip", "red.zip"] {
+        bed.publish(name);
+    }
+    for args in [
+        ["start", "blue.zip"].as_slice(),
+        &["connect", "main", "blue"],
+        &["start", "green.zip"],
+        &["start", "red.zip"],
+        &["connect", "main", "red"],
+    ] {
+        bed.operator.c2(args).ok();
+    }
+    converge(&bed, 3, Duration::from_secs(60));
+    for host in &bed.hosts {
+        assert_eq!(page(host), "red\n", "{}", host.name);
+        let report = report_of(&bed, &host.host_name);
+        assert_eq!(only_deploys(host, &report), 3, "{}", host.name);
+    }
+    for host in &bed.hosts[1..] {
+        let whole = ("blue frontend-proxy green red".to_string(), 3, 1);
+        assert_eq!(footprint(host), whole, "{}", host.name);
+    }
+}

@@ -306,6 +306,17 @@ impl Bed {
             .set("prestartCommand", json!(""))
     }
 
+    /// Stops S3 and starts it again at the same address, empty: moto keeps
+    /// nothing, so the bucket is created anew.
+    pub fn restart_s3(&mut self, while_down: impl FnOnce(&Bed)) {
+        let host = self.subnet.clone() + ".1";
+        let port = self.moto.port;
+        self.moto.stop();
+        while_down(self);
+        self.moto = Moto::start_at(&host, port);
+        self.moto.create_bucket(&self.bucket);
+    }
+
     /// Publishes `name` to the bucket's releases.
     pub fn publish(&self, name: &str) {
         self.release(name)

@@ -199,11 +199,18 @@ impl Moto {
     }
 }
 
-impl Drop for Moto {
-    fn drop(&mut self) {
+impl Moto {
+    /// Stops the server now (its address can then be used again).
+    pub fn stop(&mut self) {
         // Closing stdin makes the watchdog kill the server.
         drop(self.child.stdin.take());
         let _ = self.child.wait();
+    }
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        self.stop();
     }
 }
 
