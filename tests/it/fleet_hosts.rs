@@ -308,3 +308,71 @@ fn hosts_survive_a_kill_mid_deploy_and_an_s3_outage_mid_rollout() {
         assert_eq!(footprint(host), whole, "{}", host.name);
     }
 }
+
+/// Requests moto has logged so far, and of them the master state's GETs
+/// (one per host per round).
+fn moto_requests(bed: &Bed) -> (usize, usize) {
+    let log = std::env::temp_dir().join(format!("c2-moto-{}.log", bed.moto.port));
+    let text = std::fs::read_to_string(log).unwrap_or_default();
+    let requests: Vec<&str> = text
+        .lines()
+        .filter(|l| l.contains(" HTTP/1.1\" "))
+        .collect();
+    let master = requests
+        .iter()
+        .filter(|l| l.contains("\"GET /") && l.contains("/camus2/master/state.json"))
+        .count();
+    (requests.len(), master)
+}
+
+/// Figures for the notes, not run in CI (`cargo test --test it
+/// fleet_host_figures -- --ignored --nocapture`): how long 1, 5, 10 and 20
+/// hosts take to show a master change, and what an idle round costs each
+/// host in S3 requests, from moto's request log.
+#[test]
+#[ignore]
+fn fleet_host_figures() {
+    let Some(engine) = docker::engine() else {
+        return;
+    };
+    let _turn = engine.exclusive();
+    let mut rows = Vec::new();
+    let mut t1 = None;
+    for n in [1, 5, 10, 20] {
+        let mut bed = Bed::new(&format!("figures{n}"));
+        bed.publish("app.zip");
+        bed.start_hosts(n);
+        converge(&bed, n, Duration::from_secs(120));
+        // From the master change (`start` returning), as the benchmark.
+        bed.operator.c2(&["start", "app.zip"]).ok();
+        let start = std::time::Instant::now();
+        converge(&bed, n, Duration::from_secs(120));
+        let t = start.elapsed().as_secs_f64();
+        let t1 = *t1.get_or_insert(t);
+
+        // Idle: a settled round first, then 10 rounds of every host, with
+        // nothing else asking moto anything.
+        let (_, settled) = moto_requests(&bed);
+        wait_until(Duration::from_secs(60), "an idle round", || {
+            moto_requests(&bed).1 >= settled + n
+        });
+        let (all0, master0) = moto_requests(&bed);
+        wait_until(Duration::from_secs(120), "10 idle rounds", || {
+            moto_requests(&bed).1 >= master0 + 10 * n
+        });
+        let (all1, master1) = moto_requests(&bed);
+        let per_round = (all1 - all0) as f64 / (master1 - master0) as f64;
+        rows.push(format!(
+            "| {n} | {t:.2} s | {:.2} | {per_round:.2} |",
+            t / t1
+        ));
+    }
+    let table = format!(
+        "| hosts | convergence after `start` | ratio to 1 host | S3 requests per idle round per host |\n|---|---|---|---|\n{}",
+        rows.join("\n")
+    );
+    eprintln!("{table}");
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/target/figures");
+    let _ = std::fs::create_dir_all(dir);
+    let _ = std::fs::write(format!("{dir}/fleet-hosts.md"), format!("{table}\n"));
+}
