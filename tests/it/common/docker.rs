@@ -201,13 +201,13 @@ fn build_nginx_image(tag: &str) {
 /// config); returns nginx's path.
 pub fn nginx_root(root: &Path) -> String {
     let nginx = super::nginx_binary();
-    copy_in(&root, &nginx);
+    copy_in(root, &nginx);
     for lib in libraries(&nginx) {
-        copy_in(&root, &lib);
+        copy_in(root, &lib);
     }
     for f in ["/etc/nginx/mime.types"] {
         if Path::new(f).exists() {
-            copy_in(&root, f);
+            copy_in(root, f);
         }
     }
     // What nginx opens at start: its compiled-in log, temp and pid paths,

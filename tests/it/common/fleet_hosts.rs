@@ -88,11 +88,9 @@ fn slave_image() -> &'static str {
         }
         std::fs::write(
             dir.path().join("Dockerfile"),
-            format!(
-                "FROM scratch\nCOPY root/ /\nENV PATH=/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin\n\
+            "FROM scratch\nCOPY root/ /\nENV PATH=/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin\n\
                  ENV CAMUS2_CONFIG=/etc/c2/camus2.json\n\
-                 CMD [\"/usr/local/bin/c2\", \"slave-update\", \"--repeat\", \"1\"]\n"
-            ),
+                 CMD [\"/usr/local/bin/c2\", \"slave-update\", \"--repeat\", \"1\"]\n",
         )
         .unwrap();
         docker::docker_build(&tag, dir.path());
