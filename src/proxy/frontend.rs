@@ -150,7 +150,11 @@ impl DockerFrontend {
         Ok(())
     }
 
-    fn up_and_reload(&self) -> Result<()> {
+    /// Makes the container serve the config just written. A running
+    /// container whose compose file is unchanged only needs a reload:
+    /// compose, which takes most of a second to start, runs only to create
+    /// or start the container, or to apply a changed compose file.
+    fn up_and_reload(&self, compose_changed: bool) -> Result<()> {
         // With the container running, check the config inside it first and
         // note its workers, so the reload can be awaited like on the host
         // (the container's processes are visible in the host's /proc).
@@ -159,18 +163,27 @@ impl DockerFrontend {
             self.test_config()?;
         }
         let old_workers = master.map(children).unwrap_or_default();
-        let compose = self.compose_command();
-        shell::run(
-            "the frontend proxy (compose up)",
-            &format!("{compose} up -d"),
-            &self.dir,
-        )?;
+        let compose_ran = compose_changed || master.is_none();
+        if compose_ran {
+            let compose = self.compose_command();
+            shell::run(
+                "the frontend proxy (compose up)",
+                &format!("{compose} up -d"),
+                &self.dir,
+            )?;
+        }
         shell::run(
             "the frontend proxy reload",
             &format!("docker kill --signal=SIGHUP {CONTAINER_NAME}"),
             &self.dir,
         )?;
-        match (master, self.running_master()) {
+        // Without compose the container is the one inspected above.
+        let now = if compose_ran {
+            self.running_master()
+        } else {
+            master
+        };
+        match (master, now) {
             // The same container: wait until it routes by the new config.
             (Some(before), Some(now)) if before == now => wait_for_reload(now, &old_workers)
                 .context("nginx in the frontendproxy container did not apply the new config"),
@@ -184,11 +197,13 @@ impl Frontend for DockerFrontend {
     fn apply(&self, files: &NginxFiles) -> Result<()> {
         std::fs::create_dir_all(&self.dir)
             .with_context(|| format!("cannot create {}", self.dir.display()))?;
-        fsutil::write_atomic(
-            &self.layout.compose_file(),
-            self.compose_file().as_bytes(),
-            0o644,
-        )?;
+        let compose_path = self.layout.compose_file();
+        let compose = self.compose_file();
+        let previous_compose = std::fs::read(&compose_path).ok();
+        let compose_changed = previous_compose.as_deref() != Some(compose.as_bytes());
+        if compose_changed {
+            fsutil::write_atomic(&compose_path, compose.as_bytes(), 0o644)?;
+        }
         // Written in place, not renamed: the container bind-mounts this one
         // file, and a rename would leave it reading the old inode.
         let conf = self.layout.nginx_conf();
@@ -197,7 +212,7 @@ impl Frontend for DockerFrontend {
         std::fs::write(&conf, &files.conf)
             .with_context(|| format!("cannot write {}", conf.display()))?;
         fsutil::write_atomic(&ctx, files.ctx_json.as_bytes(), 0o644)?;
-        let result = self.up_and_reload();
+        let result = self.up_and_reload(compose_changed);
         if result.is_err() {
             // The state keeps the old connections, so the files must too:
             // the container re-reads nginx.conf whenever it restarts.
@@ -210,6 +225,12 @@ impl Frontend for DockerFrontend {
                     let _ = std::fs::remove_file(&conf);
                     let _ = std::fs::remove_file(&ctx);
                 }
+            }
+            // A compose file that compose may not have applied goes back
+            // too, so the next apply sees it changed and runs compose. A
+            // first one stays: `shutdown` needs it to find the project.
+            if let (true, Some(old)) = (compose_changed, previous_compose) {
+                let _ = fsutil::write_atomic(&compose_path, &old, 0o644);
             }
         }
         result

@@ -378,3 +378,156 @@ fn paths_with_yaml_syntax_are_quoted_in_the_compose_file() {
         "{volumes}"
     );
 }
+
+/// The fake container commands of a running `frontendproxy`: the config
+/// tested inside it, then its reload.
+const EXEC_TEST: &str = "docker exec frontendproxy nginx -t -q";
+
+/// [`docker_env`] whose `frontendproxy` container is a real nginx on the
+/// Env's httpPort (see tests/support/fake-docker.sh), with blue and green
+/// started and main connected to blue: the container runs.
+fn running_container_env() -> Env {
+    let mut env = docker_env(&[("main", "main.example")]);
+    env.env("FAKE_DOCKER_NGINX", "1");
+    env.http_release("blue.zip").publish();
+    env.http_release("green.zip").publish();
+    env.c2(&["start", "blue.zip"]).ok();
+    env.c2(&["start", "green.zip"]).ok();
+    env.c2(&["connect", "main", "blue"]).ok();
+    assert_eq!(
+        commands(&take_calls(&env)),
+        [
+            INSPECT,
+            "docker compose version",
+            "docker compose up -d",
+            SIGHUP,
+            INSPECT
+        ]
+    );
+    assert_eq!(env.get("main.example", "/").body, "blue /");
+    env
+}
+
+/// The container's nginx master, from the pid file the fake gives it.
+fn container_master(env: &Env) -> String {
+    env.read("deploys/frontend-proxy/nginx.pid")
+        .trim()
+        .to_string()
+}
+
+#[test]
+fn a_running_container_with_an_unchanged_compose_file_is_reloaded_without_compose() {
+    let env = running_container_env();
+    let master = container_master(&env);
+    let compose = env.read("deploys/frontend-proxy/docker-compose.yml");
+
+    for to in ["green", "blue", "green"] {
+        env.c2(&["connect", "main", to]).ok();
+        let calls = take_calls(&env);
+        assert_eq!(commands(&calls), [INSPECT, EXEC_TEST, SIGHUP]);
+        assert_ran_in_proxy_dir(&env, &calls);
+        // connect returns once the same nginx routes to the new deploy.
+        assert_eq!(env.get("main.example", "/").body, format!("{to} /"));
+        assert_eq!(container_master(&env), master);
+    }
+    assert_eq!(
+        env.read("deploys/frontend-proxy/docker-compose.yml"),
+        compose
+    );
+    env.c2(&["restart-frontend-proxy"]).ok();
+    assert_eq!(commands(&take_calls(&env)), [INSPECT, EXEC_TEST, SIGHUP]);
+    assert_eq!(env.get("main.example", "/").body, "green /");
+}
+
+#[test]
+fn a_changed_compose_file_or_a_stopped_container_runs_compose() {
+    let mut env = running_container_env();
+    let master = container_master(&env);
+
+    // A new nginx version changes the compose file: compose re-creates the
+    // container, which reads the new config as it starts.
+    env.set("nginxDockerVersion", json!("1.25.3"));
+    env.c2(&["connect", "main", "green"]).ok();
+    assert_eq!(
+        commands(&take_calls(&env)),
+        [
+            INSPECT,
+            EXEC_TEST,
+            "docker compose version",
+            "docker compose up -d",
+            SIGHUP,
+            INSPECT
+        ]
+    );
+    assert_eq!(compose_file(&env), expected_compose(&env, "nginx:1.25.3"));
+    assert_ne!(container_master(&env), master);
+    assert_eq!(env.get("main.example", "/").body, "green /");
+
+    // Stopped behind c2's back: compose starts it again.
+    env.c2(&["shutdown-frontend-proxy"]).ok();
+    assert_eq!(env.get("main.example", "/").status, 0);
+    take_calls(&env);
+    env.c2(&["connect", "main", "blue"]).ok();
+    assert_eq!(
+        commands(&take_calls(&env)),
+        [
+            INSPECT,
+            "docker compose version",
+            "docker compose up -d",
+            SIGHUP,
+            INSPECT
+        ]
+    );
+    assert_eq!(env.get("main.example", "/").body, "blue /");
+}
+
+#[test]
+fn a_config_the_running_container_refuses_changes_nothing() {
+    let env = running_container_env();
+    let conf = env.read("deploys/frontend-proxy/nginx.conf");
+    let ctx = ctx_json(&env);
+
+    let out = env
+        .c2(&["connect", "main", "green"])
+        .env("FAKE_DOCKER_FAIL", EXEC_TEST)
+        .fails_with("nginx refused the generated config");
+    assert_eq!(out.error_line().lines().count(), 1, "{out}");
+    assert_eq!(commands(&take_calls(&env)), [INSPECT, EXEC_TEST]);
+    assert_eq!(env.read("deploys/frontend-proxy/nginx.conf"), conf);
+    assert_eq!(ctx_json(&env), ctx);
+    assert_eq!(env.state()["connections"], json!({"main": "blue"}));
+    assert_eq!(env.get("main.example", "/").body, "blue /");
+}
+
+#[test]
+fn a_compose_file_compose_failed_to_apply_is_applied_by_the_next_reload() {
+    let mut env = running_container_env();
+    let compose = env.read("deploys/frontend-proxy/docker-compose.yml");
+
+    env.set("nginxDockerVersion", json!("1.25.3"));
+    env.c2(&["connect", "main", "green"])
+        .env("FAKE_DOCKER_FAIL", "docker compose up")
+        .fails_with("docker compose up -d");
+    take_calls(&env);
+    // The old compose file is back, so the change is still seen as one.
+    assert_eq!(
+        env.read("deploys/frontend-proxy/docker-compose.yml"),
+        compose
+    );
+    assert_eq!(env.get("main.example", "/").body, "blue /");
+
+    env.c2(&["connect", "main", "green"]).ok();
+    assert_eq!(
+        commands(&take_calls(&env)),
+        [
+            INSPECT,
+            EXEC_TEST,
+            "docker compose version",
+            "docker compose up -d",
+            SIGHUP,
+            INSPECT
+        ]
+    );
+    assert_eq!(compose_file(&env), expected_compose(&env, "nginx:1.25.3"));
+    assert_eq!(env.get("main.example", "/").body, "green /");
+}
