@@ -516,6 +516,65 @@ fn await_slaves(table: &mut Table, moto: &Moto) {
     }
 }
 
+/// 9. `c2 connect` switching an endpoint through the docker frontend (nginx
+///    in the `frontendproxy` container, image built from the host's nginx)
+///    against the host driver: 20 switches each, alternating, so both see
+///    the same machine load. Skipped when no Docker engine answers.
+fn connect_docker_vs_host(table: &mut Table) {
+    let Some(engine) = common::docker::engine() else {
+        return;
+    };
+    let _turn = engine.exclusive();
+    let host = common::switching::blue_green_env();
+    let mut docker = Env::new();
+    docker.proxy(&[("main", "main.example")]);
+    let (le, www) = (docker.path("le"), docker.path("www"));
+    docker
+        .proxy_set("frontendProxy", json!("docker"))
+        .set("nginxDockerImage", json!(common::docker::NGINX_IMAGE))
+        .set("nginxDockerVersion", json!(engine.nginx_version))
+        .set(
+            "composeCommand",
+            json!({"just": engine.compose_flavours[0]}),
+        )
+        .set("letsencryptPrefixDir", json!(le))
+        .set("letsencryptWwwDir", json!(www));
+    docker.http_release("blue.zip").publish();
+    docker.http_release("green.zip").publish();
+    docker.c2(&["start", "blue.zip"]).ok();
+    docker.c2(&["start", "green.zip"]).ok();
+    // The first connect creates the container; the switches reload it.
+    docker.c2(&["connect", "main", "blue"]).ok();
+    assert_eq!(docker.get("main.example", "/").body, "blue /");
+    let switch = |env: &Env, to: &str| {
+        let t = Instant::now();
+        env.c2(&["connect", "main", to]).ok();
+        let d = t.elapsed();
+        assert_eq!(env.get("main.example", "/").body, format!("{to} /"));
+        d
+    };
+    let (mut on_host, mut in_docker) = (Vec::new(), Vec::new());
+    for i in 0..20 {
+        let to = if i % 2 == 0 { "green" } else { "blue" };
+        on_host.push(switch(&host, to));
+        in_docker.push(switch(&docker, to));
+    }
+    docker.c2(&["shutdown-frontend-proxy"]).ok();
+    for env in [&host, &docker] {
+        env.c2(&["disconnect", "main"]).ok();
+        env.c2(&["stop", "blue"]).ok();
+        env.c2(&["stop", "green"]).ok();
+    }
+    let (docker_t, host_t) = (median(in_docker), median(on_host));
+    table.row(
+        "`c2 connect` switching an endpoint: docker frontend vs host driver (median of 20 each)",
+        format!("{} (frontendproxy container)", ms(docker_t)),
+        format!("{} (host nginx)", ms(host_t)),
+        format!("{:.2}", docker_t.as_secs_f64() / host_t.as_secs_f64()),
+        "goal: at most 1.5; the container is reloaded without compose when its compose file is unchanged",
+    );
+}
+
 /// A line plot of fleet convergence time against fleet size, as SVG.
 fn plot(points: &[(usize, f64)]) -> String {
     let (w, h, m) = (600.0, 360.0, 60.0);
@@ -623,6 +682,9 @@ fn main() {
     }
     if want("await") {
         await_slaves(&mut table, moto);
+    }
+    if want("connect") {
+        connect_docker_vs_host(&mut table);
     }
     let date = humantime::format_rfc3339_seconds(std::time::SystemTime::now());
     let root = env!("CARGO_MANIFEST_DIR");
