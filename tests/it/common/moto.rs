@@ -222,12 +222,23 @@ fn which(name: &str) -> Option<String> {
         .map(|p| p.to_string_lossy().to_string())
 }
 
+/// A port nothing listens on now, and never one this test process handed
+/// out before: the kernel may give a just-released port again, and two
+/// configs (or a config's httpPort and httpsPort) must not share one.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    let mut given = GIVEN.lock().unwrap_or_else(|e| e.into_inner());
+    loop {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        if !given.contains(&port) {
+            given.push(port);
+            return port;
+        }
+    }
 }
 
 fn wait_for_port(host: &str, port: u16, log: &std::path::Path) {
