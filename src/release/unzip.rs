@@ -5,14 +5,24 @@
 //! into (zip-slip). Entry names are therefore normalised by us rather than
 //! handed to the filesystem, and symlinks from the archive are created last,
 //! so no file we write can travel through a link the archive itself planted.
+//!
+//! Extraction runs in three steps. First, in archive order on one thread,
+//! every name is checked, every directory created and every symlink target
+//! read; that fixes where each file goes. Then the regular files, which are
+//! independent of each other, are written by one worker per core. Last, on
+//! one thread again, the symlinks are created and checked and the
+//! directories get their modes.
 
+use std::cmp::Reverse;
 use std::collections::HashMap;
 use std::ffi::{OsStr, OsString};
 use std::fs::{self, DirBuilder, File, OpenOptions, Permissions};
-use std::io::{self, BufReader, BufWriter, Read};
+use std::io::{self, BufWriter, Read, Seek, SeekFrom};
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, FileExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Component, Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use anyhow::{anyhow, bail, Context, Result};
 use zip::result::ZipError;
@@ -41,13 +51,19 @@ const MAX_LINK_HOPS: usize = 40;
 /// not cost a syscall per 8 KiB, small enough not to matter for memory.
 const WRITE_BUFFER: usize = 256 * 1024;
 
+/// Read buffer for the zip's headers: they are small and scattered, so a
+/// larger buffer would mostly copy file data that is read again later.
+const HEADER_BUFFER: usize = 4096;
+
 /// Extract every entry of the zip at `zip_path` into `todir` (created if missing),
 /// refusing to write more than `max_bytes` in all (a zip bomb fails fast).
 /// Returns the number of entries extracted.
 pub fn extract(zip_path: &Path, todir: &Path, max_bytes: u64) -> Result<usize> {
     let file =
         File::open(zip_path).with_context(|| format!("{}: cannot open", zip_path.display()))?;
-    let mut archive = ZipArchive::new(BufReader::new(file)).map_err(|e| {
+    let cursor =
+        ZipCursor::new(file).with_context(|| format!("{}: cannot open", zip_path.display()))?;
+    let mut archive = ZipArchive::new(cursor).map_err(|e| {
         anyhow!(
             "{}: not a valid zip archive: {}",
             zip_path.display(),
@@ -77,28 +93,11 @@ pub fn extract(zip_path: &Path, todir: &Path, max_bytes: u64) -> Result<usize> {
         dirs: HashMap::new(),
         dir_modes: Vec::new(),
         links: Vec::new(),
-        budget: max_bytes,
         max_bytes,
     };
-    for i in 0..archive.len() {
-        let mut entry = archive.by_index(i).map_err(|e| {
-            anyhow!(
-                "release {}: cannot read entry #{}: {}",
-                zip_path.display(),
-                i,
-                describe(&e)
-            )
-        })?;
-        let name = entry.name().to_owned();
-        // The declared size may lie: it fails fast here, and the bytes
-        // really written are counted against the same budget below.
-        if entry.size() > x.budget {
-            return Err(x.too_large());
-        }
-        let mode = entry.unix_mode();
-        let dir_by_name = entry.is_dir();
-        x.entry(&name, mode, dir_by_name, &mut entry)?;
-    }
+    let jobs = x.plan(&mut archive)?;
+    let run = Run::new(max_bytes);
+    x.write_files(&archive, &jobs, &run)?;
     x.create_links()?;
     x.apply_dir_modes()?;
     Ok(archive.len())
@@ -109,6 +108,87 @@ fn describe(e: &ZipError) -> String {
     match e {
         ZipError::Io(io) => io.to_string(),
         other => other.to_string(),
+    }
+}
+
+/// One worker's read position in the zip. Positioned reads on one shared
+/// handle let every worker seek on its own, and keep the archive readable
+/// even when an entry of the same name replaces it in `todir`. A small
+/// buffer serves the zip crate's many tiny header reads; file data, read
+/// in large chunks, bypasses it.
+struct ZipCursor {
+    file: Arc<File>,
+    len: u64,
+    pos: u64,
+    buf: Vec<u8>,
+    /// `buf[..buf_len]` holds the file's bytes from `buf_at` on.
+    buf_at: u64,
+    buf_len: usize,
+}
+
+impl ZipCursor {
+    fn new(file: File) -> io::Result<ZipCursor> {
+        let len = file.metadata()?.len();
+        Ok(ZipCursor::at(Arc::new(file), len, 0))
+    }
+
+    fn at(file: Arc<File>, len: u64, pos: u64) -> ZipCursor {
+        ZipCursor {
+            file,
+            len,
+            pos,
+            buf: vec![0; HEADER_BUFFER],
+            buf_at: 0,
+            buf_len: 0,
+        }
+    }
+
+    fn take_buffered(&mut self, out: &mut [u8]) -> Option<usize> {
+        let off = usize::try_from(self.pos.checked_sub(self.buf_at)?).ok()?;
+        let have = self.buf.get(off..self.buf_len).filter(|b| !b.is_empty())?;
+        let n = have.len().min(out.len());
+        out[..n].copy_from_slice(&have[..n]);
+        self.pos = self.pos.saturating_add(n as u64);
+        Some(n)
+    }
+}
+
+impl Clone for ZipCursor {
+    fn clone(&self) -> ZipCursor {
+        ZipCursor::at(Arc::clone(&self.file), self.len, self.pos)
+    }
+}
+
+impl Read for ZipCursor {
+    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        if out.is_empty() {
+            return Ok(0);
+        }
+        if let Some(n) = self.take_buffered(out) {
+            return Ok(n);
+        }
+        if out.len() >= self.buf.len() {
+            let n = self.file.read_at(out, self.pos)?;
+            self.pos = self.pos.saturating_add(n as u64);
+            return Ok(n);
+        }
+        self.buf_len = self.file.read_at(&mut self.buf, self.pos)?;
+        self.buf_at = self.pos;
+        Ok(self.take_buffered(out).unwrap_or(0))
+    }
+}
+
+impl Seek for ZipCursor {
+    fn seek(&mut self, to: SeekFrom) -> io::Result<u64> {
+        let pos = match to {
+            SeekFrom::Start(n) => Some(n),
+            SeekFrom::End(d) => self.len.checked_add_signed(d),
+            SeekFrom::Current(d) => self.pos.checked_add_signed(d),
+        };
+        self.pos = pos.ok_or_else(|| {
+            io::Error::new(io::ErrorKind::InvalidInput, "seek outside the zip file")
+        })?;
+        Ok(self.pos)
     }
 }
 
@@ -243,6 +323,101 @@ struct Link {
     target: PathBuf,
 }
 
+/// A regular file to write: where, with which mode, from which entry.
+struct FileJob {
+    index: usize,
+    name: String,
+    path: PathBuf,
+    mode: u32,
+    compressed: u64,
+}
+
+/// What the workers share while writing files.
+struct Run {
+    /// The next job to take.
+    next: AtomicUsize,
+    /// Bytes still allowed, of `max_bytes`, across all workers.
+    budget: AtomicU64,
+    /// Set when a worker failed: the others stop at their next read.
+    stop: AtomicBool,
+    /// The first failure, which is the one reported.
+    failure: Mutex<Option<anyhow::Error>>,
+}
+
+impl Run {
+    fn new(max_bytes: u64) -> Run {
+        Run {
+            next: AtomicUsize::new(0),
+            budget: AtomicU64::new(max_bytes),
+            stop: AtomicBool::new(false),
+            failure: Mutex::new(None),
+        }
+    }
+
+    fn stopped(&self) -> bool {
+        self.stop.load(Ordering::Relaxed)
+    }
+
+    /// Records `e` unless another worker failed first, and stops everyone.
+    fn fail(&self, e: anyhow::Error) {
+        let mut first = self.failure.lock().unwrap_or_else(PoisonError::into_inner);
+        if first.is_none() {
+            *first = Some(e);
+        }
+        self.stop.store(true, Ordering::Relaxed);
+    }
+
+    fn failure(&self) -> Option<anyhow::Error> {
+        self.failure
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take()
+    }
+}
+
+/// Why a worker gave up on a file.
+enum Halt {
+    /// Another worker failed; its error is the one reported.
+    Stopped,
+    Failed(anyhow::Error),
+}
+
+impl From<anyhow::Error> for Halt {
+    fn from(e: anyhow::Error) -> Halt {
+        Halt::Failed(e)
+    }
+}
+
+/// Counts bytes read from an entry against the shared budget, and ends the
+/// read as soon as the budget is spent or another worker failed.
+struct Metered<'a, R> {
+    inner: R,
+    run: &'a Run,
+    over: bool,
+    stopped: bool,
+}
+
+impl<R: Read> Read for Metered<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.run.stopped() {
+            self.stopped = true;
+            return Err(io::Error::other("stopped: another entry failed"));
+        }
+        let n = self.inner.read(buf)?;
+        let spent = self
+            .run
+            .budget
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |left| {
+                left.checked_sub(n as u64)
+            });
+        if spent.is_err() {
+            self.over = true;
+            return Err(io::Error::other("over the unpacked-bytes limit"));
+        }
+        Ok(n)
+    }
+}
+
 struct Extractor<'a> {
     progress: Progress,
     zip: &'a Path,
@@ -256,8 +431,6 @@ struct Extractor<'a> {
     /// not stop us writing the files that go into it.
     dir_modes: Vec<(PathBuf, u32)>,
     links: Vec<Link>,
-    /// Bytes still allowed, of `max_bytes`.
-    budget: u64,
     max_bytes: u64,
 }
 
@@ -289,17 +462,70 @@ impl Extractor<'_> {
         )
     }
 
+    fn unreadable(&self, index: usize, e: &ZipError) -> anyhow::Error {
+        anyhow!(
+            "release {}: cannot read entry #{}: {}",
+            self.zip.display(),
+            index,
+            describe(e)
+        )
+    }
+
+    /// In archive order: check every name, create every directory, read
+    /// every symlink target, and list the regular files to write, largest
+    /// first so that the workers finish together.
+    fn plan(&mut self, archive: &mut ZipArchive<ZipCursor>) -> Result<Vec<FileJob>> {
+        let mut jobs: Vec<FileJob> = Vec::new();
+        // Two names for one path ("a" and "./a"): the later entry wins, as
+        // when writing in order, and two workers never race on one file.
+        let mut by_path: HashMap<PathBuf, usize> = HashMap::new();
+        for i in 0..archive.len() {
+            let mut entry = archive.by_index(i).map_err(|e| self.unreadable(i, &e))?;
+            let name = entry.name().to_owned();
+            // The declared size may lie: it fails fast here, and the bytes
+            // really written are counted against the same budget later.
+            if entry.size() > self.max_bytes {
+                return Err(self.too_large());
+            }
+            let mode = entry.unix_mode();
+            let dir_by_name = entry.is_dir();
+            let compressed = entry.compressed_size();
+            let Some((path, mode)) = self.entry(&name, mode, dir_by_name, &mut entry)? else {
+                continue;
+            };
+            let job = FileJob {
+                index: i,
+                name,
+                path,
+                mode,
+                compressed,
+            };
+            match by_path.get(&job.path) {
+                Some(&k) => jobs[k] = job,
+                None => {
+                    by_path.insert(job.path.clone(), jobs.len());
+                    jobs.push(job);
+                }
+            }
+        }
+        jobs.sort_by_key(|j| Reverse(j.compressed));
+        Ok(jobs)
+    }
+
+    /// Directories are created and symlinks recorded; a regular file is
+    /// returned as its real path and mode, to be written later.
     fn entry(
         &mut self,
         name: &str,
         mode: Option<u32>,
         dir_by_name: bool,
         data: &mut dyn Read,
-    ) -> Result<()> {
+    ) -> Result<Option<(PathBuf, u32)>> {
         let rel = normalize(name).ok_or_else(|| self.outside(name))?;
         let kind = mode.map(|m| m & S_IFMT);
         if kind == Some(S_IFLNK) {
-            return self.record_link(name, &rel, data);
+            self.record_link(name, &rel, data)?;
+            return Ok(None);
         }
         if dir_by_name || kind == Some(S_IFDIR) {
             // "./" and the like name `todir` itself, which is already there.
@@ -307,7 +533,7 @@ impl Extractor<'_> {
                 let real = self.ensure_dir(&rel, name)?;
                 self.dir_modes.push((real, perm(mode, DEFAULT_DIR_MODE)));
             }
-            return Ok(());
+            return Ok(None);
         }
         // Anything else (regular file, or an exotic type such as a fifo) is
         // written as a plain file: we never create device nodes from a zip.
@@ -319,12 +545,122 @@ impl Extractor<'_> {
             );
         };
         let dir = self.ensure_dir(parent, name)?;
-        self.write_file(
-            name,
-            &dir.join(file_name),
-            perm(mode, DEFAULT_FILE_MODE),
-            data,
-        )
+        Ok(Some((dir.join(file_name), perm(mode, DEFAULT_FILE_MODE))))
+    }
+
+    /// Write the regular files, one worker per core (each with its own read
+    /// position in the zip), taking jobs in turn. The first failure stops
+    /// every worker and is the error returned.
+    fn write_files(
+        &self,
+        archive: &ZipArchive<ZipCursor>,
+        jobs: &[FileJob],
+        run: &Run,
+    ) -> Result<()> {
+        let workers = std::thread::available_parallelism()
+            .map_or(1, |n| n.get())
+            .min(jobs.len());
+        std::thread::scope(|s| {
+            for _ in 1..workers {
+                let mut archive = archive.clone();
+                s.spawn(move || self.work(&mut archive, jobs, run));
+            }
+            self.work(&mut archive.clone(), jobs, run);
+        });
+        match run.failure() {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+
+    fn work(&self, archive: &mut ZipArchive<ZipCursor>, jobs: &[FileJob], run: &Run) {
+        while !run.stopped() {
+            let Some(job) = jobs.get(run.next.fetch_add(1, Ordering::Relaxed)) else {
+                return;
+            };
+            match self.write_job(archive, job, run) {
+                Ok(()) => {}
+                Err(Halt::Stopped) => return,
+                Err(Halt::Failed(e)) => return run.fail(e),
+            }
+        }
+    }
+
+    fn write_job(
+        &self,
+        archive: &mut ZipArchive<ZipCursor>,
+        job: &FileJob,
+        run: &Run,
+    ) -> Result<(), Halt> {
+        let mut entry = archive
+            .by_index(job.index)
+            .map_err(|e| self.unreadable(job.index, &e))?;
+        if entry.size() > run.budget.load(Ordering::Relaxed) {
+            return Err(Halt::Failed(self.too_large()));
+        }
+        self.write_file(&job.name, &job.path, job.mode, &mut entry, run)
+    }
+
+    fn write_file(
+        &self,
+        name: &str,
+        path: &Path,
+        mode: u32,
+        data: &mut dyn Read,
+        run: &Run,
+    ) -> Result<(), Halt> {
+        let ctx = || {
+            format!(
+                "release {}: cannot extract entry '{}' to {}",
+                self.zip.display(),
+                name,
+                path.display()
+            )
+        };
+        match fs::symlink_metadata(path) {
+            Ok(m) if m.is_dir() => {
+                return Err(anyhow!("{}: a directory is in the way", ctx()).into())
+            }
+            // Replace rather than truncate: opening an existing symlink (or a
+            // hard link) would write into whatever it points at. It also keeps
+            // the archive readable if it sits in todir and an entry shares its
+            // name (`unpack` downloads the zip into todir).
+            Ok(_) => fs::remove_file(path).with_context(ctx)?,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(Halt::Failed(anyhow::Error::new(e).context(ctx()))),
+        }
+        // create_new (O_EXCL) also refuses to follow a symlink that might
+        // have appeared since the check above.
+        let file = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(path)
+            .with_context(ctx)?;
+        let mut out = BufWriter::with_capacity(WRITE_BUFFER, file);
+        let mut metered = Metered {
+            inner: data,
+            run,
+            over: false,
+            stopped: false,
+        };
+        let copied = io::copy(&mut self.progress.reading(&mut metered), &mut out);
+        if metered.over {
+            return Err(Halt::Failed(self.too_large()));
+        }
+        if metered.stopped {
+            return Err(Halt::Stopped);
+        }
+        copied.with_context(ctx)?;
+        let file = out
+            .into_inner()
+            .map_err(|e| e.into_error())
+            .with_context(ctx)?;
+        // Set explicitly (not via open's mode) so the umask cannot strip bits
+        // the release relies on, such as +x on its scripts.
+        file.set_permissions(Permissions::from_mode(mode))
+            .with_context(ctx)?;
+        Ok(())
     }
 
     /// Create the directories of `rel` below the root one at a time and
@@ -377,59 +713,6 @@ impl Extractor<'_> {
         }
         self.dirs.insert(key, real.clone());
         Ok(real)
-    }
-
-    fn write_file(
-        &mut self,
-        name: &str,
-        path: &Path,
-        mode: u32,
-        data: &mut dyn Read,
-    ) -> Result<()> {
-        let ctx = || {
-            format!(
-                "release {}: cannot extract entry '{}' to {}",
-                self.zip.display(),
-                name,
-                path.display()
-            )
-        };
-        match fs::symlink_metadata(path) {
-            Ok(m) if m.is_dir() => bail!("{}: a directory is in the way", ctx()),
-            // Replace rather than truncate: opening an existing symlink (or a
-            // hard link) would write into whatever it points at. It also keeps
-            // the archive readable if it sits in todir and an entry shares its
-            // name (`unpack` downloads the zip into todir).
-            Ok(_) => fs::remove_file(path).with_context(ctx)?,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-            Err(e) => return Err(e).with_context(ctx),
-        }
-        // create_new (O_EXCL) also refuses to follow a symlink that might
-        // have appeared since the check above.
-        let file = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(path)
-            .with_context(ctx)?;
-        let mut out = BufWriter::with_capacity(WRITE_BUFFER, file);
-        let mut data = self
-            .progress
-            .reading(data.take(self.budget.saturating_add(1)));
-        let written = io::copy(&mut data, &mut out).with_context(ctx)?;
-        if written > self.budget {
-            return Err(self.too_large());
-        }
-        self.budget -= written;
-        let file = out
-            .into_inner()
-            .map_err(|e| e.into_error())
-            .with_context(ctx)?;
-        // Set explicitly (not via open's mode) so the umask cannot strip bits
-        // the release relies on, such as +x on its scripts.
-        file.set_permissions(Permissions::from_mode(mode))
-            .with_context(ctx)?;
-        Ok(())
     }
 
     fn record_link(&mut self, name: &str, rel: &[String], data: &mut dyn Read) -> Result<()> {
@@ -531,6 +814,7 @@ impl Extractor<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::collections::BTreeMap;
     use std::io::Write;
     use zip::write::SimpleFileOptions;
     use zip::{CompressionMethod, ZipWriter};
@@ -961,5 +1245,184 @@ mod tests {
         assert_eq!(perm(None, DEFAULT_DIR_MODE), 0o755);
         assert_eq!(perm(Some(0o100_000), DEFAULT_FILE_MODE), 0o644);
         assert_eq!(perm(Some(0o104_755), DEFAULT_FILE_MODE), 0o755);
+    }
+
+    /// Bytes that do not compress, from a fixed seed.
+    fn noise(seed: &mut u64, len: usize) -> Vec<u8> {
+        (0..len)
+            .map(|_| {
+                *seed ^= *seed << 13;
+                *seed ^= *seed >> 7;
+                *seed ^= *seed << 17;
+                *seed as u8
+            })
+            .collect()
+    }
+
+    /// `n` files of `size` bytes spread over a few directories.
+    fn many_files_zip(path: &Path, n: usize, size: usize) {
+        let mut seed = 0x9e37_79b9_7f4a_7c15;
+        let mut w = ZipWriter::new(File::create(path).unwrap());
+        let opts = SimpleFileOptions::default()
+            .compression_method(CompressionMethod::Stored)
+            .unix_permissions(0o644);
+        for i in 0..n {
+            w.start_file(format!("d{}/f{i}", i % 7), opts).unwrap();
+            w.write_all(&noise(&mut seed, size)).unwrap();
+        }
+        w.finish().unwrap();
+    }
+
+    /// Relative path -> (bytes, permission bits) of every file below `dir`;
+    /// fails on anything that is neither a file nor a directory.
+    fn files_below(dir: &Path) -> BTreeMap<PathBuf, (Vec<u8>, u32)> {
+        fn walk(top: &Path, dir: &Path, acc: &mut BTreeMap<PathBuf, (Vec<u8>, u32)>) {
+            for e in fs::read_dir(dir).unwrap() {
+                let p = e.unwrap().path();
+                let meta = fs::symlink_metadata(&p).unwrap();
+                if meta.is_dir() {
+                    walk(top, &p, acc);
+                } else {
+                    assert!(meta.is_file(), "{}", p.display());
+                    let rel = p.strip_prefix(top).unwrap().to_path_buf();
+                    acc.insert(rel, (fs::read(&p).unwrap(), mode_of(&p)));
+                }
+            }
+        }
+        let mut acc = BTreeMap::new();
+        walk(dir, dir, &mut acc);
+        acc
+    }
+
+    #[test]
+    fn many_files_unpack_exactly_as_the_archive_says() {
+        // Files of every size from empty to 30 KB, stored and deflated, in
+        // nested directories, with four different modes.
+        let tmp = tempfile::tempdir().unwrap();
+        let zip = tmp.path().join("many.zip");
+        let mut seed = 0x2545_f491_4f6c_dd1d;
+        {
+            let mut w = ZipWriter::new(File::create(&zip).unwrap());
+            for i in 0..2000usize {
+                let len = (i * 7919) % 30_000;
+                let (method, data) = if i % 2 == 0 {
+                    (CompressionMethod::Stored, noise(&mut seed, len))
+                } else {
+                    let line = format!("line of file {i}\n").into_bytes();
+                    (CompressionMethod::Deflated, line.repeat(len / line.len()))
+                };
+                let opts = SimpleFileOptions::default()
+                    .compression_method(method)
+                    .unix_permissions([0o644, 0o755, 0o600, 0o640][i % 4]);
+                w.start_file(format!("d{}/e{}/f{i}", i % 13, i % 5), opts)
+                    .unwrap();
+                w.write_all(&data).unwrap();
+            }
+            w.finish().unwrap();
+        }
+        let out = tmp.path().join("out");
+        assert_eq!(extract(&zip, &out, u64::MAX).unwrap(), 2000);
+
+        // The reference: the archive read in order, one entry after another.
+        let mut archive = ZipArchive::new(File::open(&zip).unwrap()).unwrap();
+        let mut want = BTreeMap::new();
+        for i in 0..archive.len() {
+            let mut e = archive.by_index(i).unwrap();
+            let mut bytes = Vec::new();
+            e.read_to_end(&mut bytes).unwrap();
+            let mode = e.unix_mode().unwrap() & 0o777;
+            want.insert(PathBuf::from(e.name()), (bytes, mode));
+        }
+        let got = files_below(&out);
+        assert_eq!(
+            got.keys().collect::<Vec<_>>(),
+            want.keys().collect::<Vec<_>>()
+        );
+        for (path, (bytes, mode)) in &want {
+            let (got_bytes, got_mode) = &got[path];
+            assert!(got_bytes == bytes, "{} differs", path.display());
+            assert_eq!(got_mode, mode, "{}", path.display());
+        }
+    }
+
+    #[test]
+    fn a_failing_file_stops_every_worker_with_its_own_message() {
+        let tmp = tempfile::tempdir().unwrap();
+        let base = fs::canonicalize(tmp.path()).unwrap();
+        let zip = base.join("many.zip");
+        many_files_zip(&zip, 400, 10_000);
+        let todir = base.join("out");
+        // A directory where one file in the middle must go.
+        fs::create_dir_all(todir.join("d4/f200")).unwrap();
+        let msg = format!("{:#}", extract(&zip, &todir, u64::MAX).unwrap_err());
+        assert_eq!(
+            msg,
+            format!(
+                "release {}: cannot extract entry 'd4/f200' to {}: a directory is in the way",
+                zip.display(),
+                todir.join("d4/f200").display()
+            )
+        );
+
+        // Once one worker has failed, the others take no further file, and
+        // the first failure is the one reported.
+        let out = base.join("out2");
+        fs::create_dir(&out).unwrap();
+        let mut x = Extractor {
+            progress: Progress::bytes("test", None),
+            zip: &zip,
+            todir: &out,
+            root: out.clone(),
+            dirs: HashMap::new(),
+            dir_modes: Vec::new(),
+            links: Vec::new(),
+            max_bytes: u64::MAX,
+        };
+        let file = File::open(&zip).unwrap();
+        let mut archive = ZipArchive::new(ZipCursor::new(file).unwrap()).unwrap();
+        let jobs = x.plan(&mut archive).unwrap();
+        assert_eq!(jobs.len(), 400);
+        let run = Run::new(u64::MAX);
+        run.fail(anyhow!("first failure"));
+        run.fail(anyhow!("second failure"));
+        let err = x.write_files(&archive, &jobs, &run).unwrap_err();
+        assert_eq!(err.to_string(), "first failure");
+        assert_eq!(files_below(&out).len(), 0);
+
+        // And a worker in the middle of a file stops at its next read.
+        let run = Run::new(u64::MAX);
+        let data = [7u8; 100];
+        let mut reading = Metered {
+            inner: &data[..],
+            run: &run,
+            over: false,
+            stopped: false,
+        };
+        let mut buf = [0u8; 10];
+        assert_eq!(reading.read(&mut buf).unwrap(), 10);
+        run.fail(anyhow!("disk full"));
+        assert!(reading.read(&mut buf).is_err());
+        assert!(reading.stopped && !reading.over);
+    }
+
+    #[test]
+    fn the_byte_limit_holds_across_workers() {
+        let tmp = tempfile::tempdir().unwrap();
+        let zip = tmp.path().join("many.zip");
+        many_files_zip(&zip, 400, 5_000);
+        let out = tmp.path().join("out");
+        let limit = 1_000_000;
+        let msg = extract(&zip, &out, limit).unwrap_err().to_string();
+        assert_eq!(
+            msg,
+            format!(
+                "release {} unpacks to more than 1000000 bytes (limits.maxUnpackedBytes): raise that limit in the config if the release really is that large",
+                zip.display()
+            )
+        );
+        // Not one byte past the limit reached the disk, from any worker.
+        let written: usize = files_below(&out).values().map(|(b, _)| b.len()).sum();
+        assert!(written as u64 <= limit, "{written} bytes written");
+        assert!(written > 0);
     }
 }
