@@ -150,9 +150,8 @@ pub enum Command {
         /// The deploy label (default: the release name without its extension)
         #[arg(value_name = "DEPLOY")]
         deploy: Option<String>,
-        /// Print what would be done (with remote state, to the master state) and change nothing
-        #[arg(long)]
-        dry_run: bool,
+        #[command(flatten)]
+        plan: DryRun,
         #[command(flatten)]
         fleet: AwaitSlaves,
     },
@@ -170,9 +169,8 @@ pub enum Command {
         /// A deploy label (noproxy: anything)
         #[arg(add = ArgValueCandidates::new(|| completion::live(Kind::Deploys)))]
         deploy: String,
-        /// Print what would be done (with remote state, to the master state) and change nothing
-        #[arg(long)]
-        dry_run: bool,
+        #[command(flatten)]
+        plan: DryRun,
         #[command(flatten)]
         fleet: AwaitSlaves,
     },
@@ -207,9 +205,8 @@ pub enum Command {
         /// --await-slaves, a live slave does not run it)
         #[arg(long)]
         force: bool,
-        /// Print what would be done (with remote state, to the master state) and change nothing
-        #[arg(long)]
-        dry_run: bool,
+        #[command(flatten)]
+        plan: DryRun,
         #[command(flatten)]
         fleet: AwaitSlaves,
     },
@@ -221,9 +218,8 @@ pub enum Command {
         /// An endpoint label from the config
         #[arg(add = ArgValueCandidates::new(|| completion::live(Kind::Endpoints)))]
         endpoint: String,
-        /// Print what would be done (with remote state, to the master state) and change nothing
-        #[arg(long)]
-        dry_run: bool,
+        #[command(flatten)]
+        plan: DryRun,
         #[command(flatten)]
         fleet: AwaitSlaves,
     },
@@ -243,9 +239,8 @@ pub enum Command {
         /// --await-slaves, a live slave does not run it)
         #[arg(long)]
         force: bool,
-        /// Print what would be done (with remote state, to the master state) and change nothing
-        #[arg(long)]
-        dry_run: bool,
+        #[command(flatten)]
+        plan: DryRun,
         #[command(flatten)]
         fleet: AwaitSlaves,
     },
@@ -415,6 +410,14 @@ pub enum LockAction {
 /// The longest `--repeat` period: one day. Longer is what cron is for, and
 /// the bound keeps the number well inside what a `Duration` holds.
 const MAX_PERIOD_SECS: f64 = 86_400.0;
+
+/// `--dry-run`, on every command that changes deploys.
+#[derive(Debug, Clone, Args)]
+pub struct DryRun {
+    /// Print what would be done (with remote state, to the master state) and change nothing
+    #[arg(long)]
+    pub dry_run: bool,
+}
 
 /// `--await-slaves` and its options, on every command that changes the
 /// master state.

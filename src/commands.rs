@@ -4,7 +4,7 @@
 
 use anyhow::{bail, Context, Result};
 
-use crate::cli::{self, AwaitSlaves, Cli, Command, LockAction};
+use crate::cli::{self, AwaitSlaves, Cli, Command, DryRun, LockAction};
 use crate::config::{LetsEncryptConfig, ProxyModeConfig, RemoteLocation, ToolConfig};
 use crate::deploy::Deployer;
 use crate::journal::{self, Event, Journal};
@@ -85,7 +85,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Start {
             release,
             deploy,
-            dry_run,
+            plan: DryRun { dry_run },
             fleet,
         } => {
             let release = ReleaseName::parse(&release)?;
@@ -106,7 +106,7 @@ pub fn run(cli: Cli) -> Result<()> {
         }
         Command::Stop {
             deploy,
-            dry_run,
+            plan: DryRun { dry_run },
             fleet,
         } => {
             if dry_run {
@@ -119,7 +119,7 @@ pub fn run(cli: Cli) -> Result<()> {
             endpoint,
             deploy,
             force,
-            dry_run,
+            plan: DryRun { dry_run },
             fleet,
         } => {
             if dry_run {
@@ -136,7 +136,7 @@ pub fn run(cli: Cli) -> Result<()> {
         }
         Command::Disconnect {
             endpoint,
-            dry_run,
+            plan: DryRun { dry_run },
             fleet,
         } => {
             if dry_run {
@@ -150,7 +150,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Rollback {
             endpoint,
             force,
-            dry_run,
+            plan: DryRun { dry_run },
             fleet,
         } => {
             if dry_run {
