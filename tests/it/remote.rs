@@ -293,13 +293,17 @@ fn slave_flush_removes_reports_older_than_five_minutes() {
         .unwrap();
     let out = master.c2(&["slave-flush"]).ok();
     assert!(out.stdout.contains("Flushing slave old"), "{out}");
-    let labels: Vec<Value> = master.status_json()["slaves"]
+    assert_eq!(slave_labels(&master), [json!("fresh")]);
+}
+
+/// The labels of the slaves `status --show-slaves` lists.
+fn slave_labels(master: &Env) -> Vec<Value> {
+    master.status_json()["slaves"]
         .as_array()
         .unwrap()
         .iter()
         .map(|s| s["label"].clone())
-        .collect();
-    assert_eq!(labels, [json!("fresh")]);
+        .collect()
 }
 
 /// Seconds since slave `label`'s report was written, from `status`.
@@ -323,13 +327,7 @@ fn slave_flush_older_than_takes_any_age() {
         let out = master.c2(&["slave-flush", "--older-than", "3s"]).ok();
         assert!(out.stdout.contains("Flushing slave old"), "{out}");
         assert!(!out.stdout.contains("fresh"), "{out}");
-        let labels: Vec<Value> = master.status_json()["slaves"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|s| s["label"].clone())
-            .collect();
-        assert_eq!(labels, [json!("fresh")]);
+        assert_eq!(slave_labels(&master), [json!("fresh")]);
         // The default is still 5 minutes: nothing more goes.
         let out = master.c2(&["slave-flush"]).ok();
         assert!(!out.stdout.contains("Flushing"), "{out}");
