@@ -5,20 +5,30 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Result};
+use serde::Deserialize;
 
 use crate::config::{DeployHealthCheck, ProxyModeConfig};
 use crate::http;
-use crate::release::ReleaseConfig;
+use crate::release::RELEASE_JSON;
 
 /// How often a new deploy is asked until it is healthy.
 const POLL: Duration = Duration::from_millis(250);
 
 /// The health check of the deploy in `dir`: its release's own, else the
-/// config's.
+/// config's. `status` asks this of every deploy, so it reads only the one
+/// field and builds no error for a missing `release.json` (an error value
+/// captures a backtrace when `RUST_BACKTRACE` is set).
 pub(crate) fn of_deploy(dir: &Path, proxy: &ProxyModeConfig) -> Option<DeployHealthCheck> {
-    ReleaseConfig::read(dir)
+    #[derive(Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Own {
+        #[serde(default, with = "crate::config::plain_or_maybe")]
+        health_check: Option<DeployHealthCheck>,
+    }
+    std::fs::read(dir.join(RELEASE_JSON))
         .ok()
-        .and_then(|rc| rc.health_check)
+        .and_then(|bytes| serde_json::from_slice::<Own>(&bytes).ok())
+        .and_then(|own| own.health_check)
         .or_else(|| proxy.deploy_health_check.as_deref().cloned())
 }
 
