@@ -235,6 +235,107 @@ fn unpack_and_expand_template_from_s3() {
     assert_eq!(env.read("single.out"), "hello c2 &amp; co");
 }
 
+/// Bytes that do not compress, so a zip holding them is as large.
+fn noise(len: usize, mut seed: u64) -> Vec<u8> {
+    (0..len)
+        .map(|_| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed as u8
+        })
+        .collect()
+}
+
+/// GETs of `bucket/key` in moto's request log.
+fn gets(moto: &Moto, bucket: &str, key: &str) -> usize {
+    let log = std::env::temp_dir().join(format!("c2-moto-{}.log", moto.port));
+    let request = format!("GET /{bucket}/{key}?");
+    std::fs::read_to_string(log)
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| l.contains(&request))
+        .count()
+}
+
+#[test]
+fn a_large_release_downloads_in_parts_byte_for_byte() {
+    let moto = Moto::shared();
+    let bucket = Moto::unique_bucket("parts");
+    let mut env = Env::new();
+    env.use_s3(moto, &bucket, "rel");
+    // 20 MB: three parts of 8 MiB, the last one short.
+    let big = noise(20_000_000, 0x9e37_79b9_7f4a_7c15);
+    let release = env
+        .release("big.zip")
+        .file_bytes("data/big.bin", big.clone());
+    let zip = release.zip_bytes();
+    release.publish_s3(moto, &bucket, "rel");
+    let out = env.path("out");
+    env.c2(&["unpack", "big.zip", out.to_str().unwrap()]).ok();
+    assert!(std::fs::read(out.join("big.zip")).unwrap() == zip);
+    assert!(std::fs::read(out.join("data/big.bin")).unwrap() == big);
+    assert_eq!(
+        gets(moto, &bucket, "rel/big.zip"),
+        zip.len().div_ceil(8 << 20)
+    );
+
+    // An empty object has no byte range to ask for: it arrives empty, and
+    // is then no zip.
+    moto.put(&bucket, "rel/empty.zip", b"");
+    let out = env.path("out2");
+    env.c2(&["unpack", "empty.zip", out.to_str().unwrap()])
+        .fails_with("empty.zip: not a valid zip archive");
+    assert_eq!(std::fs::metadata(out.join("empty.zip")).unwrap().len(), 0);
+}
+
+#[test]
+fn a_release_replaced_during_its_download_fails_and_leaves_nothing() {
+    let moto = Moto::shared();
+    let bucket = Moto::unique_bucket("replaced");
+    let mut env = Env::new();
+    env.use_s3(moto, &bucket, "rel");
+    env.release("app.zip")
+        .file_bytes("a.bin", noise(20_000_000, 1))
+        .publish_s3(moto, &bucket, "rel");
+    // The first part's answer stalls after 64 KiB; the other parts wait
+    // at the gate while the release is published again.
+    let gate = common::gate::Gate::start(moto.port, 64 * 1024);
+    env.env("S3_ENDPOINT", &format!("http://127.0.0.1:{}", gate.port));
+    let out = env.path("out");
+    let run = env
+        .c2(&["unpack", "app.zip", out.to_str().unwrap()])
+        .cmd
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_until(
+        Duration::from_secs(30),
+        "the other parts to be asked for",
+        || gate.connections() >= 2,
+    );
+    env.release("app.zip")
+        .file_bytes("a.bin", noise(20_000_000, 2))
+        .publish_s3(moto, &bucket, "rel");
+    gate.open();
+    let out = run.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert_eq!(
+        stderr.lines().last(),
+        Some(
+            format!(
+                "c2: error: s3://{bucket}/rel/app.zip changed while it was downloaded: run the command again"
+            )
+            .as_str()
+        ),
+        "{stderr}"
+    );
+    let left: Vec<_> = std::fs::read_dir(env.path("out")).unwrap().collect();
+    assert!(left.is_empty(), "{left:?}");
+}
+
 #[test]
 fn an_unreachable_s3_server_is_a_clear_one_line_error() {
     let moto = Moto::shared();

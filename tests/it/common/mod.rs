@@ -9,6 +9,7 @@
 pub mod docker;
 pub mod fleet;
 pub mod fleet_hosts;
+pub mod gate;
 pub mod http;
 pub mod moto;
 pub mod switching;
