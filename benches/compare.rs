@@ -44,18 +44,6 @@ fn time(mut cmd: Command) -> Duration {
     t.elapsed()
 }
 
-/// The median of `runs` timings of `cmd`, each into an empty `out`.
-fn median_fresh(runs: usize, out: &std::path::Path, mut cmd: impl FnMut() -> Command) -> Duration {
-    median(
-        (0..runs)
-            .map(|_| {
-                let _ = std::fs::remove_dir_all(out);
-                time(cmd())
-            })
-            .collect(),
-    )
-}
-
 /// `cmd` (arguments, environment, directory) run by another program.
 fn with_program(cmd: &Command, program: &std::ffi::OsStr) -> Command {
     let mut c = Command::new(program);
@@ -78,22 +66,74 @@ fn sh(script: &str) -> Command {
     c
 }
 
-/// Rows of the results table: what, c2, alternative, ratio, note.
-struct Table(Vec<[String; 5]>);
+/// Rows of the results table: what, c2, c2 before, alternative, ratio,
+/// ratio before, note.
+struct Table(Vec<[String; 7]>);
 
 impl Table {
     fn row(&mut self, what: &str, c2: String, alt: String, ratio: String, note: &str) {
-        println!("{what}: c2 {c2} | alternative {alt} | ratio {ratio} | {note}");
-        self.0.push([what.into(), c2, alt, ratio, note.into()]);
+        self.row_before(what, c2, "-".into(), alt, ratio, "-".into(), note);
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn row_before(
+        &mut self,
+        what: &str,
+        c2: String,
+        before: String,
+        alt: String,
+        ratio: String,
+        ratio_before: String,
+        note: &str,
+    ) {
+        println!("{what}: c2 {c2} (before {before}) | alternative {alt} | ratio {ratio} (before {ratio_before}) | {note}");
+        self.0.push([
+            what.into(),
+            c2,
+            before,
+            alt,
+            ratio,
+            ratio_before,
+            note.into(),
+        ]);
+    }
+
+    /// A timed row: this c2, the `C2_BASELINE` binary in the same rounds if
+    /// given, and the alternative, with both ratios.
+    fn timed(
+        &mut self,
+        what: &str,
+        c2: Duration,
+        before: Option<Duration>,
+        alt: Duration,
+        alt_name: &str,
+        note: &str,
+    ) {
+        let ratio = |d: Duration| format!("{:.2}", d.as_secs_f64() / alt.as_secs_f64());
+        self.row_before(
+            what,
+            ms(c2),
+            before.map_or("-".into(), ms),
+            format!("{} ({alt_name})", ms(alt)),
+            ratio(c2),
+            before.map_or("-".into(), ratio),
+            note,
+        );
     }
 
     fn markdown(&self) -> String {
-        let mut s = String::from("| benchmark | c2 | alternative | ratio (c2 / alternative) | note |\n|---|---|---|---|---|\n");
+        let mut s = String::from("| benchmark | c2 | c2 before | alternative | ratio (c2 / alternative) | ratio before | note |\n|---|---|---|---|---|---|---|\n");
         for r in &self.0 {
-            s += &format!("| {} | {} | {} | {} | {} |\n", r[0], r[1], r[2], r[3], r[4]);
+            s += &format!("| {} |\n", r.join(" | "));
         }
         s
     }
+}
+
+/// `C2_BASELINE`: an older c2 binary, timed in the same rounds as this one
+/// for the "before" columns.
+fn baseline() -> Option<std::ffi::OsString> {
+    std::env::var_os("C2_BASELINE").filter(|b| !b.is_empty())
 }
 
 fn ms(d: Duration) -> String {
@@ -131,7 +171,7 @@ fn unpack(table: &mut Table, moto: &Moto) {
     // Interleaved, one of each per round, so that load from elsewhere on
     // the machine falls on all of them alike.
     let copy = env.path("copy");
-    let old = std::env::var_os("C2_BASELINE");
+    let old = baseline();
     let (mut c2_runs, mut unzip_runs, mut cp_runs, mut old_runs) =
         (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for _ in 0..5 {
@@ -164,41 +204,31 @@ fn unpack(table: &mut Table, moto: &Moto) {
     }
     let _ = std::fs::remove_dir_all(&copy);
     let (c2_local, unzip, cp) = (median(c2_runs), median(unzip_runs), median(cp_runs));
-    table.row(
-        &format!("unpack {zip_mb:.0} MB zip, 5,010 files, local store"),
-        ms(c2_local),
-        format!("{} (`unzip -q`)", ms(unzip)),
-        format!("{:.2}", c2_local.as_secs_f64() / unzip.as_secs_f64()),
+    let before = (!old_runs.is_empty()).then(|| median(old_runs));
+    let what = format!("unpack {zip_mb:.0} MB zip, 5,010 files, local store");
+    table.timed(
+        &what,
+        c2_local,
+        before,
+        unzip,
+        "`unzip -q`",
         "goal: 0.5; c2 also copies the zip into the deploy dir and renders 10 templates",
     );
-    table.row(
-        &format!("unpack {zip_mb:.0} MB zip, 5,010 files, local store"),
-        ms(c2_local),
-        format!("{} (`cp -r` of the unpacked tree)", ms(cp)),
-        format!("{:.2}", c2_local.as_secs_f64() / cp.as_secs_f64()),
+    table.timed(
+        &what,
+        c2_local,
+        before,
+        cp,
+        "`cp -r` of the unpacked tree",
         "the floor: the same bytes must be written",
     );
-    // `C2_BASELINE=<an older c2 binary>`: the same unpack by that binary, in
-    // the same rounds, for a before/after figure.
-    if !old_runs.is_empty() {
-        let before = median(old_runs);
-        table.row(
-            &format!("unpack {zip_mb:.0} MB zip, 5,010 files, local store, before"),
-            ms(c2_local),
-            format!("{} (`C2_BASELINE` c2)", ms(before)),
-            format!("{:.2}", c2_local.as_secs_f64() / before.as_secs_f64()),
-            "this c2 against the given older binary, same release, same rounds",
-        );
-    }
 
-    // The same from S3 (moto): c2 against `aws s3 cp` + `unzip -q`.
+    // The same from S3 (moto): c2 against `aws s3 cp` + `unzip -q`,
+    // interleaved.
     let bucket = Moto::unique_bucket("bench");
     env.use_s3(moto, &bucket, "rel");
     moto.put(&bucket, "rel/big.zip", &std::fs::read(&zip).unwrap());
-    let c2_s3 = median_fresh(runs, &out, || {
-        env.c2(&["unpack", "big.zip", out.to_str().unwrap()]).cmd
-    });
-    let aws = median_fresh(runs, &out, || {
+    let aws_cmd = || {
         let mut c = sh(&format!(
                     "mkdir -p {0} && aws --endpoint-url {1} s3 cp --quiet s3://{2}/rel/big.zip {0}/big.zip && unzip -q {0}/big.zip -d {0}",
                     out.display(),
@@ -209,13 +239,31 @@ fn unpack(table: &mut Table, moto: &Moto) {
             c.env(k, v);
         }
         c
-    });
-    table.row(
+    };
+    let (mut c2_runs, mut old_runs, mut aws_runs) = (Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..runs {
+        let fresh = || {
+            let _ = std::fs::remove_dir_all(&out);
+        };
+        fresh();
+        c2_runs.push(time(
+            env.c2(&["unpack", "big.zip", out.to_str().unwrap()]).cmd,
+        ));
+        if let Some(old) = &old {
+            fresh();
+            let cmd = env.c2(&["unpack", "big.zip", out.to_str().unwrap()]).cmd;
+            old_runs.push(time(with_program(&cmd, old)));
+        }
+        fresh();
+        aws_runs.push(time(aws_cmd()));
+    }
+    table.timed(
         &format!("unpack {zip_mb:.0} MB zip, 5,010 files, S3 store (moto)"),
-        ms(c2_s3),
-        format!("{} (`aws s3 cp` + `unzip -q`)", ms(aws)),
-        format!("{:.2}", c2_s3.as_secs_f64() / aws.as_secs_f64()),
-        "goal: c2 no slower than the shell pipeline",
+        median(c2_runs),
+        (!old_runs.is_empty()).then(|| median(old_runs)),
+        median(aws_runs),
+        "`aws s3 cp` + `unzip -q`",
+        "goal: 0.5",
     );
 }
 
@@ -250,30 +298,28 @@ fn status(table: &mut Table) {
             .unwrap(),
     );
     let config = env.write_config();
-    let runs = 200;
-    let c2 = median(
-        (0..runs)
-            .map(|_| {
-                let mut c = Command::new(env!("CARGO_BIN_EXE_c2"));
-                c.arg("--config").arg(&config).arg("status");
-                time(c)
-            })
-            .collect(),
-    );
-    let cat = median(
-        (0..runs)
-            .map(|_| {
-                let mut c = Command::new("cat");
-                c.arg(&state);
-                time(c)
-            })
-            .collect(),
-    );
-    table.row(
+    let old = baseline();
+    let status_with = |program: &std::ffi::OsStr| {
+        let mut c = Command::new(program);
+        c.arg("--config").arg(&config).arg("status");
+        time(c)
+    };
+    let (mut c2, mut before, mut cat) = (Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..200 {
+        c2.push(status_with(env!("CARGO_BIN_EXE_c2").as_ref()));
+        if let Some(old) = &old {
+            before.push(status_with(old));
+        }
+        let mut c = Command::new("cat");
+        c.arg(&state);
+        cat.push(time(c));
+    }
+    table.timed(
         "`c2 status`, 100 deploys, 20 endpoints (median of 200)",
-        ms(c2),
-        format!("{} (`cat state.json`)", ms(cat)),
-        format!("{:.2}", c2.as_secs_f64() / cat.as_secs_f64()),
+        median(c2),
+        (!before.is_empty()).then(|| median(before)),
+        median(cat),
+        "`cat state.json`",
         "goal: under 10 ms",
     );
 }
@@ -586,6 +632,8 @@ fn connect_docker_vs_host(table: &mut Table) {
         return;
     };
     let _turn = engine.exclusive();
+    // Removes the container, whatever happens.
+    let _scope = common::docker::DockerScope::new("bench-connect");
     let host = common::switching::blue_green_env();
     let mut docker = Env::new();
     docker.proxy(&[("main", "main.example")]);
@@ -607,32 +655,55 @@ fn connect_docker_vs_host(table: &mut Table) {
     // The first connect creates the container; the switches reload it.
     docker.c2(&["connect", "main", "blue"]).ok();
     assert_eq!(docker.get("main.example", "/").body, "blue /");
-    let switch = |env: &Env, to: &str| {
-        let t = Instant::now();
-        env.c2(&["connect", "main", to]).ok();
-        let d = t.elapsed();
+    // Each switch goes to the deploy the endpoint is not on, checked by a
+    // request through nginx; `program` is this c2 or the baseline.
+    let switch = |env: &Env, program: Option<&std::ffi::OsStr>| {
+        let to = if env.get("main.example", "/").body == "blue /" {
+            "green"
+        } else {
+            "blue"
+        };
+        let cmd = env.c2(&["connect", "main", to]).cmd;
+        let d = time(match program {
+            Some(p) => with_program(&cmd, p),
+            None => cmd,
+        });
         assert_eq!(env.get("main.example", "/").body, format!("{to} /"));
         d
     };
-    let (mut on_host, mut in_docker) = (Vec::new(), Vec::new());
-    for i in 0..20 {
-        let to = if i % 2 == 0 { "green" } else { "blue" };
-        on_host.push(switch(&host, to));
-        in_docker.push(switch(&docker, to));
+    let old = baseline();
+    let (mut on_host, mut in_docker, mut old_host, mut old_docker) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..20 {
+        on_host.push(switch(&host, None));
+        in_docker.push(switch(&docker, None));
+        if let Some(old) = &old {
+            old_host.push(switch(&host, Some(old)));
+            old_docker.push(switch(&docker, Some(old)));
+        }
     }
-    docker.c2(&["shutdown-frontend-proxy"]).ok();
     for env in [&host, &docker] {
         env.c2(&["disconnect", "main"]).ok();
         env.c2(&["stop", "blue"]).ok();
         env.c2(&["stop", "green"]).ok();
     }
+    docker.c2(&["shutdown-frontend-proxy"]).ok();
     let (docker_t, host_t) = (median(in_docker), median(on_host));
-    table.row(
+    let ratio = |a: Duration, b: Duration| format!("{:.2}", a.as_secs_f64() / b.as_secs_f64());
+    let (before, ratio_before) = if old.is_some() {
+        let (d, h) = (median(old_docker), median(old_host));
+        (format!("{} ({} on the host)", ms(d), ms(h)), ratio(d, h))
+    } else {
+        ("-".into(), "-".into())
+    };
+    table.row_before(
         "`c2 connect` switching an endpoint: docker frontend vs host driver (median of 20 each)",
         format!("{} (frontendproxy container)", ms(docker_t)),
+        before,
         format!("{} (host nginx)", ms(host_t)),
-        format!("{:.2}", docker_t.as_secs_f64() / host_t.as_secs_f64()),
-        "goal: at most 1.5; the container is reloaded without compose when its compose file is unchanged",
+        ratio(docker_t, host_t),
+        ratio_before,
+        "goal: at most 1.5; each binary's docker time over its own host time",
     );
 }
 
@@ -708,6 +779,21 @@ fn machine() -> String {
     )
 }
 
+/// What the "before" columns time.
+fn before_note() -> String {
+    match (baseline(), std::env::var("C2_BASELINE_REV")) {
+        (Some(_), Ok(rev)) if !rev.is_empty() => format!(
+            "*c2 before* is c2 built from revision `{rev}`, timed in the same rounds \
+             (`C2_BASELINE_REV={rev} sh scripts/bench`)."
+        ),
+        (Some(b), _) => format!(
+            "*c2 before* is the binary `{}`, timed in the same rounds.",
+            b.to_string_lossy()
+        ),
+        (None, _) => "No *c2 before* was given (`C2_BASELINE_REV`).".into(),
+    }
+}
+
 fn main() {
     // `cargo bench` passes --bench; `cargo test --all-targets` runs this
     // binary without it, and must not start a benchmark of minutes.
@@ -761,12 +847,13 @@ fn main() {
         "# c2 benchmarks\n\n\
          Measured {date} on {} by `sh scripts/bench` (the optimised c2 binary; moto's S3 server; \
          Debian's nginx). Each line compares c2 with what an operator would otherwise run, in the \
-         same run on the same machine. Re-run to refresh this file.\n\n{}\n\
+         same run on the same machine. {} Re-run to refresh this file.\n\n{}\n\
          ## Fleet convergence\n\nTime from a master change until every slave's report shows it \
          (slaves are separate `c2 slave-update --repeat 1` processes on this machine).\n\n\
          | slaves | time | ratio to 1 slave |\n|---|---|---|\n{fleet_table}\n\
          ![fleet convergence](docs/fleet-convergence.svg)\n",
         machine(),
+        before_note(),
         table.markdown()
     );
     if only.is_none() {

@@ -172,11 +172,12 @@ impl DockerFrontend {
                 &self.dir,
             )?;
         }
-        shell::run(
-            "the frontend proxy reload",
-            &format!("docker kill --signal=SIGHUP {CONTAINER_NAME}"),
-            &self.dir,
-        )?;
+        match (compose_ran, master) {
+            // The master inspected above, still running: signalled straight
+            // from here, as `docker kill` would (its pid is the host's).
+            (false, Some(pid)) if hang_up(pid) => {}
+            _ => self.docker_hang_up()?,
+        }
         // Without compose the container is the one inspected above.
         let now = if compose_ran {
             self.running_master()
@@ -191,6 +192,28 @@ impl DockerFrontend {
             _ => Ok(()),
         }
     }
+
+    /// SIGHUP to the container's nginx through the engine.
+    fn docker_hang_up(&self) -> Result<()> {
+        let out = Command::new("docker")
+            .args(["kill", "--signal=SIGHUP", CONTAINER_NAME])
+            .current_dir(&self.dir)
+            .output()
+            .context("cannot run docker kill")?;
+        if !out.status.success() {
+            bail!(
+                "the frontend proxy reload failed: docker kill --signal=SIGHUP {CONTAINER_NAME}: {}",
+                stderr_lines(&out)
+            );
+        }
+        Ok(())
+    }
+}
+
+/// Sends SIGHUP to `pid`; false when not allowed (c2 is not root and the
+/// container's nginx is) or the process is gone.
+fn hang_up(pid: u32) -> bool {
+    i32::try_from(pid).is_ok_and(|raw| signal::kill(Pid::from_raw(raw), Signal::SIGHUP).is_ok())
 }
 
 impl Frontend for DockerFrontend {
