@@ -682,6 +682,7 @@ fn connect_docker_vs_host(table: &mut Table) {
             old_docker.push(switch(&docker, Some(old)));
         }
     }
+    engine_api_vs_cli(table);
     for env in [&host, &docker] {
         env.c2(&["disconnect", "main"]).ok();
         env.c2(&["stop", "blue"]).ok();
@@ -704,6 +705,62 @@ fn connect_docker_vs_host(table: &mut Table) {
         ratio(docker_t, host_t),
         ratio_before,
         "goal: at most 1.5; each binary's docker time over its own host time",
+    );
+}
+
+/// What the docker CLI costs over the engine's API for the two requests
+/// the reload still makes (inspect, `nginx -t` in the container), against
+/// the running `frontendproxy`: the bound on what an API client in c2
+/// would save. The API side is curl on the socket, spawn costs included.
+fn engine_api_vs_cli(table: &mut Table) {
+    const API: &str = "curl -sf --unix-socket /var/run/docker.sock";
+    let inspect_cli = || {
+        let mut c = Command::new("docker");
+        c.args([
+            "inspect",
+            "-f",
+            "{{.State.Running}} {{.State.Pid}}",
+            "frontendproxy",
+        ]);
+        time(c)
+    };
+    let inspect_api = || time(sh(&format!("{API} http://d/containers/frontendproxy/json")));
+    let exec_cli = || {
+        let mut c = Command::new("docker");
+        c.args(["exec", "frontendproxy", "nginx", "-t", "-q"]);
+        time(c)
+    };
+    let exec_api = || {
+        time(sh(&format!(
+            "set -e; j='-H Content-Type:application/json'; \
+             id=$({API} $j -d '{{\"Cmd\":[\"nginx\",\"-t\",\"-q\"],\"AttachStdout\":true,\"AttachStderr\":true}}' \
+               http://d/containers/frontendproxy/exec | sed 's/.*\"Id\":\"\\([0-9a-f]*\\)\".*/\\1/'); \
+             {API} $j -d '{{\"Detach\":false,\"Tty\":false}}' http://d/exec/$id/start >/dev/null; \
+             {API} http://d/exec/$id/json | grep -q '\"ExitCode\":0'"
+        )))
+    };
+    let (mut ic, mut ia, mut ec, mut ea) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..20 {
+        ic.push(inspect_cli());
+        ia.push(inspect_api());
+        ec.push(exec_cli());
+        ea.push(exec_api());
+    }
+    table.timed(
+        "docker engine: inspect the container, API (curl on the socket) vs CLI",
+        median(ia),
+        None,
+        median(ic),
+        "`docker inspect`",
+        "the reload's first request",
+    );
+    table.timed(
+        "docker engine: `nginx -t` in the container, API (curl on the socket) vs CLI",
+        median(ea),
+        None,
+        median(ec),
+        "`docker exec`",
+        "the reload's second request",
     );
 }
 
