@@ -302,7 +302,7 @@ async fn write_part(
     }
     if at != end {
         return Err(PartError::Failed(format!(
-            "downloading: the connection ended {} bytes short of the part at {offset}",
+            "the connection ended {} bytes short of the part at offset {offset}",
             end - at
         )));
     }
@@ -566,6 +566,23 @@ impl HttpStatus for aws_smithy_runtime_api::http::Response {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_object_size_is_read_from_a_content_range() {
+        assert_eq!(object_size("bytes 0-8388607/104857600"), Some(104_857_600));
+        assert_eq!(
+            object_size("bytes 0-9/18446744073709551615"),
+            Some(u64::MAX)
+        );
+        for bad in [
+            "bytes 0-9/*",
+            "bytes 0-9/-1",
+            "0-9/10",
+            "bytes 0-9/99999999999999999999",
+        ] {
+            assert_eq!(object_size(bad), None, "{bad}");
+        }
+    }
 
     #[test]
     fn copy_sources_are_url_encoded_keeping_slashes() {

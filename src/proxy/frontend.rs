@@ -211,9 +211,13 @@ impl DockerFrontend {
 }
 
 /// Sends SIGHUP to `pid`; false when not allowed (c2 is not root and the
-/// container's nginx is) or the process is gone.
+/// container's nginx is) or the process is gone. Never to 0 or below,
+/// which kill(2) reads as whole process groups.
 fn hang_up(pid: u32) -> bool {
-    i32::try_from(pid).is_ok_and(|raw| signal::kill(Pid::from_raw(raw), Signal::SIGHUP).is_ok())
+    i32::try_from(pid)
+        .ok()
+        .filter(|&raw| raw > 0)
+        .is_some_and(|raw| signal::kill(Pid::from_raw(raw), Signal::SIGHUP).is_ok())
 }
 
 impl Frontend for DockerFrontend {
