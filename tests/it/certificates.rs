@@ -351,15 +351,24 @@ fn generate_ssl_certificate_with_the_docker_driver_runs_certbot_in_docker_betwee
     env.c2(&["generate-ssl-certificate"]).ok();
 
     let calls = take_calls(&env);
-    let certbot_run = calls.get(5).map(joined).unwrap_or_default();
+    let certbot_run = calls.get(6).map(joined).unwrap_or_default();
     let sighup = "docker kill --signal=SIGHUP frontendproxy";
-    // The driver asks whether the proxy container runs before and after
-    // bringing it up; the fake docker answers nothing: not running.
+    // The driver asks whether the proxy container runs, beside a `nginx -t`
+    // in it, and again after bringing it up; the fake docker answers
+    // nothing: not running.
     let inspect = "docker inspect -f {{.State.Running}} {{.State.Pid}} frontendproxy";
+    let test = "docker exec frontendproxy nginx -t -q";
+    let mut ran: Vec<String> = calls.iter().map(joined).collect();
+    for i in 1..ran.len() {
+        if ran[i - 1] == test && ran[i] == inspect {
+            ran.swap(i - 1, i);
+        }
+    }
     assert_eq!(
-        calls.iter().map(joined).collect::<Vec<_>>(),
+        ran,
         [
             inspect,
+            test,
             "docker compose version",
             "docker compose up -d",
             sighup,
@@ -367,6 +376,7 @@ fn generate_ssl_certificate_with_the_docker_driver_runs_certbot_in_docker_betwee
             // checked argument by argument below
             &certbot_run,
             inspect,
+            test,
             "docker compose version",
             "docker compose up -d",
             sighup,
@@ -375,7 +385,7 @@ fn generate_ssl_certificate_with_the_docker_driver_runs_certbot_in_docker_betwee
     );
     let challenge = format!("{www}/.well-known/acme-challenge");
     assert_eq!(
-        calls[5].argv,
+        calls[6].argv,
         strings(&[
             "docker",
             "run",

@@ -68,8 +68,16 @@ fn take_calls(env: &Env) -> Vec<Call> {
         .collect()
 }
 
+/// The commands, in the order they ran; a reload starts its `nginx -t`
+/// and its inspect at once, so that pair is put in one order.
 fn commands(calls: &[Call]) -> Vec<&str> {
-    calls.iter().map(|c| c.cmd.as_str()).collect()
+    let mut cmds: Vec<&str> = calls.iter().map(|c| c.cmd.as_str()).collect();
+    for i in 1..cmds.len() {
+        if cmds[i - 1] == EXEC_TEST && cmds[i] == INSPECT {
+            cmds.swap(i - 1, i);
+        }
+    }
+    cmds
 }
 
 /// `<deploysDir>/frontend-proxy`, as `pwd -P` spells it.
@@ -164,6 +172,7 @@ fn connect_writes_compose_file_and_nginx_config_then_brings_nginx_up_and_reloads
         commands(&calls),
         [
             INSPECT,
+            EXEC_TEST,
             "docker compose version",
             "docker compose up -d",
             SIGHUP,
@@ -222,6 +231,7 @@ fn without_compose_v2_docker_compose_is_used() {
         commands(&calls),
         [
             INSPECT,
+            EXEC_TEST,
             "docker compose version",
             "docker-compose up -d",
             SIGHUP,
@@ -243,7 +253,13 @@ fn a_configured_compose_command_is_used_without_detection() {
     let calls = take_calls(&env);
     assert_eq!(
         commands(&calls),
-        [INSPECT, "my-compose --flag up -d", SIGHUP, INSPECT]
+        [
+            INSPECT,
+            EXEC_TEST,
+            "my-compose --flag up -d",
+            SIGHUP,
+            INSPECT
+        ]
     );
     assert_ran_in_proxy_dir(&env, &calls);
 
@@ -306,6 +322,7 @@ fn restart_reapplies_the_current_connections_with_the_current_config() {
         commands(&calls),
         [
             INSPECT,
+            EXEC_TEST,
             "docker compose version",
             "docker compose up -d",
             SIGHUP,
@@ -338,7 +355,12 @@ fn a_failing_compose_up_fails_connect_and_keeps_the_old_connection() {
     // No reload of a proxy that did not come up.
     assert_eq!(
         commands(&take_calls(&env)),
-        [INSPECT, "docker compose version", "docker compose up -d"]
+        [
+            INSPECT,
+            EXEC_TEST,
+            "docker compose version",
+            "docker compose up -d"
+        ]
     );
     assert_eq!(env.state()["connections"], json!({"main": "blue"}));
     assert_eq!(
@@ -398,6 +420,7 @@ fn running_container_env() -> Env {
         commands(&take_calls(&env)),
         [
             INSPECT,
+            EXEC_TEST,
             "docker compose version",
             "docker compose up -d",
             SIGHUP,
@@ -473,6 +496,7 @@ fn a_changed_compose_file_or_a_stopped_container_runs_compose() {
         commands(&take_calls(&env)),
         [
             INSPECT,
+            EXEC_TEST,
             "docker compose version",
             "docker compose up -d",
             SIGHUP,
