@@ -752,7 +752,7 @@ fn engine_api_vs_cli(table: &mut Table) {
         None,
         median(ic),
         "`docker inspect`",
-        "the reload's first request",
+        "asked beside the `nginx -t` on every reload",
     );
     table.timed(
         "docker engine: `nginx -t` in the container, API (curl on the socket) vs CLI",
@@ -760,7 +760,7 @@ fn engine_api_vs_cli(table: &mut Table) {
         None,
         median(ec),
         "`docker exec`",
-        "the reload's second request",
+        "the reload's slowest step: the engine runs a command in the container",
     );
 }
 
