@@ -186,15 +186,16 @@ async fn download_parts(
     dest: &Path,
     what: &str,
 ) -> Result<()> {
+    // `len` bytes from `from` on.
+    let part = |from: u64, len: u64| {
+        client
+            .get_object()
+            .bucket(&url.bucket)
+            .key(&url.key)
+            .range(format!("bytes={from}-{}", from + len - 1))
+    };
     // The first part also tells the object's size and version.
-    let first = client
-        .get_object()
-        .bucket(&url.bucket)
-        .key(&url.key)
-        .range(format!("bytes=0-{}", PART - 1))
-        .send()
-        .await;
-    let first = match first {
+    let first = match part(0, PART).send().await {
         Ok(out) => out,
         Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_key()) => {
             bail!("{url} does not exist")
@@ -204,21 +205,23 @@ async fn download_parts(
         Err(e) => bail!("cannot download {url}: {}", describe_error(&e)),
     };
     // Without a Content-Range the server sent the whole object.
-    let total = match first.content_range() {
-        Some(range) => object_size(range).with_context(|| {
-            format!("cannot download {url}: unexpected Content-Range '{range}'")
-        })?,
-        None => first
-            .content_length()
-            .and_then(|n| u64::try_from(n).ok())
-            .unwrap_or(0),
+    let (total, first_len) = match first.content_range() {
+        Some(range) => {
+            let total = object_size(range).with_context(|| {
+                format!("cannot download {url}: unexpected Content-Range '{range}'")
+            })?;
+            (total, total.min(PART))
+        }
+        None => {
+            let total = first
+                .content_length()
+                .and_then(|n| u64::try_from(n).ok())
+                .unwrap_or(0);
+            (total, total)
+        }
     };
     let etag = first.e_tag().map(str::to_string);
     let progress = Arc::new(Progress::bytes(what, Some(total)));
-    let first_len = match first.content_range() {
-        Some(_) => total.min(PART),
-        None => total,
-    };
     let mut parts = tokio::task::JoinSet::new();
     parts.spawn(write_part(
         first.body,
@@ -231,11 +234,7 @@ async fn download_parts(
     loop {
         while next < total && parts.len() < PARTS_IN_FLIGHT {
             let len = (total - next).min(PART);
-            let mut req = client
-                .get_object()
-                .bucket(&url.bucket)
-                .key(&url.key)
-                .range(format!("bytes={next}-{}", next + len - 1));
+            let mut req = part(next, len);
             if let Some(etag) = &etag {
                 req = req.if_match(etag);
             }
