@@ -203,13 +203,12 @@ impl DockerFrontend {
             .current_dir(&self.dir)
             .output()
             .context("cannot run docker kill")?;
-        if !out.status.success() {
-            bail!(
-                "the frontend proxy reload failed: docker kill --signal=SIGHUP {CONTAINER_NAME}: {}",
-                stderr_lines(&out)
-            );
-        }
-        Ok(())
+        succeeded(
+            &out,
+            &format!(
+                "the frontend proxy reload failed: docker kill --signal=SIGHUP {CONTAINER_NAME}"
+            ),
+        )
     }
 }
 
@@ -218,10 +217,7 @@ fn checked(test: std::io::Result<std::process::Child>) -> Result<()> {
     let out = test
         .and_then(|child| child.wait_with_output())
         .context("cannot run docker exec")?;
-    if !out.status.success() {
-        bail!("nginx refused the generated config: {}", stderr_lines(&out));
-    }
-    Ok(())
+    succeeded(&out, "nginx refused the generated config")
 }
 
 /// Sends SIGHUP to `pid`; false when not allowed (c2 is not root and the
@@ -374,10 +370,7 @@ impl HostFrontend {
             .with_context(|| {
                 format!("cannot run {} (frontendProxy.host.nginxBinary)", self.nginx)
             })?;
-        if !out.status.success() {
-            bail!("{what}: {}", stderr_lines(&out));
-        }
-        Ok(())
+        succeeded(&out, what)
     }
 
     /// The pid in the pid file: our master's, alive or dead (a killed
@@ -559,11 +552,15 @@ impl Frontend for HostFrontend {
     }
 }
 
-/// nginx's complaints, on one line.
-fn stderr_lines(out: &std::process::Output) -> String {
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
-    lines.join("; ")
+/// `Ok` when the command (nginx, docker) exited 0, else `what` and the
+/// command's complaints, on one line.
+fn succeeded(out: &std::process::Output, what: &str) -> Result<()> {
+    if !out.status.success() {
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
+        bail!("{what}: {}", lines.join("; "));
+    }
+    Ok(())
 }
 
 /// A process's title (nginx sets it to e.g. `nginx: worker process`).
