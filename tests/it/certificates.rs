@@ -17,6 +17,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
+use crate::common::docker::{in_reload_order, EXEC_TEST, INSPECT};
 use crate::common::tls::{https_get, https_port, self_signed_cert};
 use crate::common::{self, Env, Moto, Run};
 use serde_json::{json, Value};
@@ -356,31 +357,25 @@ fn generate_ssl_certificate_with_the_docker_driver_runs_certbot_in_docker_betwee
     // The driver asks whether the proxy container runs, beside a `nginx -t`
     // in it, and again after bringing it up; the fake docker answers
     // nothing: not running.
-    let inspect = "docker inspect -f {{.State.Running}} {{.State.Pid}} frontendproxy";
-    let test = "docker exec frontendproxy nginx -t -q";
     let mut ran: Vec<String> = calls.iter().map(joined).collect();
-    for i in 1..ran.len() {
-        if ran[i - 1] == test && ran[i] == inspect {
-            ran.swap(i - 1, i);
-        }
-    }
+    in_reload_order(&mut ran);
     assert_eq!(
         ran,
         [
-            inspect,
-            test,
+            INSPECT,
+            EXEC_TEST,
             "docker compose version",
             "docker compose up -d",
             sighup,
-            inspect,
+            INSPECT,
             // checked argument by argument below
             &certbot_run,
-            inspect,
-            test,
+            INSPECT,
+            EXEC_TEST,
             "docker compose version",
             "docker compose up -d",
             sighup,
-            inspect,
+            INSPECT,
         ]
     );
     let challenge = format!("{www}/.well-known/acme-challenge");

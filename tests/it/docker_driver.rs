@@ -8,14 +8,12 @@
 use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
 
+use crate::common::docker::{in_reload_order, EXEC_TEST, INSPECT};
 use crate::common::{self, Env};
 use serde_json::{json, Value};
 
 const FAKE_DOCKER: &str = include_str!("../support/fake-docker.sh");
 const SIGHUP: &str = "docker kill --signal=SIGHUP frontendproxy";
-/// The driver asks whether the proxy container runs (and its nginx pid)
-/// before and after bringing it up; the fake answers nothing: not running.
-const INSPECT: &str = "docker inspect -f {{.State.Running}} {{.State.Pid}} frontendproxy";
 
 /// Proxy mode with the docker frontend, the Let's Encrypt directories
 /// under the Env's root, and the fake docker commands first on PATH.
@@ -68,15 +66,12 @@ fn take_calls(env: &Env) -> Vec<Call> {
         .collect()
 }
 
-/// The commands, in the order they ran; a reload starts its `nginx -t`
-/// and its inspect at once, so that pair is put in one order.
+/// The commands, in the order they ran (see [`in_reload_order`]). Without
+/// `FAKE_DOCKER_NGINX` the fake answers the inspect with nothing: not
+/// running.
 fn commands(calls: &[Call]) -> Vec<&str> {
     let mut cmds: Vec<&str> = calls.iter().map(|c| c.cmd.as_str()).collect();
-    for i in 1..cmds.len() {
-        if cmds[i - 1] == EXEC_TEST && cmds[i] == INSPECT {
-            cmds.swap(i - 1, i);
-        }
-    }
+    in_reload_order(&mut cmds);
     cmds
 }
 
@@ -400,10 +395,6 @@ fn paths_with_yaml_syntax_are_quoted_in_the_compose_file() {
         "{volumes}"
     );
 }
-
-/// The fake container commands of a running `frontendproxy`: the config
-/// tested inside it, then its reload.
-const EXEC_TEST: &str = "docker exec frontendproxy nginx -t -q";
 
 /// [`docker_env`] whose `frontendproxy` container is a real nginx on the
 /// Env's httpPort (see tests/support/fake-docker.sh), with blue and green

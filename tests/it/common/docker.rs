@@ -23,6 +23,21 @@ use std::sync::{Mutex, MutexGuard, OnceLock};
 pub const NGINX_IMAGE: &str = "c2-test/nginx";
 pub const HTTPD_IMAGE: &str = "c2-test/httpd:busybox";
 
+/// What c2 asks docker as a reload of the frontend proxy begins, at once:
+/// whether the container runs (and its nginx's pid), and `nginx -t` in it.
+pub const INSPECT: &str = "docker inspect -f {{.State.Running}} {{.State.Pid}} frontendproxy";
+pub const EXEC_TEST: &str = "docker exec frontendproxy nginx -t -q";
+
+/// Docker calls as a fake docker logged them, with each concurrent
+/// [`EXEC_TEST`], [`INSPECT`] pair put in that order.
+pub fn in_reload_order<T: AsRef<str>>(calls: &mut [T]) {
+    for i in 1..calls.len() {
+        if calls[i - 1].as_ref() == EXEC_TEST && calls[i].as_ref() == INSPECT {
+            calls.swap(i - 1, i);
+        }
+    }
+}
+
 pub struct Engine {
     pub nginx_version: String,
     pub server_version: String,
