@@ -136,6 +136,39 @@ fn baseline() -> Option<std::ffi::OsString> {
     std::env::var_os("C2_BASELINE").filter(|b| !b.is_empty())
 }
 
+/// Timings of one c2 command by this c2 and by the baseline (if given),
+/// taken in the same rounds.
+struct NowAndBefore {
+    old: Option<std::ffi::OsString>,
+    now: Vec<Duration>,
+    before: Vec<Duration>,
+}
+
+impl NowAndBefore {
+    fn new() -> NowAndBefore {
+        NowAndBefore {
+            old: baseline(),
+            now: Vec::new(),
+            before: Vec::new(),
+        }
+    }
+
+    /// Times `cmd()` as this c2, then as the baseline, each after `fresh()`.
+    fn round(&mut self, cmd: impl Fn() -> Command, fresh: impl Fn()) {
+        fresh();
+        self.now.push(time(cmd()));
+        if let Some(old) = &self.old {
+            fresh();
+            self.before.push(time(with_program(&cmd(), old)));
+        }
+    }
+
+    fn medians(self) -> (Duration, Option<Duration>) {
+        let before = (!self.before.is_empty()).then(|| median(self.before));
+        (median(self.now), before)
+    }
+}
+
 fn ms(d: Duration) -> String {
     format!("{:.1} ms", d.as_secs_f64() * 1000.0)
 }
@@ -171,22 +204,14 @@ fn unpack(table: &mut Table, moto: &Moto) {
     // Interleaved, one of each per round, so that load from elsewhere on
     // the machine falls on all of them alike.
     let copy = env.path("copy");
-    let old = baseline();
-    let (mut c2_runs, mut unzip_runs, mut cp_runs, mut old_runs) =
-        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let fresh = |dir: &std::path::Path| {
+        let _ = std::fs::remove_dir_all(dir);
+    };
+    let unpack = ["unpack", "big.zip", out.to_str().unwrap()];
+    let mut c2 = NowAndBefore::new();
+    let (mut unzip_runs, mut cp_runs) = (Vec::new(), Vec::new());
     for _ in 0..5 {
-        let fresh = |dir: &std::path::Path| {
-            let _ = std::fs::remove_dir_all(dir);
-        };
-        fresh(&out);
-        c2_runs.push(time(
-            env.c2(&["unpack", "big.zip", out.to_str().unwrap()]).cmd,
-        ));
-        if let Some(old) = &old {
-            fresh(&out);
-            let cmd = env.c2(&["unpack", "big.zip", out.to_str().unwrap()]).cmd;
-            old_runs.push(time(with_program(&cmd, old)));
-        }
+        c2.round(|| env.c2(&unpack).cmd, || fresh(&out));
         fresh(&out);
         unzip_runs.push(time(sh(&format!(
             "mkdir -p {0} && unzip -q {1} -d {0}",
@@ -202,9 +227,9 @@ fn unpack(table: &mut Table, moto: &Moto) {
             copy.display()
         ))));
     }
-    let _ = std::fs::remove_dir_all(&copy);
-    let (c2_local, unzip, cp) = (median(c2_runs), median(unzip_runs), median(cp_runs));
-    let before = (!old_runs.is_empty()).then(|| median(old_runs));
+    fresh(&copy);
+    let (c2_local, before) = c2.medians();
+    let (unzip, cp) = (median(unzip_runs), median(cp_runs));
     let what = format!("unpack {zip_mb:.0} MB zip, 5,010 files, local store");
     table.timed(
         &what,
@@ -240,27 +265,18 @@ fn unpack(table: &mut Table, moto: &Moto) {
         }
         c
     };
-    let (mut c2_runs, mut old_runs, mut aws_runs) = (Vec::new(), Vec::new(), Vec::new());
+    let mut c2 = NowAndBefore::new();
+    let mut aws_runs = Vec::new();
     for _ in 0..runs {
-        let fresh = || {
-            let _ = std::fs::remove_dir_all(&out);
-        };
-        fresh();
-        c2_runs.push(time(
-            env.c2(&["unpack", "big.zip", out.to_str().unwrap()]).cmd,
-        ));
-        if let Some(old) = &old {
-            fresh();
-            let cmd = env.c2(&["unpack", "big.zip", out.to_str().unwrap()]).cmd;
-            old_runs.push(time(with_program(&cmd, old)));
-        }
-        fresh();
+        c2.round(|| env.c2(&unpack).cmd, || fresh(&out));
+        fresh(&out);
         aws_runs.push(time(aws_cmd()));
     }
+    let (c2_s3, before) = c2.medians();
     table.timed(
         &format!("unpack {zip_mb:.0} MB zip, 5,010 files, S3 store (moto)"),
-        median(c2_runs),
-        (!old_runs.is_empty()).then(|| median(old_runs)),
+        c2_s3,
+        before,
         median(aws_runs),
         "`aws s3 cp` + `unzip -q`",
         "goal: 0.5",
@@ -298,26 +314,24 @@ fn status(table: &mut Table) {
             .unwrap(),
     );
     let config = env.write_config();
-    let old = baseline();
-    let status_with = |program: &std::ffi::OsStr| {
-        let mut c = Command::new(program);
+    let status = || {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_c2"));
         c.arg("--config").arg(&config).arg("status");
-        time(c)
+        c
     };
-    let (mut c2, mut before, mut cat) = (Vec::new(), Vec::new(), Vec::new());
+    let mut c2 = NowAndBefore::new();
+    let mut cat = Vec::new();
     for _ in 0..200 {
-        c2.push(status_with(env!("CARGO_BIN_EXE_c2").as_ref()));
-        if let Some(old) = &old {
-            before.push(status_with(old));
-        }
+        c2.round(status, || {});
         let mut c = Command::new("cat");
         c.arg(&state);
         cat.push(time(c));
     }
+    let (now, before) = c2.medians();
     table.timed(
         "`c2 status`, 100 deploys, 20 endpoints (median of 200)",
-        median(c2),
-        (!before.is_empty()).then(|| median(before)),
+        now,
+        before,
         median(cat),
         "`cat state.json`",
         "goal: under 10 ms",
