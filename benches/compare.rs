@@ -406,7 +406,7 @@ fn idle_slave(table: &mut Table) {
     master.c2(&["start", "a.zip"]).ok();
     let mut slave = master.slave("idle");
     slave.env("S3_ENDPOINT", &format!("http://127.0.0.1:{}", proxy.port));
-    let log = std::env::temp_dir().join(format!("c2-moto-{}.log", moto.port));
+    let log = moto.log();
     let mut child = slave
         .c2(&["slave-update", "--repeat", "0.01"])
         .cmd

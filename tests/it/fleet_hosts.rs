@@ -312,7 +312,7 @@ fn hosts_survive_a_kill_mid_deploy_and_an_s3_outage_mid_rollout() {
 /// Requests moto has logged so far, and of them the master state's GETs
 /// (one per host per round).
 fn moto_requests(bed: &Bed) -> (usize, usize) {
-    let log = std::env::temp_dir().join(format!("c2-moto-{}.log", bed.moto.port));
+    let log = bed.moto.log();
     let text = std::fs::read_to_string(log).unwrap_or_default();
     let requests: Vec<&str> = text
         .lines()

@@ -369,7 +369,7 @@ fn a_slave_run_once_writes_its_report_only_when_it_changed_or_is_a_minute_old() 
                         .split('/')
                         .next()
                         .unwrap();
-                    let log = std::env::temp_dir().join(format!("c2-moto-{}.log", moto.port));
+                    let log = moto.log();
                     let key = format!("PUT /{bucket}/camus2/slaves/web1/state.json");
                     moto_requests(&log, 0)
                         .iter()
@@ -473,7 +473,7 @@ fn an_idle_slave_sends_one_conditional_get_per_round_and_no_put() {
     publish_http(&master, &backend, "blue.zip");
     master.c2(&["start", "blue.zip"]).ok();
     let slave = master.slave("web1");
-    let log = std::env::temp_dir().join(format!("c2-moto-{}.log", moto.port));
+    let log = moto.log();
 
     let _heavy = common::heavy();
     let follower = Follower::start(&slave, &[]);

@@ -249,9 +249,8 @@ fn noise(len: usize, mut seed: u64) -> Vec<u8> {
 
 /// GETs of `bucket/key` in moto's request log.
 fn gets(moto: &Moto, bucket: &str, key: &str) -> usize {
-    let log = std::env::temp_dir().join(format!("c2-moto-{}.log", moto.port));
     let request = format!("GET /{bucket}/{key}?");
-    std::fs::read_to_string(log)
+    std::fs::read_to_string(moto.log())
         .unwrap_or_default()
         .lines()
         .filter(|l| l.contains(&request))

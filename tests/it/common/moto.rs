@@ -9,6 +9,7 @@
 
 use std::io::Read;
 use std::net::{TcpListener, TcpStream};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::OnceLock;
@@ -25,7 +26,17 @@ pub struct Moto {
     rt: tokio::runtime::Runtime,
 }
 
+/// Where the server on `port` logs, one line per request.
+fn log_path(port: u16) -> PathBuf {
+    std::env::temp_dir().join(format!("c2-moto-{port}.log"))
+}
+
 impl Moto {
+    /// The server's request log, one line per request.
+    pub fn log(&self) -> PathBuf {
+        log_path(self.port)
+    }
+
     /// The server shared by every test of this run (this process).
     pub fn shared() -> &'static Moto {
         static SHARED: OnceLock<Moto> = OnceLock::new();
@@ -55,7 +66,7 @@ impl Moto {
             probe.status.success(),
             "moto's server is not installed: run the README's test command (scripts/test), which installs moto[server]"
         );
-        let log = std::env::temp_dir().join(format!("c2-moto-{port}.log"));
+        let log = log_path(port);
         let server = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/support/moto-server.py");
         let script = format!(
             "'{python}' '{server}' -H {host} -p {port} >'{}' 2>&1 & m=$!; read _; kill $m; wait $m",
