@@ -178,18 +178,10 @@ fn unpack(table: &mut Table, moto: &Moto) {
     let mut env = Env::new();
     env.context_file("infra", r#"{"env": "bench"}"#);
     let mut release = env.release("big.zip");
-    let mut seed = 0x2545_f491_4f6c_dd1du64;
     for i in 0..5000 {
-        // 20 KB each that does not compress (like images and jars), so the
-        // zip itself is about 100 MB.
-        let bytes: Vec<u8> = (0..20_000)
-            .map(|_| {
-                seed ^= seed << 13;
-                seed ^= seed >> 7;
-                seed ^= seed << 17;
-                seed as u8
-            })
-            .collect();
+        // 20 KB each that does not compress, so the zip itself is about
+        // 100 MB.
+        let bytes = common::noise(20_000, 0x2545_f491_4f6c_dd1d ^ i);
         release = release.file_bytes(&format!("d{}/f{i}.bin", i % 50), bytes);
     }
     for i in 0..10 {

@@ -4,7 +4,7 @@
 use std::os::unix::fs::PermissionsExt;
 use std::time::{Duration, Instant};
 
-use crate::common::{self, wait_until, Env, Format, Moto, Run};
+use crate::common::{self, noise, wait_until, Env, Format, Moto, Run};
 use serde_json::json;
 
 #[test]
@@ -233,18 +233,6 @@ fn unpack_and_expand_template_from_s3() {
     ])
     .ok();
     assert_eq!(env.read("single.out"), "hello c2 &amp; co");
-}
-
-/// Bytes that do not compress, so a zip holding them is as large.
-fn noise(len: usize, mut seed: u64) -> Vec<u8> {
-    (0..len)
-        .map(|_| {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            seed as u8
-        })
-        .collect()
 }
 
 /// GETs of `bucket/key` in moto's request log.

@@ -357,6 +357,19 @@ fn next_port_range() -> u32 {
     15000 + slot * 5 * PORT_RANGE_WIDTH
 }
 
+/// `len` bytes that do not compress (xorshift from a non-zero `seed`), so
+/// a zip holding them is as large: like images and jars.
+pub fn noise(len: usize, mut seed: u64) -> Vec<u8> {
+    (0..len)
+        .map(|_| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed as u8
+        })
+        .collect()
+}
+
 /// Polls `done` until it holds; fails naming `what` if it still does not
 /// after `within`.
 pub fn wait_until(within: Duration, what: &str, mut done: impl FnMut() -> bool) {
