@@ -90,9 +90,9 @@ pub enum Command {
         /// Wait for each missing source instead of failing, checking every 10 seconds
         #[arg(long)]
         retry: bool,
-        /// With --retry: give up after this long (e.g. 90s, 10m), naming each
-        /// source still missing (default: wait forever)
-        #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration, requires = "retry")]
+        /// With --retry: give up after this long (e.g. 90s, 10m; at most a
+        /// day), naming each source still missing (default: wait forever)
+        #[arg(long, value_name = "DURATION", value_parser = parse_wait, requires = "retry")]
         timeout: Option<std::time::Duration>,
     },
     /// Download, unzip and expand the templates of a release into a directory.
@@ -349,8 +349,8 @@ pub enum Command {
     /// minute, so with the default only machines that are gone are
     /// forgotten.
     SlaveFlush {
-        /// Flush reports not written for this long (e.g. 90s, 1h)
-        #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = humantime::parse_duration)]
+        /// Flush reports not written for this long (e.g. 90s, 1h; at most a year)
+        #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = parse_age)]
         older_than: std::time::Duration,
     },
     /// Get certificates with certbot through Route53 DNS-01.
@@ -433,9 +433,9 @@ pub struct AwaitSlaves {
     /// is written
     #[arg(long, value_name = "N", default_value_t = 1, requires = "await_slaves")]
     pub min_slaves: usize,
-    /// With --await-slaves: how long to wait (e.g. 90s, 10m); the master
-    /// change stays written on time-out
-    #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = humantime::parse_duration, requires = "await_slaves")]
+    /// With --await-slaves: how long to wait (e.g. 90s, 10m; at most a
+    /// day); the master change stays written on time-out
+    #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = parse_wait, requires = "await_slaves")]
     pub timeout: std::time::Duration,
 }
 
@@ -469,6 +469,42 @@ fn without_global_options(mut args: impl Iterator<Item = String>) -> Vec<String>
     out
 }
 
+/// The longest wait (`--timeout`): a day. Every duration is bounded where
+/// it is parsed, so no deadline computed from one can overflow a clock.
+const MAX_WAIT: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
+/// The oldest age `slave-flush --older-than` takes: a year.
+const MAX_AGE: std::time::Duration = std::time::Duration::from_secs(365 * 24 * 3600);
+
+/// `--timeout DURATION` (`90s`, `10m`): at most [`MAX_WAIT`].
+fn parse_wait(text: &str) -> std::result::Result<std::time::Duration, String> {
+    parse_duration_up_to(text, MAX_WAIT)
+}
+
+/// `--older-than DURATION`: at most [`MAX_AGE`].
+fn parse_age(text: &str) -> std::result::Result<std::time::Duration, String> {
+    parse_duration_up_to(text, MAX_AGE)
+}
+
+fn parse_duration_up_to(
+    text: &str,
+    max: std::time::Duration,
+) -> std::result::Result<std::time::Duration, String> {
+    let longest = humantime::format_duration(max);
+    match humantime::parse_duration(text) {
+        Ok(d) if d <= max => Ok(d),
+        Ok(_) => Err(format!(
+            "'{text}' is longer than {longest}, the longest allowed"
+        )),
+        // humantime's own overflow message would not say what is allowed.
+        Err(humantime::DurationError::NumberOverflow) => Err(format!(
+            "'{text}' is longer than {longest}, the longest allowed"
+        )),
+        Err(e) => Err(format!(
+            "'{text}' is not a duration such as 90s or 10m: {e}"
+        )),
+    }
+}
+
 /// `--repeat N`: a positive number of seconds, at most [`MAX_PERIOD_SECS`].
 fn parse_period(text: &str) -> std::result::Result<std::time::Duration, String> {
     match text.parse::<f64>() {
@@ -483,6 +519,25 @@ fn parse_period(text: &str) -> std::result::Result<std::time::Duration, String> 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn durations_are_bounded_where_they_are_parsed() {
+        assert_eq!(parse_wait("10m"), Ok(std::time::Duration::from_secs(600)));
+        assert_eq!(parse_wait("1day"), Ok(MAX_WAIT));
+        for absurd in ["25h", "500000000000y", "99999999999999999999999s"] {
+            assert_eq!(
+                parse_wait(absurd),
+                Err(format!(
+                    "'{absurd}' is longer than 1day, the longest allowed"
+                ))
+            );
+        }
+        assert!(parse_wait("soon")
+            .unwrap_err()
+            .contains("is not a duration"));
+        assert_eq!(parse_age("2h"), Ok(std::time::Duration::from_secs(7200)));
+        assert!(parse_age("2y").is_err());
+    }
 
     #[test]
     fn the_typed_command_leaves_out_the_global_options() {

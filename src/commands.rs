@@ -37,7 +37,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::ShowDefaultNginxConfig => Ok(output::print(DEFAULT_NGINX_TEMPLATE)?),
         Command::ListReleases => {
             for name in Run::read_only(path)?.store.list()? {
-                output::line(&name)?;
+                output::line(name.as_str())?;
             }
             Ok(())
         }
@@ -181,19 +181,20 @@ pub fn run(cli: Cli) -> Result<()> {
             LockAction::Status { json_output } => {
                 let run = Run::read_only(path)?;
                 let lock = journal::current_lock(journal::open(&run.config).as_ref())?;
-                let text = match (json_output, lock) {
-                    (true, lock) => serde_json::to_string(&lock)?,
-                    (false, Some(lock)) => format!("locked by {}", lock.holder()),
-                    (false, None) => "unlocked".to_string(),
-                };
-                Ok(output::line(&text)?)
+                match (json_output, lock) {
+                    (true, lock) => output::json(&lock),
+                    (false, Some(lock)) => {
+                        Ok(output::line(&format!("locked by {}", lock.holder()))?)
+                    }
+                    (false, None) => Ok(output::line("unlocked")?),
+                }
             }
         },
         Command::History { limit, json_output } => {
             let run = Run::read_only(path)?;
             let events = journal::open(&run.config).recent(limit)?;
             if json_output {
-                return Ok(output::line(&serde_json::to_string(&events)?)?);
+                return output::json(&events);
             }
             for event in events {
                 output::line(&event.line())?;

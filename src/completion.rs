@@ -70,7 +70,7 @@ pub(crate) fn names(
     kind: Kind,
 ) -> Result<Vec<String>> {
     Ok(match kind {
-        Kind::Releases => store.list()?,
+        Kind::Releases => store.list()?.into_iter().map(String::from).collect(),
         Kind::Endpoints => target.endpoints(),
         Kind::Deploys => target.deploy_labels()?,
     })

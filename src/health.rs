@@ -37,9 +37,11 @@ pub(crate) fn of_deploy(dir: &Path, proxy: &ProxyModeConfig) -> Option<DeployHea
 pub(crate) fn ask(port: u16, check: &DeployHealthCheck, timeout: Duration) -> Result<(), String> {
     match http::get_local(port, &check.path, timeout) {
         Ok(a) if (200..400).contains(&a.code) => Ok(()),
+        // Both from the network: escaped, so neither can write terminal
+        // codes wherever the reason is shown.
         Ok(a) => Err(format!(
             "{}: {:?}",
-            a.status_line,
+            crate::output::one_line(&a.status_line),
             http::truncate(&a.body, 200)
         )),
         Err(e) => Err(format!("{e:#}")),

@@ -7,6 +7,9 @@
 //!     .c2-deploy          c2's mark: it created this directory (and in
 //!                         which mode), so it may remove it as a leftover
 //!     .c2-release         the release it was made from (C2_RELEASE)
+//!     .c2-tag             the tag of the processes its commands start
+//!                         (c2's own names: no release may hold a file
+//!                         named `.c2-…` at its top)
 //!   current -> <label>    noproxy: the live release
 //!   .c2.lock              serialises c2 runs on this machine
 //!   frontend-proxy/       proxy mode: state.json, nginx.conf, nginx.ctx.json,
@@ -52,6 +55,12 @@ impl Layout {
     /// environment of its commands in later runs.
     pub(crate) fn deploy_release_record(dir: &Path) -> PathBuf {
         dir.join(".c2-release")
+    }
+
+    /// The tag every process the deploy's commands start carries in its
+    /// environment, so c2 can find them when a stop fails.
+    pub(crate) fn deploy_tag(dir: &Path) -> PathBuf {
+        dir.join(".c2-tag")
     }
 
     /// noproxy: the symlink to the live release.

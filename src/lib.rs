@@ -72,7 +72,12 @@ pub fn main() -> ExitCode {
         Err(e) if output::closed(&e) => ExitCode::SUCCESS,
         Err(e) => {
             // A closed stderr must not turn the failure into a panic.
-            let _ = writeln!(std::io::stderr(), "c2: error: {e:#}");
+            // One line, whatever the error quotes from outside.
+            let _ = writeln!(
+                std::io::stderr(),
+                "c2: error: {}",
+                output::one_line(&format!("{e:#}"))
+            );
             ExitCode::FAILURE
         }
     }

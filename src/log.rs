@@ -112,7 +112,7 @@ impl<S: Subscriber + for<'a> LookupSpan<'a>> Layer<S> for C2Lines {
             humantime::format_rfc3339_micros(SystemTime::now()),
             ".".repeat(depth),
             if warning { "warning: " } else { "" },
-            message.0
+            crate::output::one_line(&message.0)
         );
         if warning {
             let _ = std::io::stderr().write_all(line.as_bytes());

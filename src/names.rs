@@ -81,10 +81,18 @@ name_type!(
     ContextName
 );
 
+/// The start of c2's own names: in a release store (`.c2-upload/`,
+/// `.c2-pruned/`) and in a deploy directory (`.c2-deploy`, `.c2-tag`, …).
+/// No release may be named so, nor hold such a file at its top.
+pub(crate) const RESERVED_PREFIX: &str = ".c2-";
+
 impl ReleaseName {
     pub(crate) fn parse(s: &str) -> Result<ReleaseName> {
         if !is_one_component(s) {
             bail!("invalid release name {s:?}: expected a file name such as shop-1.4.zip, without spaces or control characters");
+        }
+        if s.starts_with(RESERVED_PREFIX) {
+            bail!("invalid release name {s:?}: names starting with {RESERVED_PREFIX} are c2's own; choose another name");
         }
         Ok(ReleaseName(s.to_string()))
     }
@@ -137,9 +145,20 @@ mod tests {
     #[test]
     fn release_names_are_one_path_component() {
         assert!(ReleaseName::parse("shop-1.4.zip").is_ok());
-        for bad in ["", ".", "..", "a/b", "../x.zip", "a\0b"] {
+        for bad in [
+            "",
+            ".",
+            "..",
+            "a/b",
+            "../x.zip",
+            "a\0b",
+            ".c2-pruned",
+            ".c2-upload",
+            ".c2-tag",
+        ] {
             assert!(ReleaseName::parse(bad).is_err(), "{bad:?}");
         }
+        assert!(ReleaseName::parse(".c2.zip").is_ok());
     }
 
     #[test]

@@ -7,11 +7,11 @@ use anyhow::{bail, Context, Result};
 use crate::config::ToolConfig;
 use crate::deploy::{self, Deployer, DirState, FailedStops, Mode};
 use crate::layout::Layout;
-use crate::log;
 use crate::names::{DeployLabel, ReleaseName};
 use crate::proxy::Change;
 use crate::store::ReleaseStore;
 use crate::target::{Target, Transition};
+use crate::{journal, log};
 
 /// Noproxy mode's deploy target.
 pub(crate) struct Noproxy<'a> {
@@ -25,6 +25,15 @@ impl<'a> Noproxy<'a> {
             deployer: Deployer { config, store },
             layout: config.layout(),
         }
+    }
+
+    /// This machine's lock, once the deploy lock is known to be free: a
+    /// command that waited for another run is refused if deploys were
+    /// locked meanwhile.
+    fn locked(&self) -> Result<crate::fsutil::Lock> {
+        let lock = self.layout.lock()?;
+        journal::check_unlocked(journal::open(self.deployer.config).as_ref())?;
+        Ok(lock)
     }
 
     /// The directory `current` points at, if any.
@@ -68,7 +77,7 @@ impl Target for Noproxy<'_> {
             Some(l) => l,
             None => release.default_label()?,
         };
-        let _lock = self.layout.lock()?;
+        let _lock = self.locked()?;
         let store = self.deployer.store;
         log::scope(&format!("Selecting active release {release}"), || {
             if !store.exists(release)? {
@@ -105,7 +114,7 @@ impl Target for Noproxy<'_> {
     /// ignored it and operators' scripts rely on that. [better] A name that
     /// is not the current release gets a warning.
     fn stop(&self, deploy: &str) -> Result<Transition> {
-        let _lock = self.layout.lock()?;
+        let _lock = self.locked()?;
         let Some(dir) = self.current()? else {
             log::info("No current release: nothing to stop");
             return Ok(transition(None, None));
@@ -172,15 +181,13 @@ impl Target for Noproxy<'_> {
     /// [better] noproxy mode shows the current release instead of failing.
     fn status(&self, _show_slaves: bool, json_output: bool) -> Result<()> {
         let current = self.current_label()?;
-        let text = if json_output {
-            serde_json::json!({ "current": current }).to_string()
-        } else {
-            format!(
-                "Current release: {}",
-                current.as_deref().unwrap_or("(none)")
-            )
-        };
-        Ok(crate::output::line(&text)?)
+        if json_output {
+            return crate::output::json(&serde_json::json!({ "current": current }));
+        }
+        Ok(crate::output::line(&format!(
+            "Current release: {}",
+            current.as_deref().unwrap_or("(none)")
+        ))?)
     }
 
     fn deploy_labels(&self) -> Result<Vec<String>> {

@@ -25,11 +25,12 @@ use anyhow::{Context, Result};
 
 use crate::config::{DeployMode, ToolConfig};
 use crate::layout::Layout;
+use crate::log;
 use crate::names::ReleaseName;
+use crate::output::{self, Deferred};
 use crate::proxy::state::State;
 use crate::remote::store::{self as remote_store, RemoteStore};
 use crate::store::ReleaseStore;
-use crate::{log, output};
 
 pub(crate) fn prune(
     config: &ToolConfig,
@@ -54,10 +55,8 @@ pub(crate) fn prune(
     let used = uses.releases()?;
     let candidates: Vec<ReleaseName> = store
         .list()?
-        .iter()
+        .into_iter()
         .skip(keep)
-        // A name c2 cannot start is no deploy's, and not c2's to delete.
-        .filter_map(|name| ReleaseName::parse(name).ok())
         .filter(|name| !used.contains(name))
         .collect();
     if dry_run {
@@ -66,7 +65,10 @@ pub(crate) fn prune(
         }
         return Ok(());
     }
-    // A failure part-way still settles what was set aside, then is reported.
+    // A failure part-way still settles what was set aside, then is reported;
+    // so does stdout going away: what is set aside is hidden from every
+    // start until settled.
+    let mut out = Deferred::default();
     let mut failed = None;
     for name in &candidates {
         if let Err(e) = store.set_aside(name) {
@@ -74,17 +76,22 @@ pub(crate) fn prune(
             break;
         }
     }
-    settle(store, &uses, &candidates)?;
+    settle(store, &uses, &candidates, &mut out)?;
     match failed {
         Some(e) => Err(e),
-        None => Ok(()),
+        None => Ok(out.finish()?),
     }
 }
 
 /// Restores each set-aside release a deploy uses now, deletes the others:
 /// this run's candidates in their order (newest first), then any left by
 /// an interrupted prune.
-fn settle(store: &dyn ReleaseStore, uses: &Uses, candidates: &[ReleaseName]) -> Result<()> {
+fn settle(
+    store: &dyn ReleaseStore,
+    uses: &Uses,
+    candidates: &[ReleaseName],
+    out: &mut Deferred,
+) -> Result<()> {
     let mut aside: Vec<ReleaseName> = store
         .set_aside_list()?
         .iter()
@@ -106,7 +113,7 @@ fn settle(store: &dyn ReleaseStore, uses: &Uses, candidates: &[ReleaseName]) -> 
             log::warn(&format!("kept {name}: a deploy started using it meanwhile"));
         } else {
             store.delete_set_aside(name)?;
-            output::line(&format!("deleted {name}"))?;
+            out.line(&format!("deleted {name}"));
         }
     }
     Ok(())

@@ -13,6 +13,8 @@ use nix::sys::prctl::set_pdeathsig;
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::{getppid, Pid};
 
+use crate::layout::Layout;
+
 /// Runs `command` with `/bin/sh -c` in `dir`, its output forwarded to ours
 /// (see [`status_of`]). An empty command does nothing. `what` names the command in errors
 /// (e.g. `prestartCommand of shop-1.4`).
@@ -176,11 +178,10 @@ pub fn forward(to: Stream) -> Result<()> {
 /// start (daemons included: they inherit it), so what an interrupted run
 /// left running can be found and stopped.
 const TAG_VAR: &str = "C2_DEPLOY_TAG";
-const TAG_FILE: &str = ".c2-tag";
 
 /// The tag of the commands run in `dir`: one per directory, kept in it.
 fn tag_of(dir: &Path) -> Result<String> {
-    let file = dir.join(TAG_FILE);
+    let file = Layout::deploy_tag(dir);
     if let Ok(tag) = std::fs::read_to_string(&file) {
         if !tag.trim().is_empty() {
             return Ok(tag.trim().to_string());
@@ -199,7 +200,7 @@ fn tag_of(dir: &Path) -> Result<String> {
 /// running: for cleaning up after a run that was killed midway, before the
 /// release's own stop command removes what is not a process (containers).
 pub fn kill_leftovers(dir: &Path) -> usize {
-    let Ok(tag) = std::fs::read_to_string(dir.join(TAG_FILE)) else {
+    let Ok(tag) = std::fs::read_to_string(Layout::deploy_tag(dir)) else {
         return 0;
     };
     let needle = format!("{TAG_VAR}={}", tag.trim());

@@ -327,13 +327,41 @@ pub struct ObjectInfo {
 
 /// Every object under `prefix` (all pages).
 pub fn list(url: &S3Url) -> Result<Vec<ObjectInfo>> {
+    list_under(url, &url.key, None)
+}
+
+/// The objects directly in the folder `url` (all pages), each named by
+/// what follows the folder's `/`: `s3://b/p/shop` holds `p/shop/x.zip`,
+/// never `p/shop-staging/y.zip` (a prefix matched as text) nor
+/// `p/shop/archive/z.zip` (a subfolder).
+pub fn list_folder(url: &S3Url) -> Result<Vec<ObjectInfo>> {
+    let folder = match url.key.as_str() {
+        "" => String::new(),
+        k if k.ends_with('/') => k.to_string(),
+        k => format!("{k}/"),
+    };
+    let objects = list_under(url, &folder, Some("/"))?;
+    Ok(objects
+        .into_iter()
+        .filter_map(|o| {
+            let name = o.key.strip_prefix(&folder)?;
+            (!name.is_empty() && !name.contains('/')).then(|| ObjectInfo {
+                key: name.to_string(),
+                last_modified: o.last_modified,
+            })
+        })
+        .collect())
+}
+
+fn list_under(url: &S3Url, prefix: &str, delimiter: Option<&str>) -> Result<Vec<ObjectInfo>> {
     let client = client();
     block_on(async {
         let mut objects = Vec::new();
         let mut pages = client
             .list_objects_v2()
             .bucket(&url.bucket)
-            .prefix(&url.key)
+            .prefix(prefix)
+            .set_delimiter(delimiter.map(str::to_string))
             .into_paginator()
             .send();
         while let Some(page) = pages.next().await {

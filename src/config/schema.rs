@@ -238,12 +238,17 @@ pub struct DeployHealthCheck {
     pub timeout_seconds: TimeoutSeconds,
 }
 
-/// A whole number of seconds, at least 1.
+/// A whole number of seconds, at least 1 and at most
+/// [`TimeoutSeconds::MAX`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(try_from = "i64", into = "u64")]
 pub struct TimeoutSeconds(u64);
 
 impl TimeoutSeconds {
+    /// An hour: a deploy that needs longer to answer is stuck, and a
+    /// bound here keeps every deadline computed from it representable.
+    pub const MAX: u64 = 3600;
+
     pub fn get(self) -> u64 {
         self.0
     }
@@ -253,10 +258,11 @@ impl TryFrom<i64> for TimeoutSeconds {
     type Error = anyhow::Error;
     fn try_from(n: i64) -> anyhow::Result<TimeoutSeconds> {
         match u64::try_from(n) {
-            Ok(n) if n >= 1 => Ok(TimeoutSeconds(n)),
-            _ => {
-                bail!("invalid timeoutSeconds {n}: expected a whole number of seconds, at least 1")
-            }
+            Ok(n) if (1..=TimeoutSeconds::MAX).contains(&n) => Ok(TimeoutSeconds(n)),
+            _ => bail!(
+                "invalid timeoutSeconds {n}: expected a whole number of seconds from 1 to {} (an hour)",
+                TimeoutSeconds::MAX
+            ),
         }
     }
 }
@@ -720,11 +726,18 @@ mod tests {
             read(serde_json::json!({"c": {"just": {"path": "/up", "timeoutSeconds": 3}}})).unwrap(),
             Some(up(3))
         );
+        assert_eq!(
+            read(serde_json::json!({"c": {"path": "/up", "timeoutSeconds": 3600}})).unwrap(),
+            Some(up(3600))
+        );
         for bad in [
             serde_json::json!({"c": {"path": "up"}}),
             serde_json::json!({"c": {"path": "/up", "timeoutSeconds": 0}}),
             serde_json::json!({"c": {"path": "/up", "timeoutSeconds": -1}}),
             serde_json::json!({"c": {"path": "/up", "timeoutSeconds": 1.5}}),
+            serde_json::json!({"c": {"path": "/up", "timeoutSeconds": 3601}}),
+            serde_json::json!({"c": {"path": "/up", "timeoutSeconds": i64::MAX}}),
+            serde_json::json!({"c": {"path": "/up", "timeoutSeconds": u64::MAX}}),
             serde_json::json!({"c": "just"}),
         ] {
             assert!(read(bad.clone()).is_err(), "{bad}");

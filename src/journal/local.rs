@@ -1,9 +1,8 @@
 //! The journal on this machine: `<deploysDir>/frontend-proxy/lock.json`
 //! and `history.jsonl`, one JSON event per line.
 
-use std::collections::VecDeque;
-use std::io::{BufRead, BufReader, Read, Write};
-use std::os::unix::fs::OpenOptionsExt;
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
@@ -54,28 +53,36 @@ impl Journal for LocalJournal {
     /// One write of one whole line, in append mode, under an exclusive
     /// lock on the file itself: concurrent runs never interleave their
     /// lines, and a run recording its change never waits for another
-    /// run's deploy.
+    /// run's deploy. A last line left unterminated (a crash or a full disk
+    /// mid-append) is ended first, so the new event is never glued onto it.
     fn append(&self, event: &Event) -> Result<()> {
         let path = self.history_file();
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir)
                 .with_context(|| format!("cannot create {}", dir.display()))?;
         }
-        let mut line = serde_json::to_vec(event)?;
-        line.push(b'\n');
         let mut file = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
+            .read(true)
             .mode(0o644)
             .open(&path)
             .with_context(|| format!("cannot open {}", path.display()))?;
         file.lock()
             .with_context(|| format!("cannot lock {}", path.display()))?;
+        let mut line = Vec::new();
+        if !ends_a_line(&file).with_context(|| format!("cannot read {}", path.display()))? {
+            line.push(b'\n');
+        }
+        serde_json::to_writer(&mut line, event)?;
+        line.push(b'\n');
         file.write_all(&line)
             .and_then(|()| file.sync_data())
             .with_context(|| format!("cannot write {}", path.display()))
     }
 
+    /// Reads from the end: only the lines needed for `limit` readable
+    /// events are read and parsed, however long the history.
     fn recent(&self, limit: usize) -> Result<Vec<Event>> {
         let path = self.history_file();
         let file = match std::fs::File::open(&path) {
@@ -84,62 +91,80 @@ impl Journal for LocalJournal {
             Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
         };
         let name = path.display().to_string();
-        let mut reader = BufReader::new(file);
-        let mut last: VecDeque<(usize, Vec<u8>)> = VecDeque::new();
-        let mut number = 0;
-        loop {
-            number += 1;
-            let mut line = Vec::new();
-            let read = (&mut reader)
-                .take(MAX_LINE_BYTES + 1)
-                .read_until(b'\n', &mut line)
-                .with_context(|| format!("cannot read {name}"))?;
-            if read == 0 {
+        let lines =
+            line_spans(BufReader::new(&file)).with_context(|| format!("cannot read {name}"))?;
+        let mut events = Vec::new();
+        for (i, &(start, len)) in lines.iter().enumerate().rev() {
+            if events.len() >= limit {
                 break;
             }
-            if line.len() as u64 > MAX_LINE_BYTES {
+            let number = i + 1;
+            if len > MAX_LINE_BYTES {
                 crate::log::warn(&format!(
                     "{name} line {number}: longer than {MAX_LINE_BYTES} bytes; skipped"
                 ));
-                skip_line(&mut reader).with_context(|| format!("cannot read {name}"))?;
                 continue;
             }
+            let mut line = vec![0; usize::try_from(len).unwrap_or(0)];
+            file.read_exact_at(&mut line, start)
+                .with_context(|| format!("cannot read {name}"))?;
             if line.iter().all(u8::is_ascii_whitespace) {
                 continue;
             }
-            last.push_back((number, line));
-            if last.len() > limit {
-                last.pop_front();
+            match parse_event(&line, &format!("{name} line {number}")) {
+                Ok(event) => events.push(event),
+                Err(e) => crate::log::warn(&format!("{e:#}; skipped")),
             }
         }
-        Ok(last
-            .into_iter()
-            .rev()
-            .filter_map(|(number, line)| {
-                parse_event(&line, &format!("{name} line {number}"))
-                    .map_err(|e| crate::log::warn(&format!("{e:#}; skipped")))
-                    .ok()
-            })
-            .collect())
+        Ok(events)
     }
 }
 
-/// Consumes the rest of an over-long line.
-fn skip_line(reader: &mut impl BufRead) -> std::io::Result<()> {
+/// Whether `file` is empty or ends with a line break.
+fn ends_a_line(file: &std::fs::File) -> std::io::Result<bool> {
+    let len = file.metadata()?.len();
+    if len == 0 {
+        return Ok(true);
+    }
+    let mut last = [0u8];
+    file.read_exact_at(&mut last, len - 1)?;
+    Ok(last[0] == b'\n')
+}
+
+/// Where each line of `reader` starts and how long it is (without its line
+/// break), in one pass that keeps no line in memory.
+fn line_spans(mut reader: impl BufRead) -> std::io::Result<Vec<(u64, u64)>> {
+    let mut spans = Vec::new();
+    let (mut start, mut at) = (0u64, 0u64);
     loop {
         let buf = reader.fill_buf()?;
         if buf.is_empty() {
-            return Ok(());
+            break;
         }
-        match buf.iter().position(|&b| b == b'\n') {
-            Some(i) => {
-                reader.consume(i + 1);
-                return Ok(());
-            }
-            None => {
-                let n = buf.len();
-                reader.consume(n);
-            }
+        let n = buf.len();
+        for (i, _) in buf.iter().enumerate().filter(|(_, b)| **b == b'\n') {
+            let end = at + i as u64;
+            spans.push((start, end - start));
+            start = end + 1;
         }
+        at += n as u64;
+        reader.consume(n);
+    }
+    if at > start {
+        spans.push((start, at - start));
+    }
+    Ok(spans)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn line_spans_cover_every_line_terminated_or_not() {
+        let spans = |text: &str| line_spans(text.as_bytes()).unwrap();
+        assert_eq!(spans(""), []);
+        assert_eq!(spans("a\n"), [(0, 1)]);
+        assert_eq!(spans("a\nbc\n\nd"), [(0, 1), (2, 2), (5, 0), (6, 1)]);
     }
 }

@@ -17,7 +17,8 @@ use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-use crate::config::{DeployMode, ToolConfig};
+use crate::config::{DeployMode, RemoteLocation, ToolConfig};
+use crate::output::one_line;
 use crate::target::Transition;
 
 /// The most a lock file may hold: it is a few short strings.
@@ -46,11 +47,16 @@ pub(crate) trait Journal {
 pub(crate) fn open(config: &ToolConfig) -> Box<dyn Journal> {
     match &config.deploy_mode {
         DeployMode::Proxy(proxy) => match &proxy.remote_state_s3 {
-            Some(location) => Box::new(remote::RemoteJournal::new(location)),
+            Some(location) => beside_master(location),
             None => Box::new(local::LocalJournal::new(config.layout())),
         },
         DeployMode::Noproxy => Box::new(local::LocalJournal::new(config.layout())),
     }
+}
+
+/// The journal of the remote state at `location`.
+pub(crate) fn beside_master(location: &RemoteLocation) -> Box<dyn Journal> {
+    Box::new(remote::RemoteJournal::new(location))
 }
 
 /// `lock.json`: who holds the deploy lock, since when, and why.
@@ -71,6 +77,7 @@ impl Lock {
             "{}@{} since {}: {}",
             self.user, self.host, self.time, self.message
         ))
+        .into_owned()
     }
 }
 
@@ -114,6 +121,7 @@ impl Event {
                 .join(" "),
             summary::summary(&self.before, &self.after)
         ))
+        .into_owned()
     }
 }
 
@@ -147,7 +155,10 @@ fn read_lock(journal: &dyn Journal) -> Result<Option<Lock>> {
     crate::proxy::state::parse_object(&bytes, &location, "deploy lock").map(Some)
 }
 
-/// Refuses a deploy command while the lock is held.
+/// Refuses a deploy command while the lock is held. A command checks when
+/// it begins, and again right before it changes anything (once it holds
+/// this machine's lock, or before each write of the master), so a command
+/// that was waiting when the lock was taken is refused too.
 pub(crate) fn check_unlocked(journal: &dyn Journal) -> Result<()> {
     match current_lock(journal)? {
         None => Ok(()),
@@ -250,21 +261,6 @@ fn whoami() -> (String, String) {
 
 fn now_seconds() -> String {
     humantime::format_rfc3339_seconds(SystemTime::now()).to_string()
-}
-
-/// `text` with control characters escaped, so a hostile file cannot break
-/// a line apart.
-fn one_line(text: &str) -> String {
-    text.chars()
-        .flat_map(|c| {
-            let escaped: Vec<char> = if c.is_control() {
-                c.escape_default().collect()
-            } else {
-                vec![c]
-            };
-            escaped
-        })
-        .collect()
 }
 
 #[cfg(test)]

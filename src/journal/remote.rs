@@ -49,21 +49,25 @@ impl Journal for RemoteJournal {
         self.store.put_file(&event_name(&event.host), &bytes)
     }
 
+    /// Newest first, a batch at a time, until `limit` readable events:
+    /// an unreadable object is skipped, not counted.
     fn recent(&self, limit: usize) -> Result<Vec<Event>> {
         let names = self.store.list_files(HISTORY)?;
-        let newest: Vec<String> = names.into_iter().rev().take(limit).collect();
-        let read = self.store.read_files(&newest);
         let mut events = Vec::new();
-        for (name, bytes) in newest.iter().zip(read) {
-            let location = self.store.locate(name);
-            match bytes {
-                Ok(Some(bytes)) => match parse_event(&bytes, &location) {
-                    Ok(event) => events.push(event),
+        let mut newest = names.iter().rev().cloned().peekable();
+        while events.len() < limit && newest.peek().is_some() {
+            let batch: Vec<String> = newest.by_ref().take(limit - events.len()).collect();
+            for (name, bytes) in batch.iter().zip(self.store.read_files(&batch)) {
+                let location = self.store.locate(name);
+                match bytes {
+                    Ok(Some(bytes)) => match parse_event(&bytes, &location) {
+                        Ok(event) => events.push(event),
+                        Err(e) => crate::log::warn(&format!("{e:#}; skipped")),
+                    },
+                    // Removed between the listing and the read.
+                    Ok(None) => {}
                     Err(e) => crate::log::warn(&format!("{e:#}; skipped")),
-                },
-                // Removed between the listing and the read.
-                Ok(None) => {}
-                Err(e) => crate::log::warn(&format!("{e:#}; skipped")),
+                }
             }
         }
         Ok(events)

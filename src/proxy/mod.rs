@@ -25,7 +25,7 @@ use crate::layout::Layout;
 use crate::names::{DeployLabel, ReleaseName};
 use crate::store::ReleaseStore;
 use crate::target::{Target, Transition};
-use crate::{health, log};
+use crate::{health, journal, log};
 
 use executor::Executor;
 use state::State;
@@ -336,6 +336,7 @@ impl StateBackend for Machine<'_> {
 
     fn apply(&self, change: &Change) -> Result<Transition> {
         let _lock = self.layout.lock()?;
+        journal::check_unlocked(journal::open(self.config).as_ref())?;
         let mut current = self.local_state()?;
         let before = current.clone();
         let target = change.apply_to(&current, self.proxy)?;
@@ -373,7 +374,7 @@ impl StateBackend for Machine<'_> {
             if !health.is_empty() {
                 out["health"] = health.into();
             }
-            crate::output::line(&out.to_string())?;
+            crate::output::json(&out)?;
         } else {
             crate::output::print(&status::master_text(self.proxy, &state, &health))?;
         }

@@ -28,6 +28,7 @@ use anyhow::{anyhow, bail, Context, Result};
 use zip::result::ZipError;
 use zip::ZipArchive;
 
+use crate::names::RESERVED_PREFIX;
 use crate::progress::Progress;
 
 // The zip format stores the Unix `st_mode` layout whatever the host is, so
@@ -452,6 +453,15 @@ impl Extractor<'_> {
         )
     }
 
+    /// A release cannot write c2's own files in the deploy directory (the
+    /// process tag, the marker): say so, and where to look.
+    fn reserved(&self, name: &str) -> anyhow::Error {
+        anyhow!(
+            "release {}: entry '{name}' is named like c2's own files ({RESERVED_PREFIX}… at the top of a deploy directory): remove it from the release (was a deploy directory copied into the build?)",
+            self.zip.display()
+        )
+    }
+
     fn link_outside(&self, name: &str, target: &Path) -> anyhow::Error {
         anyhow!(
             "release {}: symlink entry '{}' -> '{}' would point outside {}",
@@ -522,6 +532,12 @@ impl Extractor<'_> {
         data: &mut dyn Read,
     ) -> Result<Option<(PathBuf, u32)>> {
         let rel = normalize(name).ok_or_else(|| self.outside(name))?;
+        if rel
+            .first()
+            .is_some_and(|top| top.starts_with(RESERVED_PREFIX))
+        {
+            return Err(self.reserved(name));
+        }
         let kind = mode.map(|m| m & S_IFMT);
         if kind == Some(S_IFLNK) {
             self.record_link(name, &rel, data)?;
@@ -942,6 +958,25 @@ mod tests {
         assert_eq!(mode_of(&f.todir.join("ro/data")), 0o444);
         // Let the temp dir be cleaned up.
         fs::set_permissions(f.todir.join("ro"), Permissions::from_mode(0o755)).unwrap();
+    }
+
+    #[test]
+    fn c2s_own_names_at_the_top_are_refused_in_every_spelling() {
+        for entry in [
+            E::File(".c2-tag", b"1234-5678", 0o644),
+            E::File("./.c2-deploy", b"c2 proxy\n", 0o644),
+            E::File("x/../.c2-release", b"other.zip\n", 0o644),
+            E::Link(".c2-tag", "elsewhere"),
+            E::Dir(".c2-tag/", 0o755),
+        ] {
+            let f = fixture(&[E::File("release.json", b"{}", 0o644), entry]);
+            let msg = err_text(f.run());
+            assert!(msg.contains("is named like c2's own files"), "{msg}");
+            assert!(!f.todir.join(".c2-tag").exists());
+        }
+        // Deeper down, the name is the release's own business.
+        let f = fixture(&[E::File("docs/.c2-tag", b"x", 0o644)]);
+        assert_eq!(f.run().unwrap(), 1);
     }
 
     #[test]

@@ -52,13 +52,11 @@ impl<'a> Fleet<'a> {
     /// an empty fleet must not pass a pipeline silently.
     pub(crate) fn live(&self, min: usize) -> Result<Vec<SlaveEntry>> {
         let now = SystemTime::now();
-        let (live, silent): (Vec<SlaveEntry>, Vec<SlaveEntry>) =
-            self.remote.slaves()?.into_iter().partition(|s| {
-                s.last_modified
-                    .and_then(|t| now.duration_since(t).ok())
-                    .is_some_and(|age| age < FLUSH_AGE)
-                    || s.last_modified.is_some_and(|t| t > now)
-            });
+        let (live, silent): (Vec<SlaveEntry>, Vec<SlaveEntry>) = self
+            .remote
+            .slaves()?
+            .into_iter()
+            .partition(|s| s.age(now).is_some_and(|age| age < FLUSH_AGE));
         if !silent.is_empty() {
             let names: Vec<&str> = silent.iter().map(|s| s.label.as_str()).collect();
             crate::log::warn(&format!(

@@ -8,6 +8,7 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 
 use crate::config::{ProxyModeConfig, RemoteLocation};
+use crate::journal::{self, Journal};
 use crate::log;
 use crate::names::{DeployLabel, ReleaseName};
 use crate::proxy::state::{self, State};
@@ -23,6 +24,7 @@ const MAX_ATTEMPTS: u32 = 100;
 /// Remote state seen from a command: changes go to the master only.
 pub(crate) struct Master<'a> {
     remote: Box<dyn RemoteStore>,
+    journal: Box<dyn Journal>,
     proxy: &'a ProxyModeConfig,
     releases: &'a dyn ReleaseStore,
 }
@@ -35,6 +37,7 @@ impl<'a> Master<'a> {
     ) -> Result<Master<'a>> {
         Ok(Master {
             remote: store::open(location),
+            journal: journal::beside_master(location),
             proxy,
             releases,
         })
@@ -109,6 +112,9 @@ impl StateBackend for Master<'_> {
                         log::info("Nothing to change");
                         return proxy::transition(&state, &next);
                     }
+                    // As late as the store allows: a lock taken since the
+                    // command began stops it here.
+                    journal::check_unlocked(self.journal.as_ref())?;
                     if remote.write_master(&next, &version)? {
                         log::info("Master state updated");
                         if let Change::Start { release, label } = change {

@@ -2,14 +2,14 @@
 
 use std::time::{Duration, SystemTime};
 
-use anyhow::Result;
+use anyhow::{bail, Result};
 use serde_json::{json, Value};
 
 use crate::config::ProxyModeConfig;
-use crate::names::SlaveLabel;
+use crate::log;
+use crate::output::{self, one_line};
 use crate::proxy::state::State;
 use crate::proxy::status::{heading, master_text, ports_json, state_text};
-use crate::{log, output};
 
 use super::store::{RemoteStore, SlaveEntry, SlaveStatus};
 
@@ -43,8 +43,7 @@ pub fn print(
         if show_slaves {
             out["slaves"] = Value::Array(slaves.iter().map(|s| slave_json(s, &master)).collect());
         }
-        output::line(&out.to_string())?;
-        return Ok(());
+        return output::json(&out);
     }
     let mut text = master_text(proxy, &master, &Default::default());
     if show_slaves {
@@ -78,14 +77,15 @@ fn slave_json(s: &SlaveEntry, master: &State) -> Value {
 }
 
 fn slave_text(s: &SlaveEntry, master: &State, proxy: &ProxyModeConfig) -> String {
-    let mut out = format!("Slave: {}\n", s.label);
+    // Every field is the slave's word: one line each, whatever it holds.
+    let mut out = format!("Slave: {}\n", one_line(&s.label));
     match &s.report {
         Ok(r) => {
-            out += &format!("Slave IP: {}\n", r.ip_address);
-            out += &format!("Slave Hostname: {}\n", r.host_name);
+            out += &format!("Slave IP: {}\n", one_line(&r.ip_address));
+            out += &format!("Slave Hostname: {}\n", one_line(&r.host_name));
             out += &match &r.status {
                 SlaveStatus::Ok => "Status: OK\n".to_string(),
-                SlaveStatus::Error(e) => format!("Status: Error ({e})\n"),
+                SlaveStatus::Error(e) => format!("Status: Error ({})\n", one_line(e)),
             };
             out += &format!("Updated: {}\n", time_text(s.last_modified));
             let sync = if r.state == *master { "yes" } else { "no" };
@@ -93,7 +93,7 @@ fn slave_text(s: &SlaveEntry, master: &State, proxy: &ProxyModeConfig) -> String
             out += &state_text(proxy, &r.state);
         }
         Err(e) => {
-            out += &format!("Status: Error (unreadable report: {e})\n");
+            out += &format!("Status: Error (unreadable report: {})\n", one_line(e));
             out += &format!("Updated: {}\n", time_text(s.last_modified));
             out += "In sync with master: no\n";
         }
@@ -101,22 +101,28 @@ fn slave_text(s: &SlaveEntry, master: &State, proxy: &ProxyModeConfig) -> String
     out
 }
 
-/// `slave-flush`: deletes slave reports not updated for `older_than`.
+/// `slave-flush`: deletes slave reports not updated for `older_than`. One
+/// report that cannot be deleted does not keep the others: each failure
+/// is warned, and the command fails at its end naming them.
 pub fn flush(remote: &dyn RemoteStore, older_than: Duration) -> Result<()> {
     let now = SystemTime::now();
+    let mut failed = Vec::new();
     for s in remote.slaves()? {
-        let stale = s
-            .last_modified
-            .and_then(|t| now.duration_since(t).ok())
-            .is_some_and(|age| age > older_than);
-        if stale {
-            log::info(&format!(
-                "Flushing slave {} (last updated {})",
-                s.label,
-                time_text(s.last_modified)
-            ));
-            remote.delete_slave(&SlaveLabel::parse(&s.label)?)?;
+        if s.age(now).is_none_or(|age| age <= older_than) {
+            continue;
         }
+        log::info(&format!(
+            "Flushing slave {} (last updated {})",
+            s.label,
+            time_text(s.last_modified)
+        ));
+        if let Err(e) = remote.delete_slave(&s) {
+            log::warn(&format!("cannot flush slave {}: {e:#}", s.label));
+            failed.push(format!("{}: {e:#}", s.label));
+        }
+    }
+    if !failed.is_empty() {
+        bail!("could not flush {}", failed.join("; "));
     }
     Ok(())
 }

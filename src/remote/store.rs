@@ -8,7 +8,7 @@
 
 use std::hash::{Hash, Hasher};
 use std::path::PathBuf;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
@@ -45,12 +45,24 @@ pub enum SlaveStatus {
     Error(String),
 }
 
-/// A slave report as listed, with when it was written.
+/// A slave report as listed, with when it was written. `label` is the
+/// name the listing found, one path component, whether or not it is a
+/// valid slave label (a hand-made `slaves/a b/` is listed and flushed too).
 #[derive(Debug, Clone)]
 pub struct SlaveEntry {
     pub label: String,
     pub last_modified: Option<SystemTime>,
     pub report: Result<SlaveReport, String>,
+}
+
+impl SlaveEntry {
+    /// How long ago the report was written. A date in the future (a clock
+    /// far off, a hand-made file) counts as just as far off, so such a
+    /// report is neither live forever nor never flushed.
+    pub fn age(&self, now: SystemTime) -> Option<Duration> {
+        let t = self.last_modified?;
+        Some(now.duration_since(t).unwrap_or_else(|e| e.duration()))
+    }
 }
 
 pub(crate) trait RemoteStore {
@@ -67,7 +79,8 @@ pub(crate) trait RemoteStore {
     fn slave(&self, label: &SlaveLabel) -> Result<Option<SlaveEntry>>;
     fn write_slave(&self, label: &SlaveLabel, report: &SlaveReport) -> Result<()>;
     fn slaves(&self) -> Result<Vec<SlaveEntry>>;
-    fn delete_slave(&self, label: &SlaveLabel) -> Result<()>;
+    /// Deletes the report `slaves` listed as `entry`.
+    fn delete_slave(&self, entry: &SlaveEntry) -> Result<()>;
 
     // Other files under the base, by a name c2 chooses (`lock.json`,
     // `history/<event>.json`).
@@ -216,8 +229,12 @@ impl RemoteStore for S3Remote {
         Ok(out)
     }
 
-    fn delete_slave(&self, label: &SlaveLabel) -> Result<()> {
-        s3::delete(&self.slave_url(label))
+    fn delete_slave(&self, entry: &SlaveEntry) -> Result<()> {
+        s3::delete(
+            &self
+                .base
+                .join(&format!("slaves/{}/state.json", entry.label)),
+        )
     }
 
     fn locate(&self, name: &str) -> String {
@@ -241,13 +258,9 @@ impl RemoteStore for S3Remote {
     }
 
     fn list_files(&self, dir: &str) -> Result<Vec<String>> {
-        let prefix = self.base.join(&format!("{dir}/"));
-        let mut names: Vec<String> = s3::list(&prefix)?
+        let mut names: Vec<String> = s3::list_folder(&self.base.join(dir))?
             .into_iter()
-            .filter_map(|o| {
-                let rest = o.key.strip_prefix(&prefix.key)?;
-                (!rest.is_empty() && !rest.contains('/')).then(|| format!("{dir}/{rest}"))
-            })
+            .map(|o| format!("{dir}/{}", o.key))
             .collect();
         names.sort();
         Ok(names)
@@ -376,8 +389,8 @@ impl RemoteStore for DirRemote {
         Ok(out)
     }
 
-    fn delete_slave(&self, label: &SlaveLabel) -> Result<()> {
-        let dir = self.base.join("slaves").join(label.as_str());
+    fn delete_slave(&self, entry: &SlaveEntry) -> Result<()> {
+        let dir = self.base.join("slaves").join(&entry.label);
         std::fs::remove_dir_all(&dir).with_context(|| format!("cannot remove {}", dir.display()))
     }
 

@@ -34,16 +34,19 @@ impl LocalDirStore {
 }
 
 impl ReleaseStore for LocalDirStore {
-    fn list(&self) -> Result<Vec<String>> {
+    fn list(&self) -> Result<Vec<ReleaseName>> {
         let entries = std::fs::read_dir(&self.dir)
             .with_context(|| format!("cannot list release store {}", self.dir.display()))?;
-        let mut files: Vec<(SystemTime, String)> = Vec::new();
+        let mut files: Vec<(SystemTime, ReleaseName)> = Vec::new();
         for entry in entries {
             let entry = entry.with_context(|| format!("listing {}", self.dir.display()))?;
             let meta = entry.metadata()?;
+            let Ok(name) = ReleaseName::parse(&entry.file_name().to_string_lossy()) else {
+                continue;
+            };
             if meta.is_file() {
                 let mtime = meta.modified().unwrap_or(SystemTime::UNIX_EPOCH);
-                files.push((mtime, entry.file_name().to_string_lossy().to_string()));
+                files.push((mtime, name));
             }
         }
         // Newest first; ties by name so the order is stable.

@@ -26,8 +26,9 @@ use crate::names::ReleaseName;
 pub(crate) const SET_ASIDE: &str = ".c2-pruned";
 
 pub(crate) trait ReleaseStore {
-    /// Release names, most recent first.
-    fn list(&self) -> Result<Vec<String>>;
+    /// The releases, most recent first. A file whose name is not a
+    /// release name (c2's own `.c2-…` names among them) is not a release.
+    fn list(&self) -> Result<Vec<ReleaseName>>;
     fn exists(&self, release: &ReleaseName) -> Result<bool>;
     /// Copies the release zip to `dest`, streaming.
     fn download(&self, release: &ReleaseName, dest: &Path) -> Result<()>;

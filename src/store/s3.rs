@@ -37,10 +37,10 @@ impl S3Store {
 }
 
 impl ReleaseStore for S3Store {
-    fn list(&self) -> Result<Vec<String>> {
-        let aside = self.aside();
-        let mut objects = s3::list(&self.prefix)?;
-        objects.retain(|o| !o.key.starts_with(&aside.key));
+    /// The objects directly in the store's folder (not in subfolders such
+    /// as the set-aside place).
+    fn list(&self) -> Result<Vec<ReleaseName>> {
+        let mut objects = s3::list_folder(&self.prefix)?;
         objects.sort_by(|a, b| {
             let ta = a.last_modified.unwrap_or(SystemTime::UNIX_EPOCH);
             let tb = b.last_modified.unwrap_or(SystemTime::UNIX_EPOCH);
@@ -48,8 +48,7 @@ impl ReleaseStore for S3Store {
         });
         Ok(objects
             .into_iter()
-            .filter_map(|o| o.key.rsplit('/').next().map(str::to_string))
-            .filter(|name| !name.is_empty())
+            .filter_map(|o| ReleaseName::parse(&o.key).ok())
             .collect())
     }
 
@@ -83,10 +82,9 @@ impl ReleaseStore for S3Store {
     }
 
     fn set_aside_list(&self) -> Result<Vec<String>> {
-        let mut names: Vec<String> = s3::list(&self.aside())?
+        let mut names: Vec<String> = s3::list_folder(&self.aside())?
             .into_iter()
-            .filter_map(|o| o.key.rsplit('/').next().map(str::to_string))
-            .filter(|name| !name.is_empty())
+            .map(|o| o.key)
             .collect();
         names.sort();
         Ok(names)

@@ -290,6 +290,11 @@ fn bad_health_checks_are_one_line_errors_that_change_nothing() {
             json!({"path": "/up", "timeoutSeconds": -3}),
             "invalid timeoutSeconds -3",
         ),
+        // Once accepted, and a panic after the start command had run.
+        (
+            json!({"path": "/up", "timeoutSeconds": i64::MAX}),
+            "invalid timeoutSeconds 9223372036854775807: expected a whole number of seconds from 1 to 3600 (an hour)",
+        ),
     ] {
         // In the config.
         let mut env = proxy_env();
@@ -347,6 +352,131 @@ fn a_slave_reports_a_failed_health_gate() {
     assert!(!slave.exists("deploys/bad"));
     assert_eq!(servers_of(&slave, "bad"), 0);
     assert!(!Path::new(&slave.path("deploys/bad")).exists());
+}
+
+/// A release.json with an absurd time-out is an error of that round on a
+/// slave, never a panic: the slave goes on following the master.
+#[test]
+fn a_slave_given_an_absurd_health_time_out_reports_it_and_keeps_following() {
+    let mut master = proxy_env();
+    let shared = master.path("shared").to_string_lossy().to_string();
+    master.remote(&shared);
+    master
+        .http_release("forever.zip")
+        .set(
+            "healthCheck",
+            json!({"path": "/up", "timeoutSeconds": i64::MAX}),
+        )
+        .publish();
+    master.c2(&["start", "forever.zip"]).ok();
+    let slave = master.slave("web1");
+    let out = slave
+        .c2(&["slave-update"])
+        .fails_with("invalid timeoutSeconds 9223372036854775807");
+    assert!(!out.stderr.contains("panicked"), "{out}");
+    assert!(!slave.exists("deploys/forever"));
+    assert_eq!(servers_of(&slave, "forever"), 0);
+
+    master.c2(&["stop", "forever"]).ok();
+    slave.c2(&["slave-update"]).ok();
+    let report = master.slave_report("web1").unwrap();
+    assert_eq!(report["state"]["status"], json!("ok"), "{report}");
+
+    // A wait too long for a clock is refused before the master is touched.
+    let before = master.read("shared/master/state.json");
+    let out = master
+        .c2(&[
+            "start",
+            "forever.zip",
+            "--await-slaves",
+            "--timeout",
+            "500000000000y",
+        ])
+        .output();
+    assert_eq!(out.code, Some(2), "{out}");
+    assert!(
+        out.stderr
+            .contains("'500000000000y' is longer than 1day, the longest allowed"),
+        "{out}"
+    );
+    assert_eq!(master.read("shared/master/state.json"), before);
+}
+
+/// What a deploy answers, or a slave reports, is shown escaped: terminal
+/// codes in a status line cannot recolour or clear the operator's screen.
+#[test]
+fn strings_from_deploys_and_slaves_reach_the_terminal_escaped() {
+    let mut env = proxy_env();
+    env.proxy_set(
+        "deployHealthCheck",
+        json!({"path": "/up", "timeoutSeconds": 1}),
+    );
+    let hostile = "\u{1b}[31mRED\u{1b}[2J\u{7}";
+    env.http_release("red.zip")
+        .file("up", "500 down")
+        .file("up-reason", hostile)
+        .publish();
+    let out = env.c2(&["start", "red.zip"]).output();
+    assert!(!out.stderr.contains('\u{1b}'), "{:?}", out.stderr);
+    assert_eq!(
+        out.error_line(),
+        "c2: error: deploy red: health check /up failed after 1 s: 500 \\u{1b}[31mRED\\u{1b}[2J\\u{7}: \"down\""
+    );
+
+    env.http_release("blue.zip").publish();
+    env.c2(&["start", "blue.zip"]).ok();
+    std::fs::write(env.path("deploys/blue/up"), "500 down").unwrap();
+    std::fs::write(env.path("deploys/blue/up-reason"), hostile).unwrap();
+    let text = env.c2(&["status"]).ok().stdout;
+    assert!(
+        !text.contains('\u{1b}') && !text.contains('\u{7}'),
+        "{text:?}"
+    );
+    assert!(text.contains("unhealthy: 500 \\u{1b}[31mRED"), "{text}");
+    let json_text = env.c2(&["status", "--json-output"]).ok().stdout;
+    let parsed: Value = serde_json::from_str(&json_text).unwrap();
+    assert_eq!(
+        parsed["health"]["blue"],
+        "unhealthy: 500 \\u{1b}[31mRED\\u{1b}[2J\\u{7}: \"down\""
+    );
+
+    // A report with terminal codes and line breaks in every field.
+    let mut master = proxy_env();
+    let shared = master.path("shared").to_string_lossy().to_string();
+    master.remote(&shared);
+    common::write_file(
+        &master.path("shared/slaves/web1/state.json"),
+        &json!({
+            "status": {"error": format!("bad\n{hostile}")},
+            "ipAddress": format!("10.0.0.1{hostile}"),
+            "hostName": "web\u{9b}2J\rweb9",
+            "state": {},
+        })
+        .to_string(),
+    );
+    let text = master.c2(&["status", "--show-slaves"]).ok().stdout;
+    assert!(
+        !text.contains(['\u{1b}', '\u{9b}', '\r', '\u{7}']),
+        "{text:?}"
+    );
+    assert!(
+        text.contains("Slave Hostname: web\\u{9b}2J\\rweb9\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("Status: Error (bad\\n\\u{1b}[31mRED"),
+        "{text}"
+    );
+    let json_text = master
+        .c2(&["status", "--show-slaves", "--json-output"])
+        .ok()
+        .stdout;
+    assert!(!json_text.contains('\u{9b}'), "{json_text:?}");
+    let parsed: Value = serde_json::from_str(&json_text).unwrap();
+    assert_eq!(
+        parsed["slaves"][0]["state"]["hostName"], "web\u{9b}2J\rweb9",
+        "JSON keeps the value, escaped"
+    );
 }
 
 #[test]

@@ -3,7 +3,10 @@
 //! mode (noproxy, proxy with local state, remote state in a directory and
 //! in S3 through moto).
 
-use crate::common::{Env, Moto, ReleaseBuilder};
+use std::process::{Child, Stdio};
+use std::time::Duration;
+
+use crate::common::{gate::Gate, wait_until, Env, Moto, ReleaseBuilder};
 use crate::remote::{self, Backend};
 use serde_json::{json, Value};
 
@@ -487,4 +490,164 @@ fn a_malformed_event_is_skipped_with_a_warning() {
         )),
         "{out}"
     );
+}
+
+/// A crash or a full disk in the middle of an append leaves a last line
+/// without its end: the next event starts a line of its own instead of
+/// being glued onto it, and `--limit N` counts only events it can read.
+#[test]
+fn a_torn_last_line_loses_no_later_event_and_limit_counts_readable_events() {
+    let env = Env::new();
+    env.release("app-1.zip").publish();
+    env.release("app-2.zip").publish();
+    env.c2(&["start", "app-1.zip"]).ok();
+    let file = env.path("deploys/frontend-proxy/history.jsonl");
+    let mut torn = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&file)
+        .unwrap();
+    std::io::Write::write_all(&mut torn, b"{\"time\": \"2026-12-").unwrap();
+    env.c2(&["start", "app-2.zip"]).ok();
+    let me = me();
+    assert_eq!(
+        history(&env, &[]),
+        [
+            format!("T {me} start app-2.zip (current: app-1 -> app-2)"),
+            format!("T {me} start app-1.zip (current: (none) -> app-1)"),
+        ]
+    );
+
+    // Unreadable lines after the newest event are not counted.
+    std::io::Write::write_all(&mut torn, b"garbage\n[]\n{\"time\": 1}\n").unwrap();
+    assert_eq!(
+        history(&env, &["--limit", "1"]),
+        [format!("T {me} start app-2.zip (current: app-1 -> app-2)")]
+    );
+
+    let master = remote::master_on(&Backend::Dir);
+    publish(&master, master.release("app-1.zip"));
+    master.c2(&["start", "app-1.zip"]).ok();
+    for i in 0..3 {
+        let bad = master.path(&format!(
+            "shared/history/9999-12-31T00:00:0{i}.000Z-x-0.json"
+        ));
+        std::fs::write(&bad, "[]").unwrap();
+    }
+    assert_eq!(
+        history(&master, &["--limit", "1"]),
+        [format!(
+            "T {me} start app-1.zip (+app-1 (app-1.zip on {}))",
+            master.port_range().0
+        )]
+    );
+}
+
+/// A command spawned and left to run; its output once it ends.
+fn spawn(env: &Env, args: &[&str]) -> Child {
+    env.c2(args)
+        .cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+fn error_of(child: Child) -> (Option<i32>, String) {
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).to_string(),
+    )
+}
+
+/// The lock taken while a command waits for this machine (behind a slow
+/// start) still stops it: the check that counts is the one made once the
+/// command holds the machine, not the one made when it was typed.
+#[test]
+fn a_command_queued_behind_a_slow_start_is_refused_once_the_lock_is_taken() {
+    for mode in [Mode::Noproxy, Mode::Local] {
+        let env = mode.env();
+        publish(&env, env.release("app-1.zip"));
+        let go = env.path("go");
+        let waiting = env.path("slow-is-preparing");
+        publish(
+            &env,
+            env.release("slow.zip").set(
+                "prestartCommand",
+                json!(format!(
+                    "touch {}; while [ ! -e {} ]; do sleep 0.05; done",
+                    waiting.display(),
+                    go.display()
+                )),
+            ),
+        );
+        if mode == Mode::Local {
+            publish(&env, env.release("blue.zip"));
+            env.c2(&["start", "blue.zip"]).ok();
+        }
+        let slow = spawn(&env, &["start", "slow.zip"]);
+        wait_until(Duration::from_secs(30), "the slow prestart", || {
+            waiting.exists()
+        });
+        let queued = match mode {
+            Mode::Noproxy => spawn(&env, &["start", "app-1.zip"]),
+            _ => spawn(&env, &["connect", "main", "blue"]),
+        };
+        wait_until(
+            Duration::from_secs(30),
+            "the second command to wait for the machine",
+            || {
+                std::fs::read_to_string(env.path("log/c2.log"))
+                    .is_ok_and(|log| log.contains("Waiting for another c2 run to finish"))
+            },
+        );
+        env.c2(&["lock", "acquire", "-m", "incident 42"]).ok();
+        std::fs::write(&go, "").unwrap();
+        let (code, _) = error_of(slow);
+        assert_eq!(
+            code,
+            Some(0),
+            "{mode:?}: the slow start began before the lock"
+        );
+        let (code, stderr) = error_of(queued);
+        assert_eq!(code, Some(1), "{mode:?}: {stderr}");
+        assert!(
+            stderr.contains("c2: error: deploys are locked by") && stderr.contains("incident 42"),
+            "{mode:?}: {stderr}"
+        );
+        match mode {
+            Mode::Noproxy => assert_eq!(env.current().as_deref(), Some("slow")),
+            _ => assert_eq!(env.state()["connections"], json!({})),
+        }
+        env.c2(&["lock", "release"]).ok();
+    }
+}
+
+/// With remote state the master is checked for the lock right before it is
+/// written: a start held up on the release store (here, its S3 request held
+/// at a gate) while someone locks deploys does not write the master.
+#[test]
+fn a_master_change_held_up_before_its_write_is_refused_once_the_lock_is_taken() {
+    let moto = Moto::shared();
+    let mut master = remote::master_on(&Backend::Dir);
+    let bucket = Moto::unique_bucket("lockrace");
+    master.use_s3(moto, &bucket, "releases");
+    master
+        .release("app-1.zip")
+        .publish_s3(moto, &bucket, "releases");
+    let gate = Gate::start(moto.port, 0);
+    let mut held = master.slave("master");
+    held.env("S3_ENDPOINT", &format!("http://127.0.0.1:{}", gate.port));
+    let start = spawn(&held, &["start", "app-1.zip"]);
+    wait_until(
+        Duration::from_secs(30),
+        "the start to ask the release store",
+        || gate.connections() >= 1,
+    );
+    master.c2(&["lock", "acquire", "-m", "incident 43"]).ok();
+    gate.open();
+    let (code, stderr) = error_of(start);
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(stderr.contains("deploys are locked by"), "{stderr}");
+    assert_eq!(master.status_json()["master"]["deploys"], json!({}));
 }

@@ -224,3 +224,33 @@ fn a_daemon_left_by_a_start_command_keeps_writing_to_c2s_reader_after_c2_exits()
     assert!(seen, "the daemon's line never reached c2's reader");
     assert!(alive, "the daemon died after writing its line");
 }
+
+/// `prune` sets releases aside before it deletes them: stdout closing
+/// before its first line must not leave them there, hidden from every
+/// start yet not deleted.
+#[test]
+fn prune_finishes_when_its_reader_is_gone_before_the_first_line() {
+    let env = Env::new();
+    let names: Vec<String> = (0..5).map(|i| format!("r{i}.zip")).collect();
+    for name in &names {
+        env.release(name).publish();
+    }
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let mut run = env.c2(&["prune", "--keep", "0"]);
+    let out = run
+        .cmd
+        .stdout(writer)
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+        .wait_with_output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "stderr: {stderr}");
+    assert_eq!(stderr, "", "a closed stdout is no error");
+    assert_eq!(
+        crate::publish::everything_in(&env, crate::publish::Store::Dir),
+        Vec::<String>::new()
+    );
+}

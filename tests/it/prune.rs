@@ -235,3 +235,42 @@ fn a_start_racing_a_prune_with_remote_state_keeps_its_release_or_fails_cleanly()
         );
     }
 }
+
+/// The store is a folder: `s3://b/p/shop` holds `p/shop/<name>` and
+/// nothing else. Neighbours that share the prefix as text
+/// (`p/shop-staging/`) and subfolders (`p/shop/archive/`) are neither
+/// listed nor counted nor deleted, even when they are newer.
+#[test]
+fn an_s3_prune_touches_only_the_direct_children_of_the_store() {
+    let moto = Moto::shared();
+    let bucket = Moto::unique_bucket("folder");
+    let mut env = Env::new();
+    env.use_s3(moto, &bucket, "p/shop");
+    publish_aged(
+        &env,
+        Store::S3(moto),
+        &["shop-1.0.zip", "shop-1.1.zip", "shop-1.2.zip"],
+    );
+    let foreign = ["p/shop-staging/canary-7.zip", "p/shop/archive/shop-0.9.zip"];
+    for key in foreign {
+        moto.put(&bucket, key, &env.release("x.zip").zip_bytes());
+    }
+
+    assert_eq!(
+        env.c2(&["list-releases"]).ok().stdout,
+        "shop-1.2.zip\nshop-1.1.zip\nshop-1.0.zip\n"
+    );
+    let out = env.c2(&["prune", "--keep", "2"]).ok();
+    assert_eq!(out.stdout, "deleted shop-1.0.zip\n");
+    let mut left = moto.keys(&bucket, "p/");
+    left.sort();
+    assert_eq!(
+        left,
+        [
+            "p/shop-staging/canary-7.zip",
+            "p/shop/archive/shop-0.9.zip",
+            "p/shop/shop-1.1.zip",
+            "p/shop/shop-1.2.zip",
+        ]
+    );
+}

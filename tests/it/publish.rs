@@ -388,3 +388,62 @@ fn a_release_name_must_be_a_file_name() {
         .fails_with(&format!("cannot publish {}", env.path("nowhere").display()));
     assert_eq!(everything_in(&env, Store::Dir), Vec::<String>::new());
 }
+
+/// `.c2-…` names are c2's own in a store (the upload and set-aside
+/// places): no release can take one, so prune keeps working.
+#[test]
+fn a_release_cannot_take_a_name_c2_keeps_for_itself() {
+    for store in stores() {
+        let env = env_on(store);
+        let dir = release_dir(&env, "app", &[], &[]);
+        for name in [".c2-pruned", ".c2-upload", ".c2-tag"] {
+            let out = env
+                .c2(&["publish", arg(&dir), "--name", name])
+                .fails_with("");
+            assert_eq!(
+                out.error_line(),
+                format!("c2: error: invalid release name \"{name}\": names starting with .c2- are c2's own; choose another name")
+            );
+        }
+        assert_eq!(everything_in(&env, store), Vec::<String>::new());
+        env.c2(&["publish", arg(&dir), "--name", "app-1.zip"]).ok();
+        env.c2(&["publish", arg(&dir), "--name", "app-2.zip"]).ok();
+        let out = env.c2(&["prune", "--keep", "0"]).ok();
+        assert_eq!(out.stdout.lines().count(), 2, "{out}");
+        assert_eq!(everything_in(&env, store), Vec::<String>::new());
+    }
+}
+
+/// A release holding c2's own files (a deploy directory copied into a
+/// build) would share the process tag of the deploy it was copied from,
+/// and a failed stop of one would kill the other's processes: it is
+/// refused by publish and by start, and the deploy serving stays as it is.
+#[test]
+fn a_release_holding_c2s_own_files_is_refused_and_the_live_deploy_keeps_serving() {
+    let mut env = Env::new();
+    env.proxy(&[("main", "main.example")]);
+    env.http_release("blue.zip").publish();
+    env.c2(&["start", "blue.zip"]).ok();
+    env.c2(&["connect", "main", "blue"]).ok();
+    let blue_tag = env.read("deploys/blue/.c2-tag");
+
+    for own in [".c2-tag", ".c2-deploy", ".c2-release"] {
+        let dir = http_release_dir(&env, "green");
+        write_file(&dir.join(own), &blue_tag);
+        env.c2(&["publish", arg(&dir)])
+            .fails_with(&format!("entry '{own}' is named like c2's own files"));
+        assert_eq!(everything_in(&env, Store::Dir), ["blue.zip"]);
+        std::fs::remove_file(dir.join(own)).unwrap();
+    }
+
+    // A zip made elsewhere and copied into the store.
+    env.http_release("green.zip")
+        .file(".c2-tag", &blue_tag)
+        .publish();
+    env.c2(&["start", "green.zip"])
+        .fails_with("entry '.c2-tag' is named like c2's own files");
+    assert!(!env.exists("deploys/green"));
+    assert_eq!(env.state()["deploys"]["green"], json!(null));
+    let answer = env.get("main.example", "/");
+    assert_eq!((answer.status, answer.body.as_str()), (200, "blue /"));
+}

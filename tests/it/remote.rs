@@ -717,3 +717,58 @@ fn a_slave_whose_interface_is_missing_reports_an_error_naming_it() {
     );
     assert_eq!(follower.terminate(), Some(0));
 }
+
+/// Reports c2 did not write as it writes them: one dated a year ahead (a
+/// clock far off) ages like one a year old, so it is neither live forever,
+/// blocking `--await-slaves` with its stale error, nor never flushed; a
+/// slave directory named `a b` is flushed like any other, and the ones
+/// after it too.
+#[test]
+fn odd_reports_neither_live_forever_nor_stop_a_flush() {
+    let master = master_on(&Backend::Dir);
+    publish_http(&master, &Backend::Dir, "blue.zip");
+    master.c2(&["start", "blue.zip"]).ok();
+    let web1 = master.slave("web1");
+    web1.c2(&["slave-update"]).ok();
+
+    let year = Duration::from_secs(365 * 24 * 3600);
+    let hand_made = |label: &str, when: std::time::SystemTime| {
+        let path = master.path(&format!("shared/slaves/{label}/state.json"));
+        crate::common::write_file(
+            &path,
+            &json!({"status": {"error": "disk on fire"}, "ipAddress": "", "hostName": label, "state": {}})
+                .to_string(),
+        );
+        std::fs::File::options()
+            .write(true)
+            .open(&path)
+            .unwrap()
+            .set_modified(when)
+            .unwrap();
+    };
+    let now = std::time::SystemTime::now();
+    hand_made("future", now + year);
+
+    // The future report is not live: connect waits only for web1.
+    let _follower = crate::await_slaves::Follower::start(&web1);
+    let out = master
+        .c2(&["connect", "main", "blue", "--await-slaves"])
+        .ok();
+    assert!(
+        out.stderr
+            .contains("ignoring slaves silent for 5 minutes: future"),
+        "{out}"
+    );
+    assert_eq!(web1.state()["connections"], json!({"main": "blue"}));
+
+    hand_made("a b", now - Duration::from_secs(600));
+    hand_made("zz", now - Duration::from_secs(600));
+    let out = master.c2(&["slave-flush"]).ok();
+    for gone in ["future", "a b", "zz"] {
+        assert!(
+            out.stdout.contains(&format!("Flushing slave {gone} ")),
+            "{out}"
+        );
+    }
+    assert_eq!(slave_labels(&master), [json!("web1")]);
+}

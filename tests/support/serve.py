@@ -4,7 +4,8 @@
 # For health checks, GET /up answers as the file `up` in its directory says
 # ("<status> <body>", e.g. "500 database unreachable"), else 200; with a
 # file `up-after` holding N, it answers 503 "warming up" for its first N
-# seconds.
+# seconds; a file `up-reason` replaces the reason phrase of its status line
+# (raw bytes, as a hostile server might send).
 import http.server
 import os
 import sys
@@ -35,7 +36,11 @@ class Handler(http.server.BaseHTTPRequestHandler):
     def do_GET(self):
         status, text = health() if self.path == "/up" else (200, f"{name} {self.path}")
         body = text.encode()
-        self.send_response(status)
+        reason = None
+        if self.path == "/up" and os.path.exists("up-reason"):
+            with open("up-reason") as f:
+                reason = f.read()
+        self.send_response(status, reason)
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         self.wfile.write(body)
