@@ -326,8 +326,8 @@ impl Run {
         let since = std::time::SystemTime::now();
         // Recorded as soon as the master has it, before the fleet follows.
         record(journal.as_ref(), act(target.as_ref())?);
-        let (master, _) = remote.master()?;
-        slaves.wait(&live, &master, &affects, since, fleet.timeout)
+        let (master, version) = remote.master()?;
+        slaves.wait(&live, (&master, version), &affects, since, fleet.timeout)
     }
 
     /// `--dry-run`: prints what the change would do and changes nothing

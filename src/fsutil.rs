@@ -64,15 +64,41 @@ pub fn create_new_atomic(path: &Path, data: &[u8], mode: u32) -> Result<bool> {
     Ok(true)
 }
 
+/// A path c2 reads as a file holds something else (a directory, a FIFO,
+/// a device): c2 neither reads nor removes it, and callers say so.
+#[derive(Debug)]
+pub struct NotAFile(pub PathBuf);
+
+impl std::fmt::Display for NotAFile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} is not a regular file", self.0.display())
+    }
+}
+
+impl std::error::Error for NotAFile {}
+
 /// Reads at most `max` bytes of `path`; `None` when it does not exist,
-/// an error naming the file when it is larger.
+/// an error naming the file when it is larger, and [`NotAFile`] when it is
+/// not a regular file. Opened without blocking, so a FIFO put in its
+/// place cannot hang the command.
 pub fn read_bounded(path: &Path, max: u64) -> Result<Option<Vec<u8>>> {
     use std::io::Read;
-    let file = match std::fs::File::open(path) {
+    use std::os::unix::fs::OpenOptionsExt;
+    let file = match std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(nix::libc::O_NONBLOCK)
+        .open(path)
+    {
         Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
     };
+    let meta = file
+        .metadata()
+        .with_context(|| format!("cannot read {}", path.display()))?;
+    if !meta.is_file() {
+        return Err(NotAFile(path.to_path_buf()).into());
+    }
     let mut bytes = Vec::new();
     file.take(max.saturating_add(1))
         .read_to_end(&mut bytes)

@@ -143,7 +143,16 @@ fn parse_event(bytes: &[u8], name: &str) -> Result<Event> {
 /// The deploy lock as it stands; an unreadable one is an error saying how
 /// to lift it.
 pub(crate) fn current_lock(journal: &dyn Journal) -> Result<Option<Lock>> {
-    read_lock(journal).map_err(|e| anyhow::anyhow!("{e:#}; `c2 lock release` removes it"))
+    read_lock(journal).map_err(|e| match not_a_file(&e) {
+        true => anyhow::anyhow!("{e:#}: c2 does not remove it; move it away by hand"),
+        false => anyhow::anyhow!("{e:#}; `c2 lock release` removes it"),
+    })
+}
+
+/// Whether the lock "file" is something else (a directory, a FIFO).
+fn not_a_file(e: &anyhow::Error) -> bool {
+    e.chain()
+        .any(|cause| cause.downcast_ref::<crate::fsutil::NotAFile>().is_some())
 }
 
 fn read_lock(journal: &dyn Journal) -> Result<Option<Lock>> {
@@ -226,6 +235,9 @@ pub(crate) fn release(journal: &dyn Journal) -> Result<Transition> {
                 lock.holder()
             ));
             json!({ "lock": lock })
+        }
+        Err(e) if not_a_file(&e) => {
+            bail!("{e:#}: c2 does not remove it; move it away by hand")
         }
         Err(e) => {
             journal.delete_lock()?;

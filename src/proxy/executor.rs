@@ -19,7 +19,7 @@ use crate::store::ReleaseStore;
 
 use super::frontend::{self, Frontend};
 use super::nginx;
-use super::planner::{plan, Action};
+use super::planner::{self, plan, Action};
 use super::state::{Deploy, State};
 
 pub(crate) struct Executor<'a> {
@@ -48,22 +48,48 @@ impl<'a> Executor<'a> {
 
     /// Brings `current` (this machine's state) to `target`, one action at a
     /// time, recording each action's effect in the state file.
+    ///
+    /// A deploy that cannot be created fails the run, but only at its end:
+    /// the rest of the plan goes on, so traffic changes that do not depend
+    /// on it still happen. An endpoint that was to move to it keeps the
+    /// deploy it has (see [`planner::reachable`]), which then stays.
     pub(crate) fn apply(&self, current: &mut State, target: &State) -> Result<()> {
         let mut failed = FailedStops::default();
+        let mut not_created: Vec<String> = Vec::new();
         for action in plan(current, target, self.proxy.end_points.keys()) {
             if crate::signals::stop_requested() {
                 // Under systemd's SIGTERM: every finished action is recorded.
                 log::info("Stop requested: leaving the remaining actions for later");
-                return failed.into_result();
+                return outcome(not_created, failed);
             }
             match action {
                 Action::CreateDeploy(d) => {
-                    log::scope(&format!("Creating deploy {}", d.label), || {
+                    let created = log::scope(&format!("Creating deploy {}", d.label), || {
                         self.create_deploy(&d)
-                    })?;
-                    current.deploys.insert(d.label.clone(), d);
+                    });
+                    match created {
+                        Ok(()) => {
+                            current.deploys.insert(d.label.clone(), d);
+                        }
+                        Err(e) => {
+                            log::warn(&format!("{e:#}: going on with the rest"));
+                            not_created.push(format!("{e:#}"));
+                            continue;
+                        }
+                    }
                 }
                 Action::DestroyDeploy(d) => {
+                    let kept_for = (!not_created.is_empty()
+                        && !target.deploys.contains_key(&d.label))
+                    .then(|| current.connected_endpoint(d.label.as_str()))
+                    .flatten();
+                    if let Some(endpoint) = kept_for {
+                        log::info(&format!(
+                            "Keeping deploy {}: {endpoint} still routes to it",
+                            d.label
+                        ));
+                        continue;
+                    }
                     log::scope(&format!("Destroying deploy {}", d.label), || {
                         self.destroy_deploy(&d, &mut failed)
                     })?;
@@ -71,27 +97,28 @@ impl<'a> Executor<'a> {
                     // A connection to a deploy that is gone routes nowhere.
                     current.connections.retain(|_, label| *label != d.label);
                 }
-                Action::SetEndPoints(pairs) => {
+                Action::SetEndPoints(_) => {
+                    let mut routed = current.clone();
+                    routed.connections = planner::reachable(current, target);
+                    let pairs = planner::endpoint_pairs(&routed, self.proxy.end_points.keys());
                     log::scope("Configuring the frontend proxy", || {
                         self.set_endpoints(&pairs)
                     })?;
-                    current.connections = target.connections.clone();
-                    current.previous_connections = target.previous_connections.clone();
+                    current.connections = routed.connections;
+                    current.take_previous(target);
                 }
             }
             current.write(&self.layout.state_file())?;
         }
-        // Connections to endpoints unknown to the config (or to deploys that
-        // failed), and the rollback record, change no action but still
-        // belong in the state.
-        if current.connections != target.connections
-            || current.previous_connections != target.previous_connections
-        {
-            current.connections = target.connections.clone();
-            current.previous_connections = target.previous_connections.clone();
+        // Connections to endpoints unknown to the config, and the rollback
+        // record, change no action but still belong in the state.
+        let routes = planner::reachable(current, target);
+        if current.connections != routes || !current.same_previous(target) {
+            current.connections = routes;
+            current.take_previous(target);
             current.write(&self.layout.state_file())?;
         }
-        failed.into_result()
+        outcome(not_created, failed)
     }
 
     fn create_deploy(&self, d: &Deploy) -> Result<()> {
@@ -138,5 +165,18 @@ impl<'a> Executor<'a> {
 
     pub(crate) fn shutdown_frontend(&self) -> Result<()> {
         self.frontend.shutdown()
+    }
+}
+
+/// `Ok` unless a deploy could not be created or a stop command failed;
+/// the error names every one.
+fn outcome(not_created: Vec<String>, failed: FailedStops) -> Result<()> {
+    let mut errors = not_created;
+    if let Err(e) = failed.into_result() {
+        errors.push(format!("{e:#}"));
+    }
+    match errors.is_empty() {
+        true => Ok(()),
+        false => anyhow::bail!("{}", errors.join("; ")),
     }
 }

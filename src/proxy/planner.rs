@@ -2,9 +2,10 @@
 //! actions that get there. A pure function, kept apart from the code that
 //! performs actions, so local mode, slave mode, dry runs and tests share it.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use super::state::{Deploy, State};
+use crate::names::DeployLabel;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Action {
@@ -47,6 +48,29 @@ pub fn endpoint_pairs<'a>(
             Some((endpoint.clone(), deploy.clone()))
         })
         .collect()
+}
+
+/// The connections a machine at `current` (part-way to `target`) can have:
+/// `target`'s, except that an endpoint whose deploy `current` lacks (its
+/// creation failed) keeps the deploy it has, if that still runs, rather
+/// than routing nowhere. So one deploy that cannot be created holds back
+/// only the endpoint that was to move to it.
+pub fn reachable(current: &State, target: &State) -> BTreeMap<String, DeployLabel> {
+    let mut routes = BTreeMap::new();
+    for (endpoint, label) in &target.connections {
+        let keep = current
+            .connections
+            .get(endpoint)
+            .filter(|now| current.deploys.contains_key(*now));
+        let to = match current.deploys.contains_key(label) {
+            true => Some(label),
+            false => keep,
+        };
+        if let Some(to) = to {
+            routes.insert(endpoint.clone(), to.clone());
+        }
+    }
+    routes
 }
 
 /// The actions from `old` to `new`, in this order: make room on
@@ -335,6 +359,28 @@ mod tests {
                 CreateDeploy(d("b", "b.zip", 8000)),
             ]
         );
+    }
+
+    #[test]
+    fn an_endpoint_keeps_its_deploy_when_the_next_one_could_not_be_created() {
+        let (a, b, c) = (
+            d("a", "a.zip", 8000),
+            d("b", "b.zip", 8001),
+            d("c", "c.zip", 8002),
+        );
+        // main moves a -> b and test moves to c; c could not be created.
+        let current = state(&[a, b.clone()], &[("main", "a"), ("test", "a")]);
+        let target = state(&[b.clone(), c.clone()], &[("main", "b"), ("test", "c")]);
+        let routes = reachable(&current, &target);
+        assert_eq!(routes.get("main").map(|l| l.as_str()), Some("b"));
+        assert_eq!(routes.get("test").map(|l| l.as_str()), Some("a"));
+        // An endpoint the target disconnects is disconnected.
+        let target = state(std::slice::from_ref(&b), &[]);
+        assert!(reachable(&current, &target).is_empty());
+        // Nothing to keep: not routed.
+        let current = state(&[b], &[]);
+        let target = state(&[c], &[("main", "c")]);
+        assert!(reachable(&current, &target).is_empty());
     }
 
     #[test]

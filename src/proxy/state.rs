@@ -33,6 +33,16 @@ pub struct State {
         skip_serializing_if = "BTreeMap::is_empty"
     )]
     pub previous_connections: BTreeMap<String, DeployLabel>,
+    /// endpoint → the release its previous deploy ran: together with the
+    /// label, the deploy `rollback` means, so that a deploy started later
+    /// under the same label with another release cannot pass for it.
+    /// Absent when empty, and ignored by readers that do not know it.
+    #[serde(
+        default,
+        rename = "previousReleases",
+        skip_serializing_if = "BTreeMap::is_empty"
+    )]
+    pub previous_releases: BTreeMap<String, ReleaseName>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -66,6 +76,18 @@ impl State {
         let mut v = serde_json::to_vec_pretty(self).unwrap_or_default();
         v.push(b'\n');
         v
+    }
+
+    /// Takes `other`'s rollback record (previous deploys and their releases).
+    pub fn take_previous(&mut self, other: &State) {
+        self.previous_connections = other.previous_connections.clone();
+        self.previous_releases = other.previous_releases.clone();
+    }
+
+    /// Whether `other` has the same rollback record.
+    pub fn same_previous(&self, other: &State) -> bool {
+        self.previous_connections == other.previous_connections
+            && self.previous_releases == other.previous_releases
     }
 
     /// The endpoint a deploy is connected to, if any (the first in label order).
@@ -241,15 +263,25 @@ fn no_more_ports(state: &State, range: PortRange) -> String {
     )
 }
 
-/// `stop <deploy>`: removes a deploy that no endpoint is connected to.
+/// `stop <deploy>`: removes a deploy that no endpoint is connected to. An
+/// endpoint whose previous deploy it was keeps the record (a rollback then
+/// says it was stopped), with its release, so a deploy started later under
+/// the label cannot take its place.
 pub fn stop(state: &State, label: &str) -> Result<State> {
-    if !state.deploys.contains_key(label) {
+    let Some(deploy) = state.deploys.get(label) else {
         bail!("no deploy called {label}");
-    }
+    };
     if let Some(endpoint) = state.connected_endpoint(label) {
         bail!("deploy is connected to {endpoint}: connect {endpoint} to another deploy or disconnect it first");
     }
     let mut next = state.clone();
+    for (endpoint, previous) in &state.previous_connections {
+        if previous.as_str() == label {
+            next.previous_releases
+                .entry(endpoint.clone())
+                .or_insert_with(|| deploy.release.clone());
+        }
+    }
     next.deploys.remove(label);
     Ok(next)
 }
@@ -287,8 +319,17 @@ pub fn rollback(state: &State, config: &ProxyModeConfig, endpoint: &str) -> Resu
     let Some(previous) = state.previous_connections.get(endpoint) else {
         bail!("no previous deploy for endpoint {endpoint}");
     };
-    if !state.deploys.contains_key(previous) {
+    let Some(deploy) = state.deploys.get(previous) else {
         bail!("previous deploy {previous} of endpoint {endpoint} was stopped");
+    };
+    // A state written before releases were recorded names the label only.
+    if let Some(release) = state.previous_releases.get(endpoint) {
+        if deploy.release != *release {
+            bail!(
+                "previous deploy {previous} ({release}) of endpoint {endpoint} was stopped; deploy {previous} now runs {}: connect to it explicitly if that is what you want",
+                deploy.release
+            );
+        }
     }
     Ok(switch(state, endpoint, Some(previous.clone())))
 }
@@ -305,11 +346,18 @@ fn switch(state: &State, endpoint: &str, to: Option<DeployLabel>) -> State {
     if let Some(from) = from {
         next.previous_connections
             .insert(endpoint.to_string(), from.clone());
+        match state.deploys.get(from) {
+            Some(d) => next
+                .previous_releases
+                .insert(endpoint.to_string(), d.release.clone()),
+            None => next.previous_releases.remove(endpoint),
+        };
     }
     match to {
         Some(label) => {
             if next.previous_connections.get(endpoint) == Some(&label) {
                 next.previous_connections.remove(endpoint);
+                next.previous_releases.remove(endpoint);
             }
             next.connections.insert(endpoint.to_string(), label);
         }
@@ -461,6 +509,42 @@ mod tests {
         assert_eq!(
             err(stop(&s, "shop-1.5")),
             "deploy is connected to main: connect main to another deploy or disconnect it first"
+        );
+    }
+
+    #[test]
+    fn a_deploy_that_reuses_a_stopped_deploys_label_is_no_rollback_target() {
+        let config = config();
+        let p = config.proxy_mode().unwrap();
+        let s = with_deploys(p, &["blue", "green"]);
+        let s = connect(&s, p, "main", "blue").unwrap();
+        let s = connect(&s, p, "main", "green").unwrap();
+        assert_eq!(
+            s.previous_releases.get("main").map(|r| r.as_str()),
+            Some("blue.zip")
+        );
+        let stopped = stop(&s, "blue").unwrap();
+        let other = ReleaseName::parse("experimental.zip").unwrap();
+        let reused = start(&stopped, p, &other, &DeployLabel::parse("blue").unwrap()).unwrap();
+        assert_eq!(
+            err(rollback(&reused, p, "main")),
+            "previous deploy blue (blue.zip) of endpoint main was stopped; deploy blue now runs experimental.zip: connect to it explicitly if that is what you want"
+        );
+
+        // A state from before releases were recorded: the stop records it.
+        let mut legacy = s.clone();
+        legacy.previous_releases.clear();
+        let stopped = stop(&legacy, "blue").unwrap();
+        assert_eq!(
+            stopped.previous_releases.get("main").map(|r| r.as_str()),
+            Some("blue.zip")
+        );
+        let reused = start(&stopped, p, &other, &DeployLabel::parse("blue").unwrap()).unwrap();
+        assert!(rollback(&reused, p, "main").is_err());
+        // ... and without a stop in between, it still rolls back by label.
+        assert_eq!(
+            main_of(&rollback(&legacy, p, "main").unwrap()).0,
+            Some("blue")
         );
     }
 

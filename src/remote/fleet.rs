@@ -6,14 +6,14 @@
 
 use std::collections::BTreeMap;
 use std::io::{IsTerminal, Write};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::{bail, Result};
 
 use crate::proxy::state::State;
 
 use super::status::FLUSH_AGE;
-use super::store::{RemoteStore, SlaveEntry, SlaveReport, SlaveStatus};
+use super::store::{RemoteStore, SlaveEntry, SlaveReport, SlaveStatus, Version};
 
 /// How often the slaves' reports are read while waiting.
 const POLL: Duration = Duration::from_millis(250);
@@ -95,27 +95,29 @@ impl<'a> Fleet<'a> {
         Ok(())
     }
 
-    /// Waits until every slave of `live` reports `affects` as `master` has
-    /// it, showing `n/m slaves in sync` on stderr. For a start, a slave that
-    /// reports an error written after `since` has answered; if any did, or
-    /// the wait times out, the error names each slave not in sync and why.
+    /// Waits until every slave of `live` reports `affects` as `master` (at
+    /// `version`, read after the change) has it, showing `n/m slaves in
+    /// sync` on stderr. For a start, a slave whose error report answers
+    /// the change (see [`Answered`]) has answered; if any did, or the wait
+    /// times out, the error names each slave not in sync and why.
     pub(crate) fn wait(
         &self,
         live: &[SlaveEntry],
-        master: &State,
+        (master, version): (&State, Version),
         affects: &Affects,
         since: SystemTime,
         timeout: Duration,
     ) -> Result<()> {
         let labels: Vec<&str> = live.iter().map(|s| s.label.as_str()).collect();
-        // S3 dates reports to the whole second: one written in the second
-        // of the change counts as written after it.
-        let since = since
-            .duration_since(UNIX_EPOCH)
-            .map_or(since, |d| UNIX_EPOCH + Duration::from_secs(d.as_secs()));
+        let mut answered = Answered {
+            versions: version.tag().map(str::to_string).into_iter().collect(),
+            latest: version,
+            since,
+        };
         let deadline = Instant::now() + timeout;
         let mut progress = Progress::new(labels.len());
         loop {
+            answered.follow(self.remote)?;
             let reports: BTreeMap<String, SlaveEntry> = self
                 .remote
                 .slaves()?
@@ -124,7 +126,7 @@ impl<'a> Fleet<'a> {
                 .collect();
             let answers: Vec<(&str, Answer)> = labels
                 .iter()
-                .map(|l| (*l, answer(reports.get(*l), master, affects, since)))
+                .map(|l| (*l, answer(reports.get(*l), master, affects, &answered)))
                 .collect();
             let in_sync = answers
                 .iter()
@@ -172,11 +174,43 @@ impl<'a> Fleet<'a> {
     }
 }
 
+/// Which reports were written after the change: those that name a master
+/// version the change made or one that came after it. Versions, not
+/// times: a report written a moment before the change is never taken for
+/// its answer, whatever the clocks or the store's time resolution.
+struct Answered {
+    versions: Vec<String>,
+    latest: Version,
+    /// For reports of older slaves, which name no version: written since.
+    since: SystemTime,
+}
+
+impl Answered {
+    /// Takes in the master's newer versions, if another change followed.
+    fn follow(&mut self, remote: &dyn RemoteStore) -> Result<()> {
+        if let Some((_, newer)) = remote.master_if_changed(&self.latest)? {
+            self.versions.extend(newer.tag().map(str::to_string));
+            self.latest = newer;
+        }
+        Ok(())
+    }
+
+    fn by(&self, entry: &SlaveEntry, report: &SlaveReport) -> bool {
+        match &report.master_version {
+            Some(v) => self.versions.contains(v),
+            None => entry.last_modified.is_some_and(|t| t >= self.since),
+        }
+    }
+}
+
+/// How a slave stands. What its state shows decides: a slave whose round
+/// failed for another reason (a deploy that cannot be created) has still
+/// applied the change if its state has it.
 fn answer(
     entry: Option<&SlaveEntry>,
     master: &State,
     affects: &Affects,
-    since: SystemTime,
+    answered: &Answered,
 ) -> Answer {
     let Some(entry) = entry else {
         return Answer::Lagging("no report any more".into());
@@ -185,7 +219,6 @@ fn answer(
         Ok(r) => r,
         Err(e) => return Answer::Lagging(format!("unreadable report: {e}")),
     };
-    let fresh = entry.last_modified.is_some_and(|t| t >= since);
     let matches = match affects {
         Affects::Created(label) | Affects::Deploy(label) => {
             report.state.deploys.get(label.as_str()) == master.deploys.get(label.as_str())
@@ -196,8 +229,10 @@ fn answer(
     };
     let errors_answer = matches!(affects, Affects::Created(_));
     match &report.status {
-        SlaveStatus::Ok if matches => Answer::InSync,
-        SlaveStatus::Error(e) if fresh && errors_answer => Answer::Failed(format!("error: {e}")),
+        _ if matches => Answer::InSync,
+        SlaveStatus::Error(e) if errors_answer && answered.by(entry, report) => {
+            Answer::Failed(format!("error: {e}"))
+        }
         SlaveStatus::Error(e) => Answer::Lagging(format!("error: {e}")),
         SlaveStatus::Ok => Answer::Lagging("not yet".into()),
     }

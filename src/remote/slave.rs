@@ -188,6 +188,11 @@ impl<'a> Slave<'a> {
             ip_address,
             host_name: identity::host_name(),
             state,
+            master_version: self
+                .master
+                .as_ref()
+                .and_then(|(_, version)| version.tag())
+                .map(str::to_string),
         };
         (report, outcome)
     }

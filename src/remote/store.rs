@@ -27,6 +27,16 @@ pub enum Version {
     Tag(String),
 }
 
+impl Version {
+    /// The tag, as a slave report names it.
+    pub fn tag(&self) -> Option<&str> {
+        match self {
+            Version::Missing => None,
+            Version::Tag(t) => Some(t),
+        }
+    }
+}
+
 /// A slave's report, mirroring `adl/state.adl`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -36,6 +46,12 @@ pub struct SlaveReport {
     pub host_name: String,
     #[serde(deserialize_with = "state::object")]
     pub state: State,
+    /// [new] The version of the master state this round worked from (an
+    /// ETag, or the directory backend's content hash): what tells
+    /// `--await-slaves` that a report answers a change, whatever the
+    /// clocks say. Absent in reports of older slaves.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub master_version: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -470,6 +486,7 @@ mod tests {
             "{e}"
         );
         let good = br#"{"status": "ok", "ipAddress": "10.0.0.1", "hostName": "web1", "state": {}}"#;
+        assert_eq!(parse_report(good, "r.json").unwrap().master_version, None);
         assert_eq!(
             parse_report(good, "r.json").unwrap().state,
             State::default()

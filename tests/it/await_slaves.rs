@@ -177,3 +177,121 @@ fn bad_await_options_change_nothing() {
         .fails_with("--await-slaves needs remote state");
     assert!(!local.exists("deploys/blue"));
 }
+
+/// A deploy that fails its health gate on a slave is retried every round,
+/// but no longer holds back changes that do not depend on it: the endpoint
+/// switches to another deploy, and is disconnected, on that slave too,
+/// while its report still names the failure.
+#[test]
+fn a_deploy_failing_on_a_slave_does_not_hold_back_other_endpoint_changes() {
+    let backend = Backend::Dir;
+    let master = master_on(&backend);
+    let web1 = master.slave("web1");
+    for name in ["good1.zip", "good2.zip"] {
+        publish(&master, &backend, master.http_release(name));
+    }
+    publish(
+        &master,
+        &backend,
+        master
+            .http_release("bad.zip")
+            .file("up", "500 database unreachable")
+            .set("healthCheck", json!({"path": "/up", "timeoutSeconds": 1})),
+    );
+    let _follower = Follower::start(&web1);
+    wait_until(Duration::from_secs(30), "web1 to report", || {
+        master.slave_report("web1").is_some()
+    });
+    master.c2(&["start", "good1.zip", "--await-slaves"]).ok();
+    master
+        .c2(&["connect", "main", "good1", "--await-slaves"])
+        .ok();
+    assert_eq!(web1.get("main.example", "/").body, "good1 /");
+
+    master
+        .c2(&["start", "bad.zip", "--await-slaves"])
+        .fails_with("1 of 1 slaves failed to apply the change: web1 (error: deploy bad: health check /up failed");
+    master.c2(&["start", "good2.zip"]).ok();
+    master
+        .c2(&[
+            "connect",
+            "main",
+            "good2",
+            "--force",
+            "--await-slaves",
+            "--timeout",
+            "60s",
+        ])
+        .ok();
+    assert_eq!(web1.get("main.example", "/").body, "good2 /");
+    let report = master.slave_report("web1").unwrap();
+    let error = report["state"]["status"]["error"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(
+        error.contains("deploy bad: health check /up failed"),
+        "{report}"
+    );
+
+    master
+        .c2(&["disconnect", "main", "--await-slaves", "--timeout", "60s"])
+        .ok();
+    assert_eq!(web1.get("main.example", "/").status, 503);
+    assert!(web1.state()["deploys"]["bad"].is_null());
+}
+
+/// An error report written a moment before a start is not that start's
+/// answer: the start waits for the slave to try the change (here the
+/// report is dated at the start of the very second the start begins, which
+/// once counted as "after" it).
+#[test]
+fn an_error_reported_just_before_a_start_is_not_its_answer() {
+    let backend = Backend::Dir;
+    let master = master_on(&backend);
+    let web1 = master.slave("web1");
+    publish(&master, &backend, master.http_release("good.zip"));
+    publish(
+        &master,
+        &backend,
+        master
+            .release("bad.zip")
+            .set("startCommand", json!("exit 3")),
+    );
+    master.c2(&["start", "bad.zip"]).ok();
+    web1.c2(&["slave-update"])
+        .fails_with("startCommand of bad.zip failed");
+    master.c2(&["stop", "bad"]).ok();
+
+    let report = master.path("shared/slaves/web1/state.json");
+    wait_until(Duration::from_secs(5), "the start of a second", || {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap();
+        now.subsec_millis() < 300
+    });
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap();
+    let second = std::time::UNIX_EPOCH + Duration::from_secs(now.as_secs());
+    std::fs::File::options()
+        .write(true)
+        .open(&report)
+        .unwrap()
+        .set_modified(second)
+        .unwrap();
+    let start = master
+        .c2(&["start", "good.zip", "--await-slaves", "--timeout", "60s"])
+        .cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_until(Duration::from_secs(30), "the master to have good", || {
+        master.status_json()["master"]["deploys"]["good"].is_object()
+    });
+    web1.c2(&["slave-update"]).ok();
+    let out = start.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("1/1 slaves in sync"), "{stderr}");
+}

@@ -651,3 +651,52 @@ fn a_master_change_held_up_before_its_write_is_refused_once_the_lock_is_taken() 
     assert!(stderr.contains("deploys are locked by"), "{stderr}");
     assert_eq!(master.status_json()["master"]["deploys"], json!({}));
 }
+
+/// A lock.json that is a directory, or a FIFO (which would block a plain
+/// read forever), refuses deploys at once with a hint that is true: c2
+/// removes neither, the operator moves it away.
+#[test]
+fn a_lock_file_that_is_not_a_file_is_named_and_never_hangs() {
+    for mode in [Mode::Local, Mode::Dir] {
+        let env = mode.env();
+        publish(&env, env.release("app-1.zip"));
+        let lock = env.path(mode.lock_file().unwrap());
+        std::fs::create_dir_all(lock.parent().unwrap()).unwrap();
+        let expected = format!(
+            "cannot read the deploy lock: {} is not a regular file: c2 does not remove it; move it away by hand",
+            lock.display()
+        );
+        for make in ["dir", "fifo"] {
+            match make {
+                "dir" => std::fs::create_dir(&lock).unwrap(),
+                _ => assert!(std::process::Command::new("mkfifo")
+                    .arg(&lock)
+                    .status()
+                    .unwrap()
+                    .success()),
+            }
+            for args in [
+                &["lock", "status"][..],
+                &["start", "app-1.zip"],
+                &["lock", "release"],
+            ] {
+                let mut child = spawn(&env, args);
+                wait_until(Duration::from_secs(20), "c2 to answer", || {
+                    child.try_wait().unwrap().is_some()
+                });
+                let (code, stderr) = error_of(child);
+                assert_eq!(code, Some(1), "{mode:?} {make} {args:?}: {stderr}");
+                assert!(
+                    stderr.contains(&expected),
+                    "{mode:?} {make} {args:?}: {stderr}"
+                );
+            }
+            assert!(lock.symlink_metadata().is_ok(), "{make} left in place");
+            match make {
+                "dir" => std::fs::remove_dir(&lock).unwrap(),
+                _ => std::fs::remove_file(&lock).unwrap(),
+            }
+        }
+        env.c2(&["start", "app-1.zip"]).ok();
+    }
+}

@@ -218,3 +218,43 @@ fn rollback_in_remote_mode_edits_the_master_and_slaves_follow() {
             .fails_with("previous deploy blue of endpoint main was stopped");
     }
 }
+
+/// A previous connection names the deploy it meant, label and release: a
+/// deploy started later under the label of a stopped one (here
+/// `experimental.zip` as `blue`) does not get the endpoint's traffic back
+/// on a rollback, locally through nginx and through the master.
+#[test]
+fn rollback_never_routes_to_a_deploy_that_reused_a_stopped_deploys_label() {
+    let refusal = "c2: error: previous deploy blue (shop-1.4.zip) of endpoint main was stopped; deploy blue now runs experimental.zip: connect to it explicitly if that is what you want";
+    let story = |env: &Env| {
+        env.c2(&["start", "shop-1.4.zip", "blue"]).ok();
+        env.c2(&["start", "shop-1.5.zip", "green"]).ok();
+        env.c2(&["connect", "main", "blue"]).ok();
+        env.c2(&["connect", "main", "green"]).ok();
+        env.c2(&["stop", "blue"]).ok();
+        env.c2(&["start", "experimental.zip", "blue"]).ok();
+        assert_eq!(error_of(env, &["rollback", "main"]), refusal);
+        assert_eq!(error_of(env, &["rollback", "main", "--dry-run"]), refusal);
+    };
+
+    let mut env = Env::new();
+    env.proxy(&[("main", "main.example")]);
+    for name in ["shop-1.4.zip", "shop-1.5.zip", "experimental.zip"] {
+        env.http_release(name).publish();
+    }
+    story(&env);
+    assert_eq!(env.get("main.example", "/").body, "shop-1.5 /");
+    assert_eq!(env.state()["connections"], json!({"main": "green"}));
+
+    for backend in remote::backends() {
+        let master = remote::master_on(&backend);
+        for name in ["shop-1.4.zip", "shop-1.5.zip", "experimental.zip"] {
+            remote::publish_http(&master, &backend, name);
+        }
+        story(&master);
+        assert_eq!(
+            master.status_json()["master"]["connections"],
+            json!({"main": "green"})
+        );
+    }
+}
