@@ -339,7 +339,7 @@ pub enum Command {
     /// it exits 1 when the update failed. SIGTERM or SIGINT lets the action
     /// under way finish, then c2 exits 0.
     SlaveUpdate {
-        /// Repeat forever, one update every N seconds (decimals allowed, e.g. 0.5; at most 86400, one day); a failed round is logged and the loop goes on
+        /// Repeat forever, one update every N seconds (decimals allowed, e.g. 0.5; from 0.1 to 86400, one day); a failed round is logged and the loop goes on
         #[arg(long, value_name = "N", value_parser = parse_period)]
         repeat: Option<std::time::Duration>,
     },
@@ -410,6 +410,9 @@ pub enum LockAction {
 /// The longest `--repeat` period: one day. Longer is what cron is for, and
 /// the bound keeps the number well inside what a `Duration` holds.
 const MAX_PERIOD_SECS: f64 = 86_400.0;
+/// The shortest: a tenth of a second. A period that rounds to nothing
+/// would be a loop that never rests, hammering the master.
+const MIN_PERIOD_SECS: f64 = 0.1;
 
 /// `--dry-run`, on every command that changes deploys.
 #[derive(Debug, Clone, Args)]
@@ -505,13 +508,17 @@ fn parse_duration_up_to(
     }
 }
 
-/// `--repeat N`: a positive number of seconds, at most [`MAX_PERIOD_SECS`].
+/// `--repeat N`: a number of seconds from [`MIN_PERIOD_SECS`] to
+/// [`MAX_PERIOD_SECS`].
 fn parse_period(text: &str) -> std::result::Result<std::time::Duration, String> {
     match text.parse::<f64>() {
         Ok(secs) if secs > MAX_PERIOD_SECS => Err(format!(
             "{text} seconds is more than the longest period, {MAX_PERIOD_SECS} (one day)"
         )),
-        Ok(secs) if secs > 0.0 => Ok(std::time::Duration::from_secs_f64(secs)),
+        Ok(secs) if secs >= MIN_PERIOD_SECS => Ok(std::time::Duration::from_secs_f64(secs)),
+        Ok(secs) if secs > 0.0 => Err(format!(
+            "{text} seconds is less than the shortest period, {MIN_PERIOD_SECS}"
+        )),
         _ => Err(format!("'{text}' is not a positive number of seconds")),
     }
 }
@@ -519,6 +526,21 @@ fn parse_period(text: &str) -> std::result::Result<std::time::Duration, String> 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_repeat_period_is_neither_nothing_nor_forever() {
+        assert_eq!(
+            parse_period("0.5"),
+            Ok(std::time::Duration::from_millis(500))
+        );
+        assert_eq!(
+            parse_period("1e-300"),
+            Err("1e-300 seconds is less than the shortest period, 0.1".into())
+        );
+        for bad in ["0", "-1", "NaN", "inf", "soon"] {
+            assert!(parse_period(bad).is_err(), "{bad}");
+        }
+    }
 
     #[test]
     fn durations_are_bounded_where_they_are_parsed() {

@@ -1,7 +1,8 @@
 //! File-system helpers that keep what is on disk whole.
 
+use std::fs::{File, OpenOptions};
 use std::io::Write;
-use std::os::unix::fs::PermissionsExt;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Component, Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
@@ -71,27 +72,30 @@ pub struct NotAFile(pub PathBuf);
 
 impl std::fmt::Display for NotAFile {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{} is not a regular file", self.0.display())
+        write!(
+            f,
+            "{} is not a regular file (c2 neither reads nor removes it: move it away)",
+            self.0.display()
+        )
     }
 }
 
 impl std::error::Error for NotAFile {}
 
-/// Reads at most `max` bytes of `path`; `None` when it does not exist,
-/// an error naming the file when it is larger, and [`NotAFile`] when it is
-/// not a regular file. Opened without blocking, so a FIFO put in its
-/// place cannot hang the command.
-pub fn read_bounded(path: &Path, max: u64) -> Result<Option<Vec<u8>>> {
-    use std::io::Read;
-    use std::os::unix::fs::OpenOptionsExt;
-    let file = match std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(nix::libc::O_NONBLOCK)
-        .open(path)
-    {
+/// Opens one of c2's own files with `options`: `None` when it does not
+/// exist, [`NotAFile`] when something else is in its place. Opened
+/// without blocking, so a FIFO there cannot hang the command, and without
+/// following a symlink, so nothing is read or appended through one.
+pub fn open_regular(path: &Path, options: &mut OpenOptions) -> Result<Option<File>> {
+    let flags = nix::libc::O_NONBLOCK | nix::libc::O_NOFOLLOW;
+    let file = match options.custom_flags(flags).open(path) {
         Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
+        // A FIFO opened for writing with no reader; a symlink.
+        Err(e) if matches!(e.raw_os_error(), Some(nix::libc::ENXIO | nix::libc::ELOOP)) => {
+            return Err(NotAFile(path.to_path_buf()).into())
+        }
+        Err(e) => return Err(e).with_context(|| format!("cannot open {}", path.display())),
     };
     let meta = file
         .metadata()
@@ -99,6 +103,17 @@ pub fn read_bounded(path: &Path, max: u64) -> Result<Option<Vec<u8>>> {
     if !meta.is_file() {
         return Err(NotAFile(path.to_path_buf()).into());
     }
+    Ok(Some(file))
+}
+
+/// Reads at most `max` bytes of `path`; `None` when it does not exist,
+/// an error naming the file when it is larger, and [`NotAFile`] when it is
+/// not a regular file (see [`open_regular`]).
+pub fn read_bounded(path: &Path, max: u64) -> Result<Option<Vec<u8>>> {
+    use std::io::Read;
+    let Some(file) = open_regular(path, OpenOptions::new().read(true))? else {
+        return Ok(None);
+    };
     let mut bytes = Vec::new();
     file.take(max.saturating_add(1))
         .read_to_end(&mut bytes)

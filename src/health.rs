@@ -11,6 +11,9 @@ use crate::config::{DeployHealthCheck, ProxyModeConfig};
 use crate::http;
 use crate::release::RELEASE_JSON;
 
+/// The most of a deploy's release.json read for its health check.
+const MAX_RELEASE_JSON: u64 = 16 << 20;
+
 /// How often a new deploy is asked until it is healthy.
 const POLL: Duration = Duration::from_millis(250);
 
@@ -25,8 +28,10 @@ pub(crate) fn of_deploy(dir: &Path, proxy: &ProxyModeConfig) -> Option<DeployHea
         #[serde(default, with = "crate::config::plain_or_maybe")]
         health_check: Option<DeployHealthCheck>,
     }
-    std::fs::read(dir.join(RELEASE_JSON))
+    // Bounded and never blocking: the file is the release's to change.
+    crate::fsutil::read_bounded(&dir.join(RELEASE_JSON), MAX_RELEASE_JSON)
         .ok()
+        .flatten()
         .and_then(|bytes| serde_json::from_slice::<Own>(&bytes).ok())
         .and_then(|own| own.health_check)
         .or_else(|| proxy.deploy_health_check.as_deref().cloned())

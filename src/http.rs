@@ -156,7 +156,11 @@ fn dechunk(mut rest: &[u8]) -> Vec<u8> {
         }
         let data = &rest[eol + 2..];
         out.extend_from_slice(&data[..n.min(data.len())]);
-        rest = data.get(n + 2..).unwrap_or(&[]);
+        // A hostile size (ffffffffffffffff) must not overflow.
+        rest = n
+            .checked_add(2)
+            .and_then(|end| data.get(end..))
+            .unwrap_or(&[]);
     }
     out
 }
@@ -180,6 +184,10 @@ mod tests {
         let a = parse(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n").unwrap();
         assert_eq!(a.body, b"abcde");
         assert!(parse(b"SSH-2.0\r\n\r\n").is_err());
+        let a =
+            parse(b"HTTP/1.1 500 x\r\nTransfer-Encoding: chunked\r\n\r\nffffffffffffffff\r\nabc")
+                .unwrap();
+        assert_eq!(a.body, b"abc");
         assert!(parse(b"HTTP/1.1 200 OK\r\n").is_err());
     }
 }

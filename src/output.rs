@@ -42,21 +42,29 @@ impl fmt::Display for Error {
 impl std::error::Error for Error {}
 
 /// `text` with every control character escaped as Rust writes it
-/// (`\u{1b}`, `\r`), except line breaks and tabs when `lines` is set.
+/// (`\u{1b}`, `\r`), except line breaks and tabs when `lines` is set;
+/// so are the invisible characters that reorder or hide text (bidi
+/// overrides, zero-width marks), which could make a line read as another.
 pub fn escape_controls(text: &str, lines: bool) -> Cow<'_, str> {
-    let kept = |c: char| lines && (c == '\n' || c == '\t');
-    if !text.chars().any(|c| c.is_control() && !kept(c)) {
+    let escaped =
+        |c: char| (c.is_control() || invisible(c)) && !(lines && (c == '\n' || c == '\t'));
+    if !text.chars().any(escaped) {
         return Cow::Borrowed(text);
     }
     let mut out = String::with_capacity(text.len() + 8);
     for c in text.chars() {
-        if c.is_control() && !kept(c) {
+        if escaped(c) {
             out.extend(c.escape_default());
         } else {
             out.push(c);
         }
     }
     Cow::Owned(out)
+}
+
+/// Zero-width and direction-changing format characters.
+fn invisible(c: char) -> bool {
+    matches!(c, '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2060}'..='\u{2069}' | '\u{feff}')
 }
 
 /// `text` on one line whatever it holds: every control character escaped,
@@ -142,6 +150,8 @@ mod tests {
             "500 \\u{1b}[31mRED\\u{7}\nnext\tcol"
         );
         assert_eq!(one_line("a\nb\r\u{9b}2J"), "a\\nb\\r\\u{9b}2J");
+        assert_eq!(one_line("web1\u{202e}1bew"), "web1\\u{202e}1bew");
+        assert_eq!(one_line("caf\u{e9} \u{1f600}"), "caf\u{e9} \u{1f600}");
         assert!(matches!(escape_controls("plain", true), Cow::Borrowed(_)));
     }
 

@@ -100,34 +100,9 @@ pub fn get_bytes(url: &S3Url) -> Result<Option<Vec<u8>>> {
 /// larger than `max` bytes, before its body is read.
 pub fn get_bounded(url: &S3Url, max: u64) -> Result<Option<Vec<u8>>> {
     let client = client();
-    block_on(async {
-        let resp = client
-            .get_object()
-            .bucket(&url.bucket)
-            .key(&url.key)
-            .send()
-            .await;
-        let out = match resp {
-            Ok(out) => out,
-            Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_key()) => return Ok(None),
-            Err(e) => bail!("cannot read {url}: {}", describe_error(&e)),
-        };
-        if out
-            .content_length()
-            .is_some_and(|n| u64::try_from(n).map_or(true, |n| n > max))
-        {
-            bail!("{url} is larger than {max} bytes");
-        }
-        let data = out
-            .body
-            .collect()
-            .await
-            .with_context(|| format!("reading {url}"))?;
-        let bytes = data.into_bytes().to_vec();
-        if bytes.len() as u64 > max {
-            bail!("{url} is larger than {max} bytes");
-        }
-        Ok(Some(bytes))
+    Ok(match block_on(fetch(client, url, None, max))? {
+        Fetched::Found { bytes, .. } => Some(bytes),
+        Fetched::Missing | Fetched::NotModified => None,
     })
 }
 
@@ -397,8 +372,13 @@ pub enum Fetched {
 /// an unchanged object costs one small request and no body).
 pub fn get_if_changed(url: &S3Url, known: Option<&str>) -> Result<Fetched> {
     let client = client();
-    block_on(fetch(client, url, known))
+    block_on(fetch(client, url, known, MAX_DOCUMENT))
 }
+
+/// The most c2 reads of one document in S3 (the config, a context source,
+/// a state, a slave report, a history event): a larger object is an error,
+/// found before its body is read, so a huge object cannot exhaust memory.
+pub const MAX_DOCUMENT: u64 = 64 << 20;
 
 /// Reads several small objects at once (at most 32 requests in flight):
 /// listing a fleet's reports one by one would take a round trip per slave.
@@ -412,7 +392,7 @@ pub fn get_many(urls: &[S3Url]) -> Vec<Result<Fetched>> {
             let (client, limit) = (client.clone(), limit.clone());
             set.spawn(async move {
                 let _permit = limit.acquire_owned().await;
-                (i, fetch(&client, &url, None).await)
+                (i, fetch(&client, &url, None, MAX_DOCUMENT).await)
             });
         }
         let mut out: Vec<Option<Result<Fetched>>> = (0..urls.len()).map(|_| None).collect();
@@ -430,24 +410,36 @@ pub fn get_many(urls: &[S3Url]) -> Vec<Result<Fetched>> {
     .unwrap_or_else(|e| vec![Err(e)])
 }
 
-async fn fetch(client: &Client, url: &S3Url, known: Option<&str>) -> Result<Fetched> {
+/// Reads an object of at most `max` bytes (unless its ETag is `known`).
+async fn fetch(client: &Client, url: &S3Url, known: Option<&str>, max: u64) -> Result<Fetched> {
     let mut req = client.get_object().bucket(&url.bucket).key(&url.key);
     if let Some(etag) = known {
         req = req.if_none_match(etag);
     }
     match req.send().await {
-        Ok(out) => {
+        Ok(mut out) => {
+            let too_large = || anyhow::anyhow!("{url} is larger than {max} bytes");
+            if out
+                .content_length()
+                .is_some_and(|n| u64::try_from(n).map_or(true, |n| n > max))
+            {
+                return Err(too_large());
+            }
             let etag = out.e_tag().unwrap_or_default().to_string();
             let last_modified = out
                 .last_modified()
                 .and_then(|t| SystemTime::try_from(*t).ok());
-            let data = out
-                .body
-                .collect()
-                .await
-                .with_context(|| format!("reading {url}"))?;
+            // The length announced may lie: the bytes read are counted too.
+            let mut bytes = Vec::new();
+            while let Some(chunk) = out.body.next().await {
+                let chunk = chunk.with_context(|| format!("reading {url}"))?;
+                if (bytes.len() + chunk.len()) as u64 > max {
+                    return Err(too_large());
+                }
+                bytes.extend_from_slice(&chunk);
+            }
             Ok(Fetched::Found {
-                bytes: data.into_bytes().to_vec(),
+                bytes,
                 etag,
                 last_modified,
             })

@@ -61,13 +61,17 @@ impl Journal for LocalJournal {
             std::fs::create_dir_all(dir)
                 .with_context(|| format!("cannot create {}", dir.display()))?;
         }
-        let mut file = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .read(true)
-            .mode(0o644)
-            .open(&path)
-            .with_context(|| format!("cannot open {}", path.display()))?;
+        let Some(mut file) = fsutil::open_regular(
+            &path,
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .read(true)
+                .mode(0o644),
+        )?
+        else {
+            anyhow::bail!("cannot open {}", path.display());
+        };
         file.lock()
             .with_context(|| format!("cannot lock {}", path.display()))?;
         let mut line = Vec::new();
@@ -85,10 +89,9 @@ impl Journal for LocalJournal {
     /// events are read and parsed, however long the history.
     fn recent(&self, limit: usize) -> Result<Vec<Event>> {
         let path = self.history_file();
-        let file = match std::fs::File::open(&path) {
-            Ok(f) => f,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-            Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
+        let Some(file) = fsutil::open_regular(&path, std::fs::OpenOptions::new().read(true))?
+        else {
+            return Ok(Vec::new());
         };
         let name = path.display().to_string();
         let lines =

@@ -144,7 +144,7 @@ fn parse_event(bytes: &[u8], name: &str) -> Result<Event> {
 /// to lift it.
 pub(crate) fn current_lock(journal: &dyn Journal) -> Result<Option<Lock>> {
     read_lock(journal).map_err(|e| match not_a_file(&e) {
-        true => anyhow::anyhow!("{e:#}: c2 does not remove it; move it away by hand"),
+        true => e,
         false => anyhow::anyhow!("{e:#}; `c2 lock release` removes it"),
     })
 }
@@ -236,9 +236,7 @@ pub(crate) fn release(journal: &dyn Journal) -> Result<Transition> {
             ));
             json!({ "lock": lock })
         }
-        Err(e) if not_a_file(&e) => {
-            bail!("{e:#}: c2 does not remove it; move it away by hand")
-        }
+        Err(e) if not_a_file(&e) => return Err(e),
         Err(e) => {
             journal.delete_lock()?;
             crate::log::info(&format!("Removed the unreadable deploy lock ({e:#})"));

@@ -16,6 +16,9 @@ use crate::config::ProxyModeConfig;
 use crate::fsutil;
 use crate::names::{DeployLabel, ReleaseName};
 
+/// The most a state file may hold: room for thousands of deploys.
+pub const MAX_STATE_BYTES: u64 = 64 << 20;
+
 /// `state.json`, mirroring `adl/state.adl`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct State {
@@ -55,10 +58,9 @@ pub struct Deploy {
 impl State {
     /// Reads a state file; a missing file is the empty state.
     pub fn read(path: &Path) -> Result<State> {
-        match std::fs::read_to_string(path) {
-            Ok(text) => parse(&text, &path.display().to_string()),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(State::default()),
-            Err(e) => Err(e).with_context(|| format!("cannot read {}", path.display())),
+        match fsutil::read_bounded(path, MAX_STATE_BYTES)? {
+            Some(bytes) => parse(bytes, &path.display().to_string()),
+            None => Ok(State::default()),
         }
     }
 
@@ -100,8 +102,8 @@ impl State {
 }
 
 /// Parses state JSON; `name` (the file) is used in messages.
-pub fn parse(text: &str, name: &str) -> Result<State> {
-    parse_object(text.as_bytes(), name, "state")
+pub fn parse(text: impl AsRef<[u8]>, name: &str) -> Result<State> {
+    parse_object(text.as_ref(), name, "state")
 }
 
 /// Parses `bytes` as a JSON object into `T`; `name` (the file) and `what`

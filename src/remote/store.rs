@@ -230,10 +230,13 @@ impl RemoteStore for S3Remote {
         let urls: Vec<S3Url> = found.iter().map(|(_, _, u)| u.clone()).collect();
         let mut out = Vec::new();
         for ((label, last_modified, url), fetched) in found.into_iter().zip(s3::get_many(&urls)) {
-            let report = match fetched? {
-                Fetched::Found { bytes, .. } => parse_report(&bytes, &url.to_string()),
+            // One report that cannot be read (too large, say) is that
+            // slave's error, not the whole listing's.
+            let report = match fetched {
+                Ok(Fetched::Found { bytes, .. }) => parse_report(&bytes, &url.to_string()),
                 // Flushed between the listing and the read.
-                Fetched::Missing | Fetched::NotModified => continue,
+                Ok(Fetched::Missing | Fetched::NotModified) => continue,
+                Err(e) => Err(format!("{e:#}")),
             };
             out.push(SlaveEntry {
                 label,
@@ -313,17 +316,29 @@ impl DirRemote {
 
     /// The version of the master file's current content.
     fn current(&self) -> Result<(Option<Vec<u8>>, Version)> {
-        let path = self.master_file();
-        match std::fs::read(&path) {
-            Ok(bytes) => {
+        match fsutil::read_bounded(&self.master_file(), state::MAX_STATE_BYTES)? {
+            Some(bytes) => {
                 let mut h = std::collections::hash_map::DefaultHasher::new();
                 bytes.hash(&mut h);
                 let tag = format!("{:016x}-{}", h.finish(), bytes.len());
                 Ok((Some(bytes), Version::Tag(tag)))
             }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok((None, Version::Missing)),
-            Err(e) => Err(e).with_context(|| format!("cannot read {}", path.display())),
+            None => Ok((None, Version::Missing)),
         }
+    }
+
+    /// The report at `path` as listed under `label`, if there is one.
+    fn entry(label: String, path: &std::path::Path) -> Option<SlaveEntry> {
+        let report = match fsutil::read_bounded(path, state::MAX_STATE_BYTES) {
+            Ok(None) => return None,
+            Ok(Some(bytes)) => parse_report(&bytes, &path.display().to_string()),
+            Err(e) => Err(format!("{e:#}")),
+        };
+        Some(SlaveEntry {
+            label,
+            last_modified: std::fs::metadata(path).and_then(|m| m.modified()).ok(),
+            report,
+        })
     }
 }
 
@@ -358,16 +373,10 @@ impl RemoteStore for DirRemote {
     }
 
     fn slave(&self, label: &SlaveLabel) -> Result<Option<SlaveEntry>> {
-        let path = self.slave_file(label.as_str());
-        match std::fs::read(&path) {
-            Ok(bytes) => Ok(Some(SlaveEntry {
-                label: label.to_string(),
-                last_modified: std::fs::metadata(&path).and_then(|m| m.modified()).ok(),
-                report: parse_report(&bytes, &path.display().to_string()),
-            })),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(e).with_context(|| format!("cannot read {}", path.display())),
-        }
+        Ok(DirRemote::entry(
+            label.to_string(),
+            &self.slave_file(label.as_str()),
+        ))
     }
 
     fn write_slave(&self, label: &SlaveLabel, report: &SlaveReport) -> Result<()> {
@@ -391,15 +400,7 @@ impl RemoteStore for DirRemote {
         let mut out = Vec::new();
         for e in entries.flatten() {
             let label = e.file_name().to_string_lossy().to_string();
-            let path = e.path().join("state.json");
-            let Ok(bytes) = std::fs::read(&path) else {
-                continue;
-            };
-            out.push(SlaveEntry {
-                label,
-                last_modified: std::fs::metadata(&path).and_then(|m| m.modified()).ok(),
-                report: parse_report(&bytes, &path.display().to_string()),
-            });
+            out.extend(DirRemote::entry(label, &e.path().join("state.json")));
         }
         out.sort_by(|a, b| a.label.cmp(&b.label));
         Ok(out)

@@ -654,16 +654,17 @@ fn a_master_change_held_up_before_its_write_is_refused_once_the_lock_is_taken() 
 
 /// A lock.json that is a directory, or a FIFO (which would block a plain
 /// read forever), refuses deploys at once with a hint that is true: c2
-/// removes neither, the operator moves it away.
+/// removes neither, the operator moves it away. The same holds for the
+/// history and the state file.
 #[test]
-fn a_lock_file_that_is_not_a_file_is_named_and_never_hangs() {
+fn c2s_own_files_that_are_not_files_are_named_and_never_hang() {
     for mode in [Mode::Local, Mode::Dir] {
         let env = mode.env();
         publish(&env, env.release("app-1.zip"));
         let lock = env.path(mode.lock_file().unwrap());
         std::fs::create_dir_all(lock.parent().unwrap()).unwrap();
         let expected = format!(
-            "cannot read the deploy lock: {} is not a regular file: c2 does not remove it; move it away by hand",
+            "cannot read the deploy lock: {} is not a regular file (c2 neither reads nor removes it: move it away)",
             lock.display()
         );
         for make in ["dir", "fifo"] {
@@ -698,5 +699,30 @@ fn a_lock_file_that_is_not_a_file_is_named_and_never_hangs() {
             }
         }
         env.c2(&["start", "app-1.zip"]).ok();
+    }
+
+    let env = Mode::Local.env();
+    for (file, args) in [
+        ("history.jsonl", &["history"][..]),
+        ("state.json", &["status"][..]),
+    ] {
+        let path = env.path(&format!("deploys/frontend-proxy/{file}"));
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        assert!(std::process::Command::new("mkfifo")
+            .arg(&path)
+            .status()
+            .unwrap()
+            .success());
+        let mut child = spawn(&env, args);
+        wait_until(Duration::from_secs(20), "c2 to answer", || {
+            child.try_wait().unwrap().is_some()
+        });
+        let (code, stderr) = error_of(child);
+        assert_eq!(code, Some(1), "{file}: {stderr}");
+        assert!(
+            stderr.contains(&format!("{} is not a regular file", path.display())),
+            "{file}: {stderr}"
+        );
+        std::fs::remove_file(&path).unwrap();
     }
 }

@@ -161,18 +161,30 @@ fn a_slave_loop_goes_on_applying_the_master_after_its_reader_left() {
 }
 
 #[test]
-fn a_repeat_period_too_long_for_a_duration_is_refused() {
-    let out = Env::new()
-        .c2(&["slave-update", "--repeat", "1e20"])
-        .output();
-    assert_eq!(out.code, Some(2), "{out}");
-    assert!(
-        out.stderr.contains(
-            "invalid value '1e20' for '--repeat <N>': 1e20 seconds is more than the longest period, 86400 (one day)"
+fn a_repeat_period_too_long_for_a_duration_or_too_short_to_rest_is_refused() {
+    for (period, why) in [
+        (
+            "1e20",
+            "1e20 seconds is more than the longest period, 86400 (one day)",
         ),
-        "{out}"
-    );
-    assert!(!out.stderr.contains("panicked"), "{out}");
+        // Once a loop that never rested: "every 0ns".
+        (
+            "1e-300",
+            "1e-300 seconds is less than the shortest period, 0.1",
+        ),
+    ] {
+        let out = Env::new()
+            .c2(&["slave-update", "--repeat", period])
+            .output();
+        assert_eq!(out.code, Some(2), "{out}");
+        assert!(
+            out.stderr.contains(&format!(
+                "invalid value '{period}' for '--repeat <N>': {why}"
+            )),
+            "{out}"
+        );
+        assert!(!out.stderr.contains("panicked"), "{out}");
+    }
 }
 
 #[test]

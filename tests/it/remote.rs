@@ -772,3 +772,35 @@ fn odd_reports_neither_live_forever_nor_stop_a_flush() {
     }
     assert_eq!(slave_labels(&master), [json!("web1")]);
 }
+
+/// An object too large to be a state (65 MiB of blanks at a slave's report,
+/// then at the master) is refused before its body is read: one hostile
+/// object neither exhausts memory nor hides the other slaves.
+#[test]
+fn an_object_too_large_to_be_a_state_is_refused_before_it_is_read() {
+    let moto = Moto::shared();
+    let master = master_on(&Backend::S3(moto));
+    master.slave("web1").c2(&["slave-update"]).ok();
+    let url = master.config()["deployMode"]["proxy"]["remoteStateS3"]["just"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (bucket, base) = url.strip_prefix("s3://").unwrap().split_once('/').unwrap();
+    let blanks = vec![b' '; (65 << 20) + 1];
+    moto.put(bucket, &format!("{base}/slaves/huge/state.json"), &blanks);
+    let status = master.status_json();
+    let slaves = status["slaves"].as_array().unwrap();
+    assert_eq!(slaves.len(), 2, "{status}");
+    assert_eq!(slaves[0]["label"], "huge");
+    assert_eq!(
+        slaves[0]["error"],
+        format!("{url}/slaves/huge/state.json is larger than 67108864 bytes")
+    );
+    assert_eq!(slaves[1]["label"], "web1");
+    assert_eq!(slaves[1]["state"]["status"], "ok");
+
+    moto.put(bucket, &format!("{base}/master/state.json"), &blanks);
+    master.c2(&["status"]).fails_with(&format!(
+        "{url}/master/state.json is larger than 67108864 bytes"
+    ));
+}

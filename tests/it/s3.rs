@@ -286,7 +286,12 @@ fn a_release_replaced_during_its_download_fails_and_leaves_nothing() {
         .file_bytes("a.bin", noise(20_000_000, 1))
         .publish_s3(moto, &bucket, "rel");
     // The first part's answer stalls after 64 KiB; the other parts wait
-    // at the gate while the release is published again.
+    // at the gate while the release is published again. The new zip is
+    // made first: the SDK gives up on a part stalled for 5 s.
+    let replacement = env
+        .release("app.zip")
+        .file_bytes("a.bin", noise(20_000_000, 2))
+        .zip_bytes();
     let gate = common::gate::Gate::start(moto.port, 64 * 1024);
     env.env("S3_ENDPOINT", &format!("http://127.0.0.1:{}", gate.port));
     let out = env.path("out");
@@ -302,9 +307,7 @@ fn a_release_replaced_during_its_download_fails_and_leaves_nothing() {
         "the other parts to be asked for",
         || gate.connections() >= 2,
     );
-    env.release("app.zip")
-        .file_bytes("a.bin", noise(20_000_000, 2))
-        .publish_s3(moto, &bucket, "rel");
+    moto.put(&bucket, "rel/app.zip", &replacement);
     gate.open();
     let out = run.wait_with_output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
