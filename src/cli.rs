@@ -339,8 +339,24 @@ pub enum Command {
     /// it exits 1 when the update failed. SIGTERM or SIGINT lets the action
     /// under way finish, then c2 exits 0.
     SlaveUpdate {
-        /// Repeat forever, one update every N seconds (decimals allowed, e.g. 0.5; from 0.1 to 86400, one day); a failed round is logged and the loop goes on
+        /// Repeat forever, one update every N seconds (decimals allowed, e.g. 0.5, or a duration such as 30s; from 0.1 s to a day); deploys' health is watched at least every 10 s in between; a failed round is logged and the loop goes on
         #[arg(long, value_name = "N", value_parser = parse_period)]
+        repeat: Option<std::time::Duration>,
+    },
+    /// Watch this machine's deploys and restart those that stop answering (local state).
+    ///
+    /// Asks every deploy that has a health check (one GET, 5 s); after 3
+    /// failed checks in a row, runs its stop command, its start command and
+    /// its health gate. A failed restart is tried again after 15 s,
+    /// doubling up to 10 minutes; after 5 restarts within an hour the
+    /// deploy is flapping and left alone until it answers again. Also
+    /// brings the frontend proxy back if it stopped serving. With remote
+    /// state, slave-update does this on every machine.
+    Heal {
+        /// Repeat forever, a round every PERIOD (e.g. 10s, 1m, or a number of
+        /// seconds; from 0.1 s to a day), at least every 10 s; SIGTERM or
+        /// SIGINT lets the step under way finish
+        #[arg(long, value_name = "PERIOD", value_parser = parse_period)]
         repeat: Option<std::time::Duration>,
     },
     /// Delete slave reports older than 5 minutes (remote state).
@@ -508,10 +524,15 @@ fn parse_duration_up_to(
     }
 }
 
-/// `--repeat N`: a number of seconds from [`MIN_PERIOD_SECS`] to
-/// [`MAX_PERIOD_SECS`].
+/// `--repeat N`: a number of seconds, or a duration (`30s`, `1m`), from
+/// [`MIN_PERIOD_SECS`] to [`MAX_PERIOD_SECS`].
 fn parse_period(text: &str) -> std::result::Result<std::time::Duration, String> {
-    match text.parse::<f64>() {
+    let seconds = text.parse::<f64>().or_else(|_| {
+        humantime::parse_duration(text)
+            .map(|d| d.as_secs_f64())
+            .map_err(|_| ())
+    });
+    match seconds {
         Ok(secs) if secs > MAX_PERIOD_SECS => Err(format!(
             "{text} seconds is more than the longest period, {MAX_PERIOD_SECS} (one day)"
         )),
@@ -537,9 +558,11 @@ mod tests {
             parse_period("1e-300"),
             Err("1e-300 seconds is less than the shortest period, 0.1".into())
         );
-        for bad in ["0", "-1", "NaN", "inf", "soon"] {
+        for bad in ["0", "-1", "NaN", "inf", "soon", "0s", "2days"] {
             assert!(parse_period(bad).is_err(), "{bad}");
         }
+        assert_eq!(parse_period("10s"), Ok(std::time::Duration::from_secs(10)));
+        assert_eq!(parse_period("1m"), Ok(std::time::Duration::from_secs(60)));
     }
 
     #[test]

@@ -15,7 +15,7 @@ use crate::remote::{self, store::RemoteStore};
 use crate::store::{self, ReleaseStore};
 use crate::target::{self, Target, Transition};
 use crate::{
-    aws, completion, context, help, letsencrypt, log, output, prune, publish, release, shell,
+    aws, completion, context, heal, help, letsencrypt, log, output, prune, publish, release, shell,
 };
 
 const DEFAULT_NGINX_TEMPLATE: &str = include_str!("../templates/nginx.conf.tpl");
@@ -241,6 +241,14 @@ pub fn run(cli: Cli) -> Result<()> {
                 None => slave.update_once(),
                 Some(period) => slave.repeat(period),
             }
+        }
+        Command::Heal { repeat } => {
+            let run = Run::mutating(path)?;
+            let proxy = run.proxy("heal")?;
+            if proxy.remote_state_s3.is_some() {
+                bail!("heal watches a machine with local state; with remote state, slave-update watches each machine's deploys");
+            }
+            heal::heal(&run.machine("heal")?, repeat)
         }
         Command::SlaveFlush { older_than } => {
             let run = Run::mutating(path)?;

@@ -123,14 +123,9 @@ impl Deployer<'_> {
 }
 
 impl Prepared {
-    /// Runs the start command.
+    /// Runs the start command (noproxy: no health gate).
     pub(crate) fn start(&self) -> Result<()> {
-        shell::run_with(
-            &format!("startCommand of {}", self.release),
-            &self.config.start_command,
-            &self.dir,
-            &self.vars,
-        )
+        start_gated(&self.dir, &self.release, &self.config, &self.vars, None)
     }
 
     /// The release's own health check.
@@ -144,13 +139,7 @@ impl Prepared {
     /// deploy never half-exists; the error (with the last health answer)
     /// is taken before that.
     pub(crate) fn start_or_undo(self, health: Option<(&DeployHealthCheck, u16)>) -> Result<()> {
-        let started = self.start().and_then(|()| match health {
-            Some((check, port)) => log::scope(
-                &format!("Waiting until GET {} is healthy", check.path),
-                || health::wait_healthy(&dir_name(&self.dir), port, check),
-            ),
-            None => Ok(()),
-        });
+        let started = start_gated(&self.dir, &self.release, &self.config, &self.vars, health);
         if started.is_err() {
             // The start's own error is the one to report.
             stop(&self.dir, self.ports.as_ref(), &mut FailedStops::default());
@@ -158,6 +147,51 @@ impl Prepared {
         }
         started
     }
+}
+
+/// Runs the start command of the deploy in `dir`, then, given its health
+/// check and HTTP port, waits until it is healthy: the one place a deploy
+/// is started, whether new or restarted.
+fn start_gated(
+    dir: &Path,
+    release: &ReleaseName,
+    config: &ReleaseConfig,
+    vars: &[(String, String)],
+    health: Option<(&DeployHealthCheck, u16)>,
+) -> Result<()> {
+    shell::run_with(
+        &format!("startCommand of {release}"),
+        &config.start_command,
+        dir,
+        vars,
+    )?;
+    match health {
+        Some((check, port)) => log::scope(
+            &format!("Waiting until GET {} is healthy", check.path),
+            || health::wait_healthy(&dir_name(dir), port, check),
+        ),
+        None => Ok(()),
+    }
+}
+
+/// Restarts the running deploy of `release` in `dir` (its `ports`, its
+/// health `check`): its stop command (a failure is warned about and its
+/// processes killed, as for any stop), then its start command and health
+/// gate. The directory stays whatever happens: the deploy is still wanted.
+pub(crate) fn restart(
+    dir: &Path,
+    release: &ReleaseName,
+    ports: &Ports,
+    check: &DeployHealthCheck,
+) -> Result<()> {
+    let config = ReleaseConfig::read(dir)?;
+    let vars = command_env::for_deploy(dir, Some(ports));
+    log::scope("Running stop script", || {
+        stop(dir, Some(ports), &mut FailedStops::default())
+    });
+    log::scope("Running start script", || {
+        start_gated(dir, release, &config, &vars, Some((check, ports.http)))
+    })
 }
 
 /// The stop commands that failed during one command. A failing stop
@@ -291,6 +325,9 @@ fn create_marked(layout: &Layout, dir: &Path, mode: Mode) -> Result<()> {
         mode.marker_text().as_bytes(),
         0o644,
     )
+    // Its process tag from birth: it also tells this deploy from a later
+    // one under the same label (see `heal`).
+    .and_then(|()| shell::tag_of(&aside).map(|_| ()))
     .and_then(|()| {
         std::fs::rename(&aside, dir).with_context(|| format!("cannot create {}", dir.display()))
     });

@@ -13,7 +13,8 @@
 //!   current -> <label>    noproxy: the live release
 //!   .c2.lock              serialises c2 runs on this machine
 //!   frontend-proxy/       proxy mode: state.json, nginx.conf, nginx.ctx.json,
-//!                         docker-compose.yml or nginx.pid and error.log;
+//!                         docker-compose.yml or nginx.pid and error.log,
+//!                         health.json (the health watch's bookkeeping);
 //!                         every mode without remote state: lock.json (the
 //!                         operators' deploy lock) and history.jsonl
 //! ```
@@ -86,6 +87,11 @@ impl Layout {
     /// The operators' deploy lock (`c2 lock`), without remote state.
     pub(crate) fn deploy_lock_file(&self) -> PathBuf {
         self.proxy_dir().join("lock.json")
+    }
+
+    /// What the health watch remembers of each deploy (`c2 heal`, slaves).
+    pub(crate) fn health_file(&self) -> PathBuf {
+        self.proxy_dir().join("health.json")
     }
 
     /// The history of changes (`c2 history`), without remote state.

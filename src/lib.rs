@@ -14,6 +14,7 @@
 //! - `context`: template context (cache, sources, ports);
 //! - `noproxy`: one live release behind a `current` symlink;
 //! - `proxy`: many deploys behind nginx (state, planner, executor, drivers);
+//! - `heal`: deploys that stay up (health watch, restart policy, `health.json`);
 //! - `remote`: master state and slaves over S3 or a shared directory;
 //! - `journal`: the operators' deploy lock and the history of changes;
 //! - `aws`: shared AWS SDK config, S3, Secrets Manager, ECR, Route53;
@@ -30,6 +31,7 @@ mod config;
 mod context;
 mod deploy;
 mod fsutil;
+mod heal;
 mod health;
 mod help;
 mod http;

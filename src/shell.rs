@@ -179,8 +179,9 @@ pub fn forward(to: Stream) -> Result<()> {
 /// left running can be found and stopped.
 const TAG_VAR: &str = "C2_DEPLOY_TAG";
 
-/// The tag of the commands run in `dir`: one per directory, kept in it.
-fn tag_of(dir: &Path) -> Result<String> {
+/// The tag of the commands run in `dir`: one per directory, kept in it,
+/// made the first time it is asked for.
+pub(crate) fn tag_of(dir: &Path) -> Result<String> {
     let file = Layout::deploy_tag(dir);
     if let Ok(tag) = std::fs::read_to_string(&file) {
         if !tag.trim().is_empty() {

@@ -25,7 +25,7 @@ use crate::layout::Layout;
 use crate::names::{DeployLabel, ReleaseName};
 use crate::store::ReleaseStore;
 use crate::target::{Target, Transition};
-use crate::{health, journal, log};
+use crate::{heal, health, journal, log};
 
 use executor::Executor;
 use state::State;
@@ -300,9 +300,13 @@ impl<'a> Machine<'a> {
 }
 
 impl Machine<'_> {
-    /// The answer of each deploy that has a health check, asked all at
-    /// once with a 1 s time-out, by deploy label.
-    fn health(&self, state: &State) -> BTreeMap<String, Result<(), String>> {
+    /// The answer of each deploy of `state` that has a health check, asked
+    /// all at once within `timeout`, by deploy label.
+    pub(crate) fn ask_health(
+        &self,
+        state: &State,
+        timeout: Duration,
+    ) -> BTreeMap<String, Result<(), String>> {
         std::thread::scope(|scope| {
             let asks: Vec<_> = state
                 .deploys
@@ -312,7 +316,7 @@ impl Machine<'_> {
                     let port = d.port;
                     Some((
                         d.label.to_string(),
-                        scope.spawn(move || health::ask(port, &check, Duration::from_secs(1))),
+                        scope.spawn(move || health::ask(port, &check, timeout)),
                     ))
                 })
                 .collect();
@@ -359,7 +363,7 @@ impl StateBackend for Machine<'_> {
             bail!("--show-slaves needs remote state: set deployMode.proxy.remoteStateS3 in the config");
         }
         let state = self.local_state()?;
-        let health = self.health(&state);
+        let health = self.ask_health(&state, Duration::from_secs(1));
         if json_output {
             let health: serde_json::Map<String, serde_json::Value> = health
                 .iter()
@@ -376,7 +380,17 @@ impl StateBackend for Machine<'_> {
             }
             crate::output::json(&out)?;
         } else {
-            crate::output::print(&status::master_text(self.proxy, &state, &health))?;
+            let mut notes: BTreeMap<String, String> = health
+                .iter()
+                .map(|(label, h)| (label.clone(), status::health_word(h)))
+                .collect();
+            // What the health watch is doing about it, if anything.
+            for (label, note) in heal::notes(&self.layout) {
+                if let Some(shown) = notes.get_mut(&label) {
+                    *shown = format!("{shown}; {note}");
+                }
+            }
+            crate::output::print(&status::master_text(self.proxy, &state, &notes))?;
         }
         Ok(())
     }

@@ -22,16 +22,12 @@ fn deploy_name(d: &Deploy) -> String {
     }
 }
 
-/// The endpoints and deploys of a state, as in the spec's example.
-pub fn state_text(proxy: &ProxyModeConfig, state: &State) -> String {
-    state_text_with_health(proxy, state, &BTreeMap::new())
-}
-
-/// [`state_text`] with each asked deploy's health after it.
-pub fn state_text_with_health(
+/// The endpoints and deploys of a state, as in the spec's example, with
+/// a note after each deploy that has one (its health), by label.
+pub fn state_text(
     proxy: &ProxyModeConfig,
     state: &State,
-    health: &BTreeMap<String, Result<(), String>>,
+    notes: &BTreeMap<String, String>,
 ) -> String {
     let mut out = String::from("Endpoints:\n");
     for (label, ep) in &proxy.end_points {
@@ -56,8 +52,8 @@ pub fn state_text_with_health(
     out.push_str("\nDeploys:\n");
     for d in state.deploys.values() {
         let _ = write!(out, "  {}: (localhost:{})", deploy_name(d), d.port);
-        if let Some(answer) = health.get(d.label.as_str()) {
-            let _ = write!(out, " {}", health_word(answer));
+        if let Some(note) = notes.get(d.label.as_str()) {
+            let _ = write!(out, " {note}");
         }
         out.push('\n');
     }
@@ -65,17 +61,17 @@ pub fn state_text_with_health(
 }
 
 /// The status of the state shown (local, or the master): its endpoints
-/// and deploys, each asked deploy's health after it, and how many ports
-/// of the range its deploys hold.
+/// and deploys, each deploy's note (its health) after it, and how many
+/// ports of the range its deploys hold.
 pub fn master_text(
     proxy: &ProxyModeConfig,
     state: &State,
-    health: &BTreeMap<String, Result<(), String>>,
+    notes: &BTreeMap<String, String>,
 ) -> String {
     format!(
         "{}\n{}\n{}\n",
         heading("MASTER"),
-        state_text_with_health(proxy, state, health),
+        state_text(proxy, state, notes),
         ports_line(proxy, state)
     )
 }

@@ -79,9 +79,7 @@ impl<'a> Fleet<'a> {
         let lacking: Vec<String> = live
             .iter()
             .filter_map(|s| match &s.report {
-                Ok(r) if r.status == SlaveStatus::Ok && r.state.deploys.contains_key(deploy) => {
-                    None
-                }
+                Ok(r) if runs(r, deploy) => None,
                 Ok(r) => Some(format!("{} ({})", s.label, why_not(r, deploy))),
                 Err(e) => Some(format!("{} (unreadable report: {e})", s.label)),
             })
@@ -238,14 +236,22 @@ fn answer(
     }
 }
 
+/// Whether a slave's report shows `deploy` running and answering: its
+/// last round went well, its state has it, and its health watch does not
+/// say it is unhealthy or flapping.
+fn runs(report: &SlaveReport, deploy: &str) -> bool {
+    report.status == SlaveStatus::Ok
+        && report.state.deploys.contains_key(deploy)
+        && report.deploys.get(deploy).is_none_or(|h| h.healthy())
+}
+
 /// Why a slave's report does not show `deploy` running.
 fn why_not(report: &SlaveReport, deploy: &str) -> String {
-    match &report.status {
-        SlaveStatus::Error(e) => format!("error: {e}"),
-        SlaveStatus::Ok if !report.state.deploys.contains_key(deploy) => {
-            format!("does not run {deploy}")
-        }
-        SlaveStatus::Ok => "ok".into(),
+    match (&report.status, report.deploys.get(deploy)) {
+        (SlaveStatus::Error(e), _) => format!("error: {e}"),
+        _ if !report.state.deploys.contains_key(deploy) => format!("does not run {deploy}"),
+        (SlaveStatus::Ok, Some(h)) if !h.healthy() => format!("deploy {deploy} {}", h.health),
+        (SlaveStatus::Ok, _) => "ok".into(),
     }
 }
 

@@ -10,11 +10,13 @@
 //! brings it back if not; and each round writes a report (when due), even
 //! when this slave cannot tell its address or state: that is its error.
 
+use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, Result};
 
 use crate::config::{ProxyModeConfig, ToolConfig};
+use crate::heal::{self, DeployHealth};
 use crate::names::SlaveLabel;
 use crate::proxy::state::State;
 use crate::proxy::Machine;
@@ -33,6 +35,11 @@ pub(crate) struct Slave<'a> {
     label: SlaveLabel,
     master: Option<(State, Version)>,
     last_report: Option<(SlaveReport, Instant)>,
+    /// The error of the last update, if it failed: the status of the
+    /// reports written between updates.
+    last_update: Option<String>,
+    /// The watched deploys' health after the last health round.
+    health: BTreeMap<String, DeployHealth>,
 }
 
 impl<'a> Slave<'a> {
@@ -49,21 +56,25 @@ impl<'a> Slave<'a> {
             label,
             master: None,
             last_report: None,
+            last_update: None,
+            health: BTreeMap::new(),
         })
     }
 
     /// One update (cron style). Writes the report when it changed or is
     /// older than [`HEARTBEAT`]; fails if the update failed.
     pub(crate) fn update_once(&mut self) -> Result<()> {
-        let converged = self.converge();
-        let (report, outcome) = self.report(converged);
+        let updated = self.update();
+        let (report, outcome) = self.report(updated);
         let written = self.report_if_due(report);
         outcome?;
         written
     }
 
     /// Forever (until SIGTERM/SIGINT), one update every `period` measured
-    /// from the start of each. A failed round is logged and the loop goes on.
+    /// from the start of each, and the deploys' health watched at least
+    /// every [`heal::WATCH_PERIOD`] in between. A failed round is logged and
+    /// the loop goes on.
     pub(crate) fn repeat(&mut self, period: Duration) -> Result<()> {
         signals::install();
         log::info(&format!(
@@ -71,20 +82,48 @@ impl<'a> Slave<'a> {
             self.label,
             self.remote.describe()
         ));
+        let mut next_update = Instant::now();
         while !signals::stop_requested() {
             let started = Instant::now();
-            if let Err(e) = self.round() {
+            let round = if started >= next_update {
+                next_update = started + period;
+                self.round()
+            } else {
+                self.watch()
+            };
+            if let Err(e) = round {
                 log::info(&format!("Exception: {e:#}"));
             }
-            signals::sleep(period.saturating_sub(started.elapsed()));
+            let wake = next_update.min(started + heal::WATCH_PERIOD);
+            signals::sleep(wake.saturating_duration_since(Instant::now()));
         }
         log::info("Stop requested: slave-update exiting");
         Ok(())
     }
 
     fn round(&mut self) -> Result<()> {
-        let converged = self.converge();
-        let (report, outcome) = self.report(converged);
+        let updated = self.update();
+        let (report, outcome) = self.report(updated);
+        self.reported(report, outcome)
+    }
+
+    /// Between updates: the frontend proxy and the deploys' health, with
+    /// the report rewritten only if what it says of them changed. Its
+    /// status stays the last update's.
+    fn watch(&mut self) -> Result<()> {
+        let serving = self.serving();
+        let healed = self.heal();
+        let last = match &self.last_update {
+            Some(e) => Err(anyhow!("{e}")),
+            None => Ok(()),
+        };
+        let (report, _) = self.report(last);
+        self.reported(report, both(serving, healed))
+    }
+
+    /// Writes `report` if due; a report that cannot be written is the
+    /// round's error, after the round's own.
+    fn reported(&mut self, report: SlaveReport, outcome: Result<()>) -> Result<()> {
         if let Err(e) = self.report_if_due(report) {
             if let Err(failed) = &outcome {
                 log::info(&format!("Exception: {failed:#}"));
@@ -93,6 +132,28 @@ impl<'a> Slave<'a> {
             return Err(e);
         }
         outcome
+    }
+
+    /// An update: this machine brought to the master, then its deploys'
+    /// health watched. Remembered for the reports written until the next.
+    fn update(&mut self) -> Result<()> {
+        let converged = self.converge();
+        let healed = self.heal();
+        let outcome = both(converged, healed);
+        self.last_update = outcome.as_ref().err().map(|e| format!("{e:#}"));
+        outcome
+    }
+
+    /// A health round (see `heal`), its result kept for the reports.
+    fn heal(&mut self) -> Result<()> {
+        self.health = heal::round(&self.machine)?;
+        Ok(())
+    }
+
+    /// Makes sure the frontend proxy serves, under this machine's lock.
+    fn serving(&self) -> Result<()> {
+        let _lock = self.machine.layout.lock()?;
+        self.machine.ensure_frontend_locked()
     }
 
     /// Writes the report unless the last one written says the same and is
@@ -134,12 +195,7 @@ impl<'a> Slave<'a> {
             ),
             _ => Ok(()),
         };
-        let serving = self.machine.ensure_frontend_locked();
-        match (read.and(applied), serving) {
-            (Ok(()), serving) => serving,
-            (Err(e), Ok(())) => Err(e),
-            (Err(e), Err(proxy)) => Err(anyhow!("{e:#}; {proxy:#}")),
-        }
+        both(read.and(applied), self.machine.ensure_frontend_locked())
     }
 
     /// Reads the master state into `self.master`, with a conditional GET
@@ -183,11 +239,19 @@ impl<'a> Slave<'a> {
             Ok(()) => SlaveStatus::Ok,
             Err(e) => SlaveStatus::Error(format!("{e:#}")),
         };
+        // Only the deploys of the state reported: the watch may lag it.
+        let deploys = self
+            .health
+            .iter()
+            .filter(|(label, _)| state.deploys.contains_key(label.as_str()))
+            .map(|(label, h)| (label.clone(), h.clone()))
+            .collect();
         let report = SlaveReport {
             status,
             ip_address,
             host_name: identity::host_name(),
             state,
+            deploys,
             master_version: self
                 .master
                 .as_ref()
@@ -195,5 +259,14 @@ impl<'a> Slave<'a> {
                 .map(str::to_string),
         };
         (report, outcome)
+    }
+}
+
+/// Both outcomes: the first error, with the second's after it.
+fn both(first: Result<()>, second: Result<()>) -> Result<()> {
+    match (first, second) {
+        (Ok(()), second) => second,
+        (Err(e), Ok(())) => Err(e),
+        (Err(e), Err(other)) => Err(anyhow!("{e:#}; {other:#}")),
     }
 }

@@ -90,7 +90,20 @@ fn slave_text(s: &SlaveEntry, master: &State, proxy: &ProxyModeConfig) -> String
             out += &format!("Updated: {}\n", time_text(s.last_modified));
             let sync = if r.state == *master { "yes" } else { "no" };
             out += &format!("In sync with master: {sync}\n");
-            out += &state_text(proxy, &r.state);
+            // The deploys its health watch says are down, after them.
+            let notes = r
+                .deploys
+                .iter()
+                .filter(|(_, h)| !h.healthy())
+                .map(|(label, h)| {
+                    let note = match h.restarts {
+                        0 => one_line(&h.health).into_owned(),
+                        n => format!("{} (restarted {n} times)", one_line(&h.health)),
+                    };
+                    (label.clone(), note)
+                })
+                .collect();
+            out += &state_text(proxy, &r.state, &notes);
         }
         Err(e) => {
             out += &format!("Status: Error (unreadable report: {})\n", one_line(e));

@@ -6,6 +6,7 @@
 //! only if the master is still at the version that was read (S3:
 //! `If-Match`/`If-None-Match: *`; directory: a lock and an atomic rename).
 
+use std::collections::BTreeMap;
 use std::hash::{Hash, Hasher};
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
@@ -16,6 +17,7 @@ use serde::{Deserialize, Serialize};
 use crate::aws::s3::{self, Fetched, Precondition, S3Url};
 use crate::config::RemoteLocation;
 use crate::fsutil;
+use crate::heal::DeployHealth;
 use crate::names::SlaveLabel;
 use crate::proxy::state::{self, State};
 
@@ -52,6 +54,9 @@ pub struct SlaveReport {
     /// clocks say. Absent in reports of older slaves.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub master_version: Option<String>,
+    /// [new] The health of each deploy that has a health check, by label.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub deploys: BTreeMap<String, DeployHealth>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -21,6 +21,7 @@ mod faults;
 mod fetch_timeout;
 mod fleet;
 mod fleet_hosts;
+mod heal;
 mod health;
 mod journal;
 mod limits;

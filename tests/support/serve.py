@@ -5,7 +5,9 @@
 # ("<status> <body>", e.g. "500 database unreachable"), else 200; with a
 # file `up-after` holding N, it answers 503 "warming up" for its first N
 # seconds; a file `up-reason` replaces the reason phrase of its status line
-# (raw bytes, as a hostile server might send).
+# (raw bytes, as a hostile server might send). With a file `die-after`
+# holding N, the server exits N seconds after it started (a release that
+# dies after every start).
 import http.server
 import os
 import sys
@@ -69,4 +71,11 @@ os.setsid()
 null = os.open(os.devnull, os.O_RDWR)
 for fd in (0, 1, 2):
     os.dup2(null, fd)
+try:
+    with open("die-after") as f:
+        import threading
+
+        threading.Timer(float(f.read()), lambda: os._exit(1)).start()
+except FileNotFoundError:
+    pass
 server.serve_forever()
