@@ -583,7 +583,236 @@ fn health_gate(table: &mut Table) {
     );
 }
 
-/// 8. `connect --await-slaves` for 1, 10 and 30 slaves at `--repeat 1`:
+/// Kills the server of `label` on `env` (SIGKILL, by its pid file) and
+/// times until `answers()` holds again.
+fn time_recovery(env: &Env, label: &str, answers: impl Fn() -> bool) -> Duration {
+    let pid: i32 = env
+        .read(&format!("deploys/{label}/server.pid"))
+        .trim()
+        .parse()
+        .unwrap();
+    let _ = nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid),
+        nix::sys::signal::Signal::SIGKILL,
+    );
+    let t = Instant::now();
+    while answers() {
+        assert!(
+            t.elapsed() < Duration::from_secs(30),
+            "the server did not go"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    while !answers() {
+        assert!(
+            t.elapsed() < Duration::from_secs(300),
+            "the deploy never came back"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    t.elapsed()
+}
+
+/// CPU seconds (user + system) process `pid` has used.
+fn cpu_secs(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| rest.split_whitespace().collect())
+        .unwrap_or_default();
+    let ticks: f64 = [11, 12]
+        .iter()
+        .filter_map(|&i| fields.get(i)?.parse::<f64>().ok())
+        .sum();
+    let hz = Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()
+        .ok()
+        .and_then(|o| {
+            String::from_utf8_lossy(&o.stdout)
+                .trim()
+                .parse::<f64>()
+                .ok()
+        })
+        .unwrap_or(100.0);
+    ticks / hz
+}
+
+/// A process of the benchmark's, killed when dropped.
+struct Background(std::process::Child);
+
+impl Drop for Background {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn background(run: common::Run) -> Background {
+    let mut cmd = run.cmd;
+    Background(
+        cmd.stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    )
+}
+
+/// 8. Deploys that stay up: how long a killed deploy takes to serve again
+///    at the default periods (local `heal --repeat 10s`, a slave at
+///    `--repeat 30`), what watching 20 healthy deploys costs in CPU, and
+///    the S3 requests of an idle slave round with them.
+fn heal_figures(table: &mut Table, moto: &Moto) {
+    let check = json!({"path": "/up", "timeoutSeconds": 10});
+    let mut env = Env::new();
+    env.proxy(&[("main", "main.example")]);
+    env.http_release("blue.zip")
+        .set("healthCheck", check.clone())
+        .publish();
+    env.c2(&["start", "blue.zip"]).ok();
+    env.c2(&["connect", "main", "blue"]).ok();
+    let heal = background(env.c2(&["heal", "--repeat", "10s"]));
+    let local: Vec<Duration> = (0..3)
+        .map(|_| time_recovery(&env, "blue", || env.get("main.example", "/").status == 200))
+        .collect();
+    drop(heal);
+    let local = median(local);
+    table.row(
+        "deploy killed until the endpoint answers again, `c2 heal --repeat 10s` (median of 3)",
+        ms(local),
+        "45 s (the goal)".into(),
+        format!("{:.2}", local.as_secs_f64() / 45.0),
+        "3 failed checks 10 s apart, then stop, start and health gate; the old tool never brings it back",
+    );
+
+    let bucket = Moto::unique_bucket("heal");
+    let master = Env::s3_master(moto, &bucket);
+    master
+        .http_release("blue.zip")
+        .set("healthCheck", check.clone())
+        .publish_s3(moto, &bucket, "releases");
+    master.c2(&["start", "blue.zip"]).ok();
+    master.c2(&["connect", "main", "blue"]).ok();
+    let slave = master.slave("web1");
+    let follower = background(slave.c2(&["slave-update", "--repeat", "30"]));
+    let t = Instant::now();
+    while slave.get("main.example", "/").status != 200 {
+        assert!(
+            t.elapsed() < Duration::from_secs(120),
+            "the slave never served"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let on_slave: Vec<Duration> = (0..3)
+        .map(|_| {
+            time_recovery(&slave, "blue", || {
+                slave.get("main.example", "/").status == 200
+            })
+        })
+        .collect();
+    drop(follower);
+    let on_slave = median(on_slave);
+    table.row(
+        "the same on a slave, `slave-update --repeat 30` (median of 3)",
+        ms(on_slave),
+        "45 s (the goal)".into(),
+        format!("{:.2}", on_slave.as_secs_f64() / 45.0),
+        "health is watched every 10 s between updates",
+    );
+
+    // 20 healthy deploys with checks, watched as fast as c2 allows.
+    let mut many = Env::new();
+    many.proxy(&[("main", "main.example")]);
+    many.proxy_set("dynamicPortRange", json!({"v1": 31000, "v2": 31025}));
+    for i in 0..20 {
+        let name = format!("d{i:02}.zip");
+        many.http_release(&name)
+            .set("healthCheck", check.clone())
+            .publish();
+        many.c2(&["start", &name]).ok();
+    }
+    many.c2(&["heal"]).ok();
+    let book = many.path("deploys/frontend-proxy/health.json");
+    let written = || {
+        use std::os::unix::fs::MetadataExt;
+        std::fs::metadata(&book).map_or(0, |m| m.ino())
+    };
+    let heal = background(many.c2(&["heal", "--repeat", "0.1"]));
+    // Each round rewrites health.json (a new file renamed in place).
+    let count_rounds = |n: usize| {
+        let (mut seen, mut last) = (0, written());
+        let t = Instant::now();
+        while seen < n {
+            assert!(t.elapsed() < Duration::from_secs(600), "heal stalled");
+            let now = written();
+            if now != last {
+                seen += 1;
+                last = now;
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    };
+    count_rounds(10);
+    let (cpu0, t0) = (cpu_secs(heal.0.id()), Instant::now());
+    count_rounds(500);
+    let per_round = (cpu_secs(heal.0.id()) - cpu0) / 500.0;
+    let wall = t0.elapsed().as_secs_f64() / 500.0;
+    drop(heal);
+    let per_hour = per_round * 360.0;
+    table.row(
+        "CPU of watching 20 healthy deploys, per hour at `heal --repeat 10s` (from 500 rounds)",
+        format!("{per_hour:.2} s ({:.1} ms a round)", per_round * 1000.0),
+        "3600 s (one core for the hour)".into(),
+        format!("{:.5}", per_hour / 3600.0),
+        &format!(
+            "a round takes {:.0} ms of wall time (20 GETs at once)",
+            wall * 1000.0
+        ),
+    );
+
+    // The same 20 deploys on an idle slave: S3 requests per round.
+    let bucket = Moto::unique_bucket("heal-idle");
+    let mut master = Env::s3_master(moto, &bucket);
+    master.proxy_set("dynamicPortRange", json!({"v1": 31100, "v2": 31125}));
+    for i in 0..20 {
+        let name = format!("d{i:02}.zip");
+        master
+            .http_release(&name)
+            .set("healthCheck", check.clone())
+            .publish_s3(moto, &bucket, "releases");
+        master.c2(&["start", &name]).ok();
+    }
+    let slave = master.slave("idle20");
+    slave.c2(&["slave-update"]).ok();
+    let log = moto.log();
+    let follower = background(slave.c2(&["slave-update", "--repeat", "0.2"]));
+    let gets = || master_gets(&log);
+    let wait_gets = |n: usize| {
+        let t = Instant::now();
+        while gets() < n {
+            assert!(t.elapsed() < Duration::from_secs(300), "the slave stalled");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    };
+    wait_gets(gets() + 5);
+    let (gets0, lines0) = (
+        gets(),
+        std::fs::read_to_string(&log).unwrap().lines().count(),
+    );
+    wait_gets(gets0 + 100);
+    let rounds = (gets() - gets0) as f64;
+    let requests = (std::fs::read_to_string(&log).unwrap().lines().count() - lines0) as f64;
+    drop(follower);
+    table.row(
+        "idle slave watching 20 healthy deploys, S3 requests per round (`--repeat 0.2`, 100 rounds)",
+        format!("{:.2}", requests / rounds),
+        "1 (the goal)".into(),
+        format!("{:.2}", requests / rounds),
+        "health checks are local: no request of their own",
+    );
+}
+
+/// 9. `connect --await-slaves` for 1, 10 and 30 slaves at `--repeat 1`:
 ///    from the command starting until it returns.
 fn await_slaves(table: &mut Table, moto: &Moto) {
     let mut times = Vec::new();
@@ -629,10 +858,10 @@ fn await_slaves(table: &mut Table, moto: &Moto) {
     }
 }
 
-/// 9. `c2 connect` switching an endpoint through the docker frontend (nginx
-///    in the `frontendproxy` container, image built from the host's nginx)
-///    against the host driver: 20 switches each, alternating, so both see
-///    the same machine load. Skipped when no Docker engine answers.
+/// 10. `c2 connect` switching an endpoint through the docker frontend
+///     (nginx in the `frontendproxy` container, image built from the host's
+///     nginx) against the host driver: 20 switches each, alternating, so
+///     both see the same machine load. Skipped when no Docker engine answers.
 fn connect_docker_vs_host(table: &mut Table) {
     let Some(engine) = common::docker::engine() else {
         return;
@@ -895,6 +1124,9 @@ fn main() {
     }
     if want("connect") {
         connect_docker_vs_host(&mut table);
+    }
+    if want("heal") {
+        heal_figures(&mut table, moto);
     }
     let date = humantime::format_rfc3339_seconds(std::time::SystemTime::now());
     let root = env!("CARGO_MANIFEST_DIR");

@@ -186,6 +186,73 @@ fn a_host_labelled_by_instance_metadata_and_a_removed_host_flushed() {
     assert_eq!(bed.in_sync(), 2);
 }
 
+/// A host restarted behind c2's back (`docker kill`, `docker start`, no
+/// master change): its deploy's processes are gone, but the deploy has a
+/// health check, so the first round restarts it at once and the endpoint
+/// answers again on the host's address. No report written after the
+/// restart says the deploy is healthy while it does not answer.
+#[test]
+fn a_rebooted_host_brings_its_deploy_back_and_never_reports_it_healthy_while_down() {
+    let Some(engine) = docker::engine() else {
+        return;
+    };
+    let _turn = engine.exclusive();
+    let mut bed = Bed::new("reboot");
+    bed.release("blue.zip")
+        .set("healthCheck", json!({"path": "/", "timeoutSeconds": 10}))
+        .publish_s3(&bed.moto, &bed.bucket, "releases");
+    bed.start_hosts(1);
+    bed.operator.c2(&["start", "blue.zip"]).ok();
+    bed.operator.c2(&["connect", "main", "blue"]).ok();
+    converge(&bed, 1, Duration::from_secs(60));
+    let host = &bed.hosts[0];
+    assert_eq!(page(host), "blue\n");
+    assert_eq!(
+        report_of(&bed, "host-00")["state"]["deploys"]["blue"],
+        json!({"health": "healthy", "restarts": 0})
+    );
+
+    docker::run(&["kill", &host.name]).expect("docker kill");
+    // Reports are dated to the second: the restart begins in a later
+    // second than any report written before the kill.
+    let killed = std::time::SystemTime::now();
+    wait_until(Duration::from_secs(5), "the next second", || {
+        second_of(std::time::SystemTime::now()) > second_of(killed)
+    });
+    let restarted = std::time::SystemTime::now();
+    docker::run(&["start", &host.name]).expect("docker start");
+    let mut healthy_reports = 0;
+    wait_until(
+        Duration::from_secs(60),
+        "the endpoint to answer again",
+        || {
+            let report = report_of(&bed, "host-00");
+            let written = report["lastModified"]
+                .as_str()
+                .and_then(|t| humantime::parse_rfc3339(t).ok());
+            if written.is_some_and(|t| second_of(t) >= second_of(restarted))
+                && report["state"]["deploys"]["blue"]["health"] == "healthy"
+            {
+                healthy_reports += 1;
+                assert_eq!(
+                    page(host),
+                    "blue\n",
+                    "reported healthy while down: {report}"
+                );
+            }
+            healthy_reports > 0 && host.get(ENDPOINT.1, "/").status == 200
+        },
+    );
+    let log = host.log();
+    assert!(log.contains("Restarting deploy blue: "), "{log}");
+    let report = report_of(&bed, "host-00");
+    assert_eq!(report["state"]["deploys"]["blue"]["restarts"], json!(1));
+}
+
+fn second_of(t: std::time::SystemTime) -> u64 {
+    t.duration_since(std::time::UNIX_EPOCH).unwrap().as_secs()
+}
+
 /// Checks that `host` holds nothing but the deploys of its `report`: a
 /// directory each, a port each (and nginx's 80), at most one release
 /// server each and one nginx. Returns how many deploys it has.

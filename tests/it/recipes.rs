@@ -308,3 +308,44 @@ fn ci_deploy_switches_the_fleet_and_undoes_what_it_cannot_finish() {
     assert_eq!(connection(&web2), json!("blue-2"));
     drop(follower1);
 }
+
+/// `c2-heal.service` as shipped, on a machine with local state: its
+/// ExecStart (`heal --repeat 10s`) brings a killed deploy back, and
+/// traffic through nginx with it, within the three checks and a restart.
+#[test]
+fn the_heal_unit_brings_a_killed_deploy_back_behind_nginx() {
+    let mut env = Env::new();
+    env.proxy(&[("main", "main.example")]);
+    env.http_release("blue.zip")
+        .set("healthCheck", json!({"path": "/up", "timeoutSeconds": 10}))
+        .publish();
+    env.c2(&["start", "blue.zip"]).ok();
+    env.c2(&["connect", "main", "blue"]).ok();
+    let systemd = Systemd::install(env.root.path());
+    let systemctl = systemd.dir.join("bin/systemctl");
+    env.script(&systemctl, &["enable", "--now", "c2-heal.service"])
+        .ok();
+    assert_eq!(systemd.calls(), ["enable --now c2-heal.service"]);
+    wait_until(Duration::from_secs(30), "the first round", || {
+        env.exists("deploys/frontend-proxy/health.json")
+    });
+
+    let pid: i32 = env.read("deploys/blue/server.pid").trim().parse().unwrap();
+    let _ = nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid),
+        nix::sys::signal::Signal::SIGKILL,
+    );
+    let killed = Instant::now();
+    wait_until(Duration::from_secs(10), "the endpoint to fail", || {
+        env.get("main.example", "/").status == 502
+    });
+    wait_until(
+        Duration::from_secs(60),
+        "the endpoint to answer again",
+        || env.get("main.example", "/").status == 200,
+    );
+    // Three checks 10 s apart, then the restart: well under a minute.
+    eprintln!("back {:?} after the kill", killed.elapsed());
+    let log = std::fs::read_to_string(systemd.dir.join("unit.out")).unwrap();
+    assert!(log.contains("Restarting deploy blue: "), "{log}");
+}
