@@ -54,7 +54,8 @@ impl DeployHealth {
 pub(crate) fn round(machine: &Machine) -> Result<BTreeMap<String, DeployHealth>> {
     let layout = &machine.layout;
     let path = layout.health_file();
-    let mut book = Book::load(&path);
+    let read = Book::load(&path);
+    let mut book = read.clone();
     let marker = book::boot_marker();
     let rebooted = marker.is_some() && book.boot != marker;
     let state = machine.local_state()?;
@@ -102,7 +103,10 @@ pub(crate) fn round(machine: &Machine) -> Result<BTreeMap<String, DeployHealth>>
         restart(machine, &mut book, &to_restart)?;
     }
     book.boot = marker.or(book.boot);
-    book.save(&path)?;
+    // An idle machine (every deploy healthy, as before) writes nothing.
+    if book != read {
+        book.save(&path)?;
+    }
     Ok(book
         .deploys
         .iter()
