@@ -363,12 +363,19 @@ impl StateBackend for Machine<'_> {
             bail!("--show-slaves needs remote state: set deployMode.proxy.remoteStateS3 in the config");
         }
         let state = self.local_state()?;
-        let health = self.ask_health(&state, Duration::from_secs(1));
+        // Each deploy's answer, and what the health watch is doing about
+        // it, if anything (`unhealthy: …; restarting (2)`).
+        let mut health: BTreeMap<String, String> = self
+            .ask_health(&state, Duration::from_secs(1))
+            .iter()
+            .map(|(label, h)| (label.clone(), status::health_word(h)))
+            .collect();
+        for (label, note) in heal::notes(&self.layout) {
+            if let Some(shown) = health.get_mut(&label) {
+                *shown = format!("{shown}; {note}");
+            }
+        }
         if json_output {
-            let health: serde_json::Map<String, serde_json::Value> = health
-                .iter()
-                .map(|(label, h)| (label.clone(), status::health_word(h).into()))
-                .collect();
             let mut out = serde_json::json!({
                 "master": state,
                 "ports": status::ports_json(self.proxy, &state),
@@ -376,21 +383,11 @@ impl StateBackend for Machine<'_> {
             // Only when some deploy has a check: the shape is otherwise the
             // old tool's.
             if !health.is_empty() {
-                out["health"] = health.into();
+                out["health"] = serde_json::to_value(&health)?;
             }
             crate::output::json(&out)?;
         } else {
-            let mut notes: BTreeMap<String, String> = health
-                .iter()
-                .map(|(label, h)| (label.clone(), status::health_word(h)))
-                .collect();
-            // What the health watch is doing about it, if anything.
-            for (label, note) in heal::notes(&self.layout) {
-                if let Some(shown) = notes.get_mut(&label) {
-                    *shown = format!("{shown}; {note}");
-                }
-            }
-            crate::output::print(&status::master_text(self.proxy, &state, &notes))?;
+            crate::output::print(&status::master_text(self.proxy, &state, &health))?;
         }
         Ok(())
     }

@@ -117,6 +117,16 @@ fn heal_restarts_a_killed_deploy_after_three_failed_checks_and_leaves_one_withou
     assert!(std::net::TcpStream::connect(("127.0.0.1", plain)).is_err());
 }
 
+/// Waits (boundedly) for `child` to exit.
+fn finished(child: &mut Child) -> std::process::ExitStatus {
+    let mut status = None;
+    wait_until(Duration::from_secs(60), "the process to exit", || {
+        status = child.try_wait().unwrap();
+        status.is_some()
+    });
+    status.unwrap()
+}
+
 /// A `c2 heal --repeat` process, killed when dropped.
 struct Loop(Child);
 
@@ -182,17 +192,22 @@ fn a_release_that_dies_after_every_start_ends_flapping_after_five_restarts_and_s
     });
     assert_eq!(restarts(), 5);
     let line = status_line(&env, "brittle");
+    let flapping = "; flapping: 5 restarts within an hour, not restarted until it answers again";
     assert!(
-        line.contains("unhealthy: cannot connect")
-            && line.ends_with(
-                "; flapping: 5 restarts within an hour, not restarted until it answers again"
-            ),
+        line.contains("unhealthy: cannot connect") && line.ends_with(flapping),
         "{line}"
+    );
+    let json: Value =
+        serde_json::from_str(&env.c2(&["status", "--json-output"]).ok().stdout).unwrap();
+    let health = json["health"]["brittle"].as_str().unwrap_or_default();
+    assert!(
+        health.starts_with("unhealthy: ") && health.ends_with(flapping),
+        "{json}"
     );
 
     // SIGTERM: the round under way ends, and so does the loop.
     crate::common::terminate(heal.0.id());
-    let status = heal.0.wait().unwrap();
+    let status = finished(&mut heal.0);
     assert!(status.success(), "{status:?}");
     assert!(env
         .read("heal.out")
@@ -354,4 +369,71 @@ fn a_slave_restarts_a_killed_deploy_reports_it_and_await_refuses_an_unhealthy_on
             .ok();
         assert_eq!(web1.state()["connections"]["main"], json!("green"));
     }
+}
+
+/// A restart waits for this machine's lock, and then restarts only the
+/// very deploy it asked: here blue is being stopped (its stop command
+/// held until the test says so) while heal, its third check under way,
+/// is about to restart it.
+#[test]
+fn a_deploy_stopped_while_heal_waits_for_the_machine_is_not_restarted() {
+    let mut env = Env::new();
+    env.proxy(&[("main", "main.example")]);
+    let go = env.path("go");
+    env.http_release("blue.zip")
+        .set("healthCheck", check())
+        .set(
+            "stopCommand",
+            json!(format!(
+                "kill $(cat server.pid); touch ../../stopping; while [ ! -e {} ]; do sleep 0.05; done",
+                go.display()
+            )),
+        )
+        .publish();
+    env.c2(&["start", "blue.zip"]).ok();
+    // A first round while healthy: this boot is known, no restart at once.
+    env.c2(&["heal"]).ok();
+    std::fs::write(env.path("deploys/blue/up"), "500 sick").unwrap();
+    env.c2(&["heal"]).ok();
+    env.c2(&["heal"]).ok();
+
+    // The third check hangs: the stop begins meanwhile and holds the machine.
+    std::fs::write(env.path("deploys/blue/up-hang"), "").unwrap();
+    let mut heal = Loop::start(&env, &["heal"]);
+    wait_until(Duration::from_secs(30), "heal's third check", || {
+        env.exists("deploys/blue/hanging")
+    });
+    let mut stop = env
+        .c2(&["stop", "blue"])
+        .cmd
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_until(
+        Duration::from_secs(30),
+        "blue's stop command to run",
+        || env.exists("stopping"),
+    );
+    wait_until(
+        Duration::from_secs(30),
+        "heal to wait for the machine",
+        || {
+            env.read("heal.out")
+                .contains("Waiting for another c2 run to finish")
+        },
+    );
+    std::fs::write(&go, "").unwrap();
+    assert!(finished(&mut stop).success());
+    assert!(finished(&mut heal.0).success());
+    let out = env.read("heal.out");
+    assert!(
+        out.contains("Deploy blue was stopped meanwhile: not restarting it"),
+        "{out}"
+    );
+    assert!(!out.contains("Restarting deploy blue"), "{out}");
+    assert!(!env.exists("deploys/blue"));
+    // The next round forgets it.
+    env.c2(&["heal"]).ok();
+    assert!(book(&env)["deploys"]["blue"].is_null());
 }

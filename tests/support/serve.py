@@ -5,7 +5,8 @@
 # ("<status> <body>", e.g. "500 database unreachable"), else 200; with a
 # file `up-after` holding N, it answers 503 "warming up" for its first N
 # seconds; a file `up-reason` replaces the reason phrase of its status line
-# (raw bytes, as a hostile server might send). With a file `die-after`
+# (raw bytes, as a hostile server might send); with a file `up-hang`, it
+# creates `hanging` and answers nothing for 30 s. With a file `die-after`
 # holding N, the server exits N seconds after it started (a release that
 # dies after every start).
 import http.server
@@ -20,6 +21,9 @@ started = time.monotonic()
 
 
 def health():
+    if os.path.exists("up-hang"):
+        open("hanging", "w").close()
+        time.sleep(30)
     try:
         with open("up-after") as f:
             if time.monotonic() - started < float(f.read()):
