@@ -7,6 +7,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
+use anyhow::Context;
 use serde::{Deserialize, Serialize};
 
 use super::policy::Record;
@@ -44,6 +45,10 @@ impl Book {
     }
 
     pub fn save(&self, path: &Path) -> anyhow::Result<()> {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)
+                .with_context(|| format!("cannot create {}", dir.display()))?;
+        }
         let mut bytes = serde_json::to_vec_pretty(self)?;
         bytes.push(b'\n');
         fsutil::write_atomic(path, &bytes, 0o644)
@@ -71,18 +76,19 @@ mod tests {
     #[test]
     fn an_unreadable_book_starts_afresh() {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("health.json");
+        // On a machine with nothing deployed yet, the directory is not there.
+        let path = dir.path().join("frontend-proxy/health.json");
         assert_eq!(Book::load(&path), Book::default());
-        for bad in ["{", "[]", "{\"deploys\": 3}", "\u{0}\u{1}"] {
-            std::fs::write(&path, bad).unwrap();
-            assert_eq!(Book::load(&path), Book::default(), "{bad:?}");
-        }
         let book = Book {
             boot: Some("1/2".into()),
             deploys: BTreeMap::new(),
         };
         book.save(&path).unwrap();
         assert_eq!(Book::load(&path), book);
+        for bad in ["{", "[]", "{\"deploys\": 3}", "\u{0}\u{1}"] {
+            std::fs::write(&path, bad).unwrap();
+            assert_eq!(Book::load(&path), Book::default(), "{bad:?}");
+        }
     }
 
     #[test]
