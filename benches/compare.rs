@@ -177,18 +177,21 @@ fn ms(d: Duration) -> String {
 fn unpack(table: &mut Table, moto: &Moto) {
     let mut env = Env::new();
     env.context_file("infra", r#"{"env": "bench"}"#);
-    let mut release = env.release("big.zip");
-    for i in 0..5000 {
-        // 20 KB each that does not compress, so the zip itself is about
-        // 100 MB.
-        let bytes = common::noise(20_000, 0x2545_f491_4f6c_dd1d ^ i);
-        release = release.file_bytes(&format!("d{}/f{i}.bin", i % 50), bytes);
-    }
-    for i in 0..10 {
-        release = release.template(&format!("conf/c{i}.conf.tpl"), "env={{infra.env}}\n");
-    }
+    let big = |name: &str| {
+        let mut release = env.release(name);
+        for i in 0..5000 {
+            // 20 KB each that does not compress, so the archive itself is
+            // about 100 MB.
+            let bytes = common::noise(20_000, 0x2545_f491_4f6c_dd1d ^ i);
+            release = release.file_bytes(&format!("d{}/f{i}.bin", i % 50), bytes);
+        }
+        for i in 0..10 {
+            release = release.template(&format!("conf/c{i}.conf.tpl"), "env={{infra.env}}\n");
+        }
+        release
+    };
     let zip = env.path("store/big.zip");
-    release.publish();
+    big("big.zip").publish();
     let zip_mb = std::fs::metadata(&zip).unwrap().len() as f64 / 1e6;
     env.c2(&["fetch-context"]).ok();
     let runs = 3;
@@ -238,6 +241,32 @@ fn unpack(table: &mut Table, moto: &Moto) {
         cp,
         "`cp -r` of the unpacked tree",
         "the floor: the same bytes must be written",
+    );
+
+    // The same files as a tar.gz, against `tar -xzf`.
+    let tarball = env.path("store/big.tar.gz");
+    big("big.tar.gz").publish();
+    let untar = ["unpack", "big.tar.gz", out.to_str().unwrap()];
+    let mut c2 = NowAndBefore::new();
+    let mut tar_runs = Vec::new();
+    for _ in 0..5 {
+        c2.round(|| env.c2(&untar).cmd, || fresh(&out));
+        fresh(&out);
+        tar_runs.push(time(sh(&format!(
+            "mkdir -p {0} && tar -xzf {1} -C {0}",
+            out.display(),
+            tarball.display()
+        ))));
+    }
+    fresh(&out);
+    let (c2_tar, before) = c2.medians();
+    table.timed(
+        "unpack the same files as a tar.gz, local store",
+        c2_tar,
+        before,
+        median(tar_runs),
+        "`tar -xzf`",
+        "gzip decompressed beside the writing, as tar runs gzip beside it",
     );
 
     // The same from S3 (moto): c2 against `aws s3 cp` + `unzip -q`,

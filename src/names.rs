@@ -97,14 +97,60 @@ impl ReleaseName {
         Ok(ReleaseName(s.to_string()))
     }
 
-    /// The default deploy label: the name without its last extension
-    /// (`shop-1.4.zip` → `shop-1.4`).
+    /// The default deploy label: the name without its archive suffix
+    /// (`shop-1.4.zip` → `shop-1.4`, `shop-1.5.tar.gz` → `shop-1.5`), or
+    /// without its last extension.
     pub(crate) fn default_label(&self) -> Result<DeployLabel> {
-        let stem = match self.0.rsplit_once('.') {
-            Some((stem, _)) if !stem.is_empty() => stem,
-            _ => &self.0,
+        let stem = match self.packing().1 {
+            Some(stem) => stem,
+            None => match self.0.rsplit_once('.') {
+                Some((stem, _)) if !stem.is_empty() => stem,
+                _ => &self.0,
+            },
         };
         DeployLabel::parse(stem)
+    }
+
+    /// How the release is packed, as its name says, and the name without
+    /// the tarball suffix when it is one.
+    fn packing(&self) -> (Packing, Option<&str>) {
+        for (suffix, packing) in [
+            (".tar.gz", Packing::TarGz),
+            (".tgz", Packing::TarGz),
+            (".tar", Packing::Tar),
+        ] {
+            if let Some(stem) = self.0.strip_suffix(suffix).filter(|s| !s.is_empty()) {
+                return (packing, Some(stem));
+            }
+        }
+        (Packing::Zip, None)
+    }
+
+    /// How the release is packed: a tarball by its suffix, else a zip (as
+    /// every Camus2 release is, whatever its name).
+    pub(crate) fn packed_as(&self) -> Packing {
+        self.packing().0
+    }
+}
+
+/// How a release archive is packed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Packing {
+    Zip,
+    /// `.tar`
+    Tar,
+    /// `.tar.gz` or `.tgz`
+    TarGz,
+}
+
+impl Packing {
+    /// The content type it is uploaded with.
+    pub(crate) fn content_type(self) -> &'static str {
+        match self {
+            Packing::Zip => "application/zip",
+            Packing::Tar => "application/x-tar",
+            Packing::TarGz => "application/gzip",
+        }
     }
 }
 
@@ -169,6 +215,21 @@ mod tests {
         assert_eq!(label("noext").unwrap().as_str(), "noext");
         assert!(label("current.zip").is_err());
         assert!(label(".hidden.zip").is_err());
+        assert_eq!(label("shop-1.5.tar.gz").unwrap().as_str(), "shop-1.5");
+        assert_eq!(label("shop-1.5.tgz").unwrap().as_str(), "shop-1.5");
+        assert_eq!(label("shop-1.5.tar").unwrap().as_str(), "shop-1.5");
+        assert!(label(".tar.gz").is_err(), "no name before the suffix");
+    }
+
+    #[test]
+    fn the_packing_is_told_by_the_suffix_and_a_zip_otherwise() {
+        let packed = |r: &str| ReleaseName::parse(r).unwrap().packed_as();
+        assert_eq!(packed("a.tar.gz"), Packing::TarGz);
+        assert_eq!(packed("a.tgz"), Packing::TarGz);
+        assert_eq!(packed("a.tar"), Packing::Tar);
+        for zip in ["a.zip", "a", "a.tar.zip", "a.gz", "tar"] {
+            assert_eq!(packed(zip), Packing::Zip, "{zip}");
+        }
     }
 
     #[test]

@@ -1,4 +1,4 @@
-//! Checking a release zip before it is uploaded, as a deploy would read it:
+//! Checking a release archive before it is uploaded, as a deploy would read it:
 //! unpacked under the same safety rules and limits (an entry escaping the
 //! archive is refused), then `release.json` parsed, each listed template
 //! parsed, each release context source read as JSON. The scratch directory
@@ -10,13 +10,14 @@ use anyhow::{anyhow, bail, Context, Result};
 
 use crate::config::Limits;
 use crate::fsutil;
-use crate::release::{unzip, ReleaseConfig, RELEASE_JSON};
+use crate::names::Packing;
+use crate::release::{self, ReleaseConfig, RELEASE_JSON};
 use crate::template;
 
-pub(super) fn check(zip: &Path, limits: &Limits) -> Result<()> {
+pub(super) fn check(archive: &Path, packing: Packing, limits: &Limits) -> Result<()> {
     let scratch = tempfile::tempdir().context("cannot create a scratch directory")?;
     let root = scratch.path();
-    unzip::extract(zip, root, limits.max_unpacked_bytes)?;
+    release::unpack_archive(archive, packing, root, limits.max_unpacked_bytes)?;
     let rc = release_json(root)?;
     for rel in &rc.templates {
         let shown = rel.display();

@@ -1,11 +1,12 @@
-//! `publish`: checks a release (a directory or a zip) and uploads it to the
-//! release store, without ever overwriting one unless asked.
+//! `publish`: checks a release (a directory, a zip or a tarball) and
+//! uploads it to the release store, without ever overwriting one unless
+//! asked.
 //!
 //! A directory is zipped first ([`pack`]), deterministically, into a
-//! temporary file. Either way the zip is then checked as a deploy would
-//! read it ([`check`]): unpacked with the same safety rules into a scratch
-//! directory, never into deploysDir. Nothing is uploaded unless every check
-//! passes.
+//! temporary file; an archive is uploaded as it is. Either way it is then
+//! checked as a deploy would read it ([`check`]): unpacked with the same
+//! safety rules into a scratch directory, never into deploysDir. Nothing is
+//! uploaded unless every check passes.
 
 mod check;
 mod pack;
@@ -15,7 +16,7 @@ use std::path::Path;
 use anyhow::{bail, Context, Result};
 
 use crate::config::ToolConfig;
-use crate::names::ReleaseName;
+use crate::names::{Packing, ReleaseName};
 use crate::output;
 use crate::store::ReleaseStore;
 
@@ -33,6 +34,10 @@ pub(crate) fn publish(
         Some(n) => ReleaseName::parse(n)?,
         None => default_name(input, meta.is_dir())?,
     };
+    // A deploy unpacks by the name: it must say how the bytes are packed.
+    if meta.is_dir() && release.packed_as() != Packing::Zip {
+        bail!("a directory is published as a zip: give it a name that does not end in .tar, .tar.gz or .tgz");
+    }
     // Early, to spare packing and checking a large release for nothing;
     // the upload itself refuses to overwrite too.
     if !force && store.exists(&release)? {
@@ -47,7 +52,7 @@ pub(crate) fn publish(
     } else {
         input.to_path_buf()
     };
-    check::check(&zip, &config.limits)
+    check::check(&zip, release.packed_as(), &config.limits)
         .with_context(|| format!("cannot publish {}", input.display()))?;
     if !store.upload(&release, &zip, force)? {
         bail!("{}", already_there(&release, store));
@@ -62,7 +67,7 @@ fn already_there(release: &ReleaseName, store: &dyn ReleaseStore) -> String {
     )
 }
 
-/// `<dir name>.zip` for a directory, the file's own name for a zip.
+/// `<dir name>.zip` for a directory, the file's own name for an archive.
 fn default_name(input: &Path, is_dir: bool) -> Result<ReleaseName> {
     // `.` or `releases/shop/..` name a directory too.
     let real = input

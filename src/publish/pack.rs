@@ -17,7 +17,7 @@ use anyhow::{bail, Context, Result};
 use zip::write::SimpleFileOptions;
 use zip::{CompressionMethod, DateTime, ZipWriter};
 
-use crate::release::unzip::target_stays_inside;
+use crate::release::tree::target_stays_inside;
 
 /// One entry, by its path inside the release (`/`-separated).
 enum Entry {

@@ -1,7 +1,10 @@
-//! Releases: fetch a zip from the store, unpack it safely,
-//! read its `release.json`, and expand its templates with a context.
+//! Releases: fetch an archive (zip or tarball) from the store, unpack it
+//! safely, read its `release.json`, and expand its templates with a
+//! context.
 
-pub(crate) mod unzip;
+pub(crate) mod tree;
+mod untar;
+mod unzip;
 
 use std::collections::BTreeMap;
 use std::os::unix::fs::PermissionsExt;
@@ -14,7 +17,7 @@ use serde_json::Value;
 use crate::config::{DeployHealthCheck, Limits, ToolConfig};
 use crate::fsutil;
 use crate::log;
-use crate::names::{ContextName, ReleaseName};
+use crate::names::{ContextName, Packing, ReleaseName};
 use crate::store::ReleaseStore;
 use crate::template;
 
@@ -54,7 +57,22 @@ impl ReleaseConfig {
     }
 }
 
-/// Downloads `release` into `<dir>/<release>`, unzips it into `dir` (within
+/// Unpacks the archive at `path`, packed as `packing`, into `todir`,
+/// writing at most `max_bytes`: the entries it had.
+pub(crate) fn unpack_archive(
+    path: &Path,
+    packing: Packing,
+    todir: &Path,
+    max_bytes: u64,
+) -> Result<usize> {
+    match packing {
+        Packing::Zip => unzip::extract(path, todir, max_bytes),
+        Packing::Tar => untar::extract(path, false, todir, max_bytes),
+        Packing::TarGz => untar::extract(path, true, todir, max_bytes),
+    }
+}
+
+/// Downloads `release` into `<dir>/<release>`, unpacks it into `dir` (within
 /// `limits`) and reads its `release.json`. Templates are left for
 /// [`expand_templates`].
 pub(crate) fn fetch(
@@ -64,13 +82,18 @@ pub(crate) fn fetch(
     limits: &Limits,
 ) -> Result<ReleaseConfig> {
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    let zip_path = dir.join(release.as_str());
+    let archive = dir.join(release.as_str());
     log::scope(
         &format!("Fetching {release} from {}", store.describe()),
-        || store.download(release, &zip_path),
+        || store.download(release, &archive),
     )?;
     log::scope(&format!("Unpacking {release}"), || {
-        unzip::extract(&zip_path, dir, limits.max_unpacked_bytes)
+        unpack_archive(
+            &archive,
+            release.packed_as(),
+            dir,
+            limits.max_unpacked_bytes,
+        )
     })?;
     ReleaseConfig::read(dir)
 }

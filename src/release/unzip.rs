@@ -1,34 +1,27 @@
-//! Safe, streaming extraction of a release zip into a directory.
-//!
-//! A release archive is built elsewhere and only partly trusted: a broken or
-//! malicious zip must never be able to write outside the directory we unpack
-//! into (zip-slip). Entry names are therefore normalised by us rather than
-//! handed to the filesystem, and symlinks from the archive are created last,
-//! so no file we write can travel through a link the archive itself planted.
+//! Reading a release zip: every entry is handed to [`Tree`], which decides
+//! where (and whether) it lands; then the regular files are written.
 //!
 //! Extraction runs in three steps. First, in archive order on one thread,
 //! every name is checked, every directory created and every symlink target
 //! read; that fixes where each file goes. Then the regular files, which are
-//! independent of each other, are written by one worker per core. Last, on
-//! one thread again, the symlinks are created and checked and the
-//! directories get their modes.
+//! independent of each other, are written by one worker per core, each
+//! with its own read position in the zip. Last, on one thread again, the
+//! tree makes the links and gives directories their modes.
 
 use std::cmp::Reverse;
 use std::collections::HashMap;
-use std::ffi::{OsStr, OsString};
-use std::fs::{self, DirBuilder, File, OpenOptions, Permissions};
-use std::io::{self, BufWriter, Read, Seek, SeekFrom};
-use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{DirBuilderExt, FileExt, OpenOptionsExt, PermissionsExt};
-use std::path::{Component, Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::fs::File;
+use std::io::{self, Read, Seek, SeekFrom};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 
-use anyhow::{anyhow, bail, Context, Result};
+use anyhow::{anyhow, Context, Result};
 use zip::result::ZipError;
 use zip::ZipArchive;
 
-use crate::names::RESERVED_PREFIX;
+use super::tree::{self, Budget, Halt, Kind, Names, Tree, MAX_LINK_TARGET};
 use crate::progress::Progress;
 
 // The zip format stores the Unix `st_mode` layout whatever the host is, so
@@ -37,20 +30,10 @@ use crate::progress::Progress;
 const S_IFMT: u32 = 0o170_000;
 const S_IFDIR: u32 = 0o040_000;
 const S_IFLNK: u32 = 0o120_000;
-
-const DEFAULT_FILE_MODE: u32 = 0o644;
-const DEFAULT_DIR_MODE: u32 = 0o755;
-
-/// PATH_MAX on Linux; a longer "target" is not a real symlink and we do not
-/// want to buffer an arbitrarily large entry to find that out.
-const MAX_LINK_TARGET: u64 = 4096;
-
-/// Same limit as the Linux kernel (ELOOP), so link loops terminate.
-const MAX_LINK_HOPS: usize = 40;
-
-/// Write buffer for extracted files: large enough that a 1 GB release does
-/// not cost a syscall per 8 KiB, small enough not to matter for memory.
-const WRITE_BUFFER: usize = 256 * 1024;
+const S_IFIFO: u32 = 0o010_000;
+const S_IFCHR: u32 = 0o020_000;
+const S_IFBLK: u32 = 0o060_000;
+const S_IFSOCK: u32 = 0o140_000;
 
 /// Read buffer for the zip's headers: they are small and scattered, so a
 /// larger buffer would mostly copy file data that is read again later.
@@ -71,13 +54,7 @@ pub fn extract(zip_path: &Path, todir: &Path, max_bytes: u64) -> Result<usize> {
             describe(&e)
         )
     })?;
-
-    fs::create_dir_all(todir).with_context(|| format!("cannot create {}", todir.display()))?;
-    // Every containment check compares real paths against this one, so a
-    // `todir` reached through a symlink (or spelled with `..`) still works.
-    let root =
-        fs::canonicalize(todir).with_context(|| format!("cannot resolve {}", todir.display()))?;
-
+    let mut tree = Tree::new(zip_path, todir, max_bytes)?;
     // Declared sizes, only for the bar: the budget counts real bytes.
     let total = archive
         .decompressed_size()
@@ -86,21 +63,11 @@ pub fn extract(zip_path: &Path, todir: &Path, max_bytes: u64) -> Result<usize> {
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let mut x = Extractor {
-        progress: Progress::bytes(&format!("unpacking {name}"), total),
-        zip: zip_path,
-        todir,
-        root,
-        dirs: HashMap::new(),
-        dir_modes: Vec::new(),
-        links: Vec::new(),
-        max_bytes,
-    };
-    let jobs = x.plan(&mut archive)?;
-    let run = Run::new(max_bytes);
-    x.write_files(&archive, &jobs, &run)?;
-    x.create_links()?;
-    x.apply_dir_modes()?;
+    let progress = Progress::bytes(&format!("unpacking {name}"), total);
+    let jobs = plan(&mut tree, &mut archive)?;
+    let budget = Budget::new(max_bytes);
+    write_files(tree.names(), &archive, &jobs, &budget, &progress)?;
+    tree.finish()?;
     Ok(archive.len())
 }
 
@@ -193,137 +160,6 @@ impl Seek for ZipCursor {
     }
 }
 
-/// Split an entry name into plain path components, resolving `.` and `..`
-/// lexically. `None` if the name is absolute or climbs above the top.
-///
-/// Backslashes count as separators too: archives made on Windows use them,
-/// and `..\x` must not become a harmless-looking file named `..\x` here
-/// while meaning "parent directory" to the tool that built it.
-fn normalize(name: &str) -> Option<Vec<String>> {
-    if name.contains('\0') || name.starts_with(['/', '\\']) || has_drive_prefix(name) {
-        return None;
-    }
-    let mut parts: Vec<String> = Vec::new();
-    for part in name.split(['/', '\\']) {
-        match part {
-            "" | "." => {}
-            ".." => {
-                parts.pop()?;
-            }
-            _ => parts.push(part.to_owned()),
-        }
-    }
-    Some(parts)
-}
-
-/// `C:` style names are absolute (or drive-relative) on Windows.
-fn has_drive_prefix(name: &str) -> bool {
-    let b = name.as_bytes();
-    b.len() >= 2 && b[0].is_ascii_alphabetic() && b[1] == b':'
-}
-
-/// Permission bits to apply. setuid/setgid/sticky are dropped on purpose:
-/// a release has no business installing setuid binaries. All-zero bits mean
-/// the archiver stored only the file type, not real permissions.
-fn perm(mode: Option<u32>, default: u32) -> u32 {
-    match mode.map(|m| m & 0o777) {
-        Some(p) if p != 0 => p,
-        _ => default,
-    }
-}
-
-/// Does a link in a directory `parent_depth` levels below the top, pointing
-/// at `target`, stay inside the top when read lexically? Uses the kernel's
-/// own rules (only `/` separates), since the kernel will interpret it.
-pub(crate) fn target_stays_inside(parent_depth: usize, target: &Path) -> bool {
-    let mut depth = parent_depth;
-    for c in target.components() {
-        match c {
-            Component::Prefix(_) | Component::RootDir => return false,
-            Component::CurDir => {}
-            Component::ParentDir => match depth.checked_sub(1) {
-                Some(d) => depth = d,
-                None => return false,
-            },
-            Component::Normal(_) => depth += 1,
-        }
-    }
-    true
-}
-
-enum Step {
-    Root,
-    Up,
-    Down(OsString),
-}
-
-fn steps(p: &Path) -> Vec<Step> {
-    p.components()
-        .filter_map(|c| match c {
-            Component::RootDir => Some(Step::Root),
-            Component::ParentDir => Some(Step::Up),
-            Component::Normal(n) => Some(Step::Down(n.to_owned())),
-            Component::CurDir | Component::Prefix(_) => None,
-        })
-        .collect()
-}
-
-/// Where an absolute `path` really leads, like realpath(3), except that a
-/// missing (or non-directory) component does not fail: the rest is applied
-/// lexically. `fs::canonicalize` gives up on dangling links, yet a dangling
-/// link can still aim outside, and a later write through it would land there.
-fn resolve(path: &Path) -> io::Result<PathBuf> {
-    let mut todo = steps(path);
-    todo.reverse();
-    let mut cur = PathBuf::from("/");
-    let mut hops = 0;
-    let mut missing = false;
-    while let Some(step) = todo.pop() {
-        match step {
-            Step::Root => cur = PathBuf::from("/"),
-            Step::Up => {
-                cur.pop();
-            }
-            Step::Down(name) => {
-                let next = cur.join(&name);
-                if !missing {
-                    match fs::symlink_metadata(&next) {
-                        Ok(m) if m.file_type().is_symlink() => {
-                            hops += 1;
-                            if hops > MAX_LINK_HOPS {
-                                return Err(io::Error::other("too many levels of symbolic links"));
-                            }
-                            let mut more = steps(&fs::read_link(&next)?);
-                            more.reverse();
-                            todo.extend(more);
-                            continue;
-                        }
-                        Ok(_) => {}
-                        Err(e)
-                            if matches!(
-                                e.kind(),
-                                io::ErrorKind::NotFound | io::ErrorKind::NotADirectory
-                            ) =>
-                        {
-                            missing = true
-                        }
-                        Err(e) => return Err(e),
-                    }
-                }
-                cur = next;
-            }
-        }
-    }
-    Ok(cur)
-}
-
-/// A symlink entry, kept until every file and directory has been written.
-struct Link {
-    name: String,
-    path: PathBuf,
-    target: PathBuf,
-}
-
 /// A regular file to write: where, with which mode, from which entry.
 struct FileJob {
     index: usize,
@@ -333,505 +169,149 @@ struct FileJob {
     compressed: u64,
 }
 
-/// What the workers share while writing files.
-struct Run {
-    /// The next job to take.
-    next: AtomicUsize,
-    /// Bytes still allowed, of `max_bytes`, across all workers.
-    budget: AtomicU64,
-    /// Set when a worker failed: the others stop at their next read.
-    stop: AtomicBool,
-    /// The first failure, which is the one reported.
-    failure: Mutex<Option<anyhow::Error>>,
+fn unreadable(names: Names, index: usize, e: &ZipError) -> anyhow::Error {
+    anyhow!(
+        "release {}: cannot read entry #{}: {}",
+        names.archive.display(),
+        index,
+        describe(e)
+    )
 }
 
-impl Run {
-    fn new(max_bytes: u64) -> Run {
-        Run {
-            next: AtomicUsize::new(0),
-            budget: AtomicU64::new(max_bytes),
-            stop: AtomicBool::new(false),
-            failure: Mutex::new(None),
-        }
-    }
-
-    fn stopped(&self) -> bool {
-        self.stop.load(Ordering::Relaxed)
-    }
-
-    /// Records `e` unless another worker failed first, and stops everyone.
-    fn fail(&self, e: anyhow::Error) {
-        let mut first = self.failure.lock().unwrap_or_else(PoisonError::into_inner);
-        if first.is_none() {
-            *first = Some(e);
-        }
-        self.stop.store(true, Ordering::Relaxed);
-    }
-
-    fn failure(&self) -> Option<anyhow::Error> {
-        self.failure
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .take()
+/// What a zip entry is, from its Unix mode (or its name, for a directory).
+/// `None`: a symlink, whose target is its data.
+fn kind(mode: Option<u32>, dir_by_name: bool) -> Option<Kind> {
+    match mode.map(|m| m & S_IFMT) {
+        Some(S_IFLNK) => None,
+        _ if dir_by_name => Some(Kind::Dir),
+        Some(S_IFDIR) => Some(Kind::Dir),
+        Some(S_IFIFO) => Some(Kind::Special("FIFO")),
+        Some(S_IFCHR) => Some(Kind::Special("character device")),
+        Some(S_IFBLK) => Some(Kind::Special("block device")),
+        Some(S_IFSOCK) => Some(Kind::Special("socket")),
+        _ => Some(Kind::File),
     }
 }
 
-/// Why a worker gave up on a file.
-enum Halt {
-    /// Another worker failed; its error is the one reported.
-    Stopped,
-    Failed(anyhow::Error),
-}
-
-impl From<anyhow::Error> for Halt {
-    fn from(e: anyhow::Error) -> Halt {
-        Halt::Failed(e)
-    }
-}
-
-/// Counts bytes read from an entry against the shared budget, and ends the
-/// read as soon as the budget is spent or another worker failed.
-struct Metered<'a, R> {
-    inner: R,
-    run: &'a Run,
-    over: bool,
-    stopped: bool,
-}
-
-impl<R: Read> Read for Metered<'_, R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        if self.run.stopped() {
-            self.stopped = true;
-            return Err(io::Error::other("stopped: another entry failed"));
+/// In archive order: place every entry in the tree, and list the regular
+/// files to write, largest first so that the workers finish together.
+fn plan(tree: &mut Tree, archive: &mut ZipArchive<ZipCursor>) -> Result<Vec<FileJob>> {
+    let names = tree.names();
+    let mut jobs: Vec<FileJob> = Vec::new();
+    // Two names for one path ("a" and "./a"): the later entry wins, as
+    // when writing in order, and two workers never race on one file.
+    let mut by_path: HashMap<PathBuf, usize> = HashMap::new();
+    for i in 0..archive.len() {
+        let mut entry = archive.by_index(i).map_err(|e| unreadable(names, i, &e))?;
+        let name = entry.name().to_owned();
+        // The declared size may lie: it fails fast here, and the bytes
+        // really written are counted against the same budget later.
+        if entry.size() > names.max_bytes {
+            return Err(names.too_large());
         }
-        let n = self.inner.read(buf)?;
-        let spent = self
-            .run
-            .budget
-            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |left| {
-                left.checked_sub(n as u64)
-            });
-        if spent.is_err() {
-            self.over = true;
-            return Err(io::Error::other("over the unpacked-bytes limit"));
-        }
-        Ok(n)
-    }
-}
-
-struct Extractor<'a> {
-    progress: Progress,
-    zip: &'a Path,
-    todir: &'a Path,
-    /// canonicalize(todir)
-    root: PathBuf,
-    /// Relative directory -> verified real path. Nothing replaces a directory
-    /// while regular entries are written, so a verified one stays valid.
-    dirs: HashMap<PathBuf, PathBuf>,
-    /// Applied at the very end, so a read-only directory in the archive does
-    /// not stop us writing the files that go into it.
-    dir_modes: Vec<(PathBuf, u32)>,
-    links: Vec<Link>,
-    max_bytes: u64,
-}
-
-impl Extractor<'_> {
-    fn too_large(&self) -> anyhow::Error {
-        anyhow!(
-            "release {} unpacks to more than {} bytes (limits.maxUnpackedBytes): raise that limit in the config if the release really is that large",
-            self.zip.display(),
-            self.max_bytes
-        )
-    }
-
-    fn outside(&self, name: &str) -> anyhow::Error {
-        anyhow!(
-            "release {}: entry '{}' would be written outside {}",
-            self.zip.display(),
-            name,
-            self.todir.display()
-        )
-    }
-
-    /// A release cannot write c2's own files in the deploy directory (the
-    /// process tag, the marker): say so, and where to look.
-    fn reserved(&self, name: &str) -> anyhow::Error {
-        anyhow!(
-            "release {}: entry '{name}' is named like c2's own files ({RESERVED_PREFIX}… at the top of a deploy directory): remove it from the release (was a deploy directory copied into the build?)",
-            self.zip.display()
-        )
-    }
-
-    fn link_outside(&self, name: &str, target: &Path) -> anyhow::Error {
-        anyhow!(
-            "release {}: symlink entry '{}' -> '{}' would point outside {}",
-            self.zip.display(),
-            name,
-            target.display(),
-            self.todir.display()
-        )
-    }
-
-    fn unreadable(&self, index: usize, e: &ZipError) -> anyhow::Error {
-        anyhow!(
-            "release {}: cannot read entry #{}: {}",
-            self.zip.display(),
-            index,
-            describe(e)
-        )
-    }
-
-    /// In archive order: check every name, create every directory, read
-    /// every symlink target, and list the regular files to write, largest
-    /// first so that the workers finish together.
-    fn plan(&mut self, archive: &mut ZipArchive<ZipCursor>) -> Result<Vec<FileJob>> {
-        let mut jobs: Vec<FileJob> = Vec::new();
-        // Two names for one path ("a" and "./a"): the later entry wins, as
-        // when writing in order, and two workers never race on one file.
-        let mut by_path: HashMap<PathBuf, usize> = HashMap::new();
-        for i in 0..archive.len() {
-            let mut entry = archive.by_index(i).map_err(|e| self.unreadable(i, &e))?;
-            let name = entry.name().to_owned();
-            // The declared size may lie: it fails fast here, and the bytes
-            // really written are counted against the same budget later.
-            if entry.size() > self.max_bytes {
-                return Err(self.too_large());
-            }
-            let mode = entry.unix_mode();
-            let dir_by_name = entry.is_dir();
-            let compressed = entry.compressed_size();
-            let Some((path, mode)) = self.entry(&name, mode, dir_by_name, &mut entry)? else {
-                continue;
-            };
-            let job = FileJob {
-                index: i,
-                name,
-                path,
-                mode,
-                compressed,
-            };
-            match by_path.get(&job.path) {
-                Some(&k) => jobs[k] = job,
-                None => {
-                    by_path.insert(job.path.clone(), jobs.len());
-                    jobs.push(job);
-                }
-            }
-        }
-        jobs.sort_by_key(|j| Reverse(j.compressed));
-        Ok(jobs)
-    }
-
-    /// Directories are created and symlinks recorded; a regular file is
-    /// returned as its real path and mode, to be written later.
-    fn entry(
-        &mut self,
-        name: &str,
-        mode: Option<u32>,
-        dir_by_name: bool,
-        data: &mut dyn Read,
-    ) -> Result<Option<(PathBuf, u32)>> {
-        let rel = normalize(name).ok_or_else(|| self.outside(name))?;
-        if rel
-            .first()
-            .is_some_and(|top| top.starts_with(RESERVED_PREFIX))
-        {
-            return Err(self.reserved(name));
-        }
-        let kind = mode.map(|m| m & S_IFMT);
-        if kind == Some(S_IFLNK) {
-            self.record_link(name, &rel, data)?;
-            return Ok(None);
-        }
-        if dir_by_name || kind == Some(S_IFDIR) {
-            // "./" and the like name `todir` itself, which is already there.
-            if !rel.is_empty() {
-                let real = self.ensure_dir(&rel, name)?;
-                self.dir_modes.push((real, perm(mode, DEFAULT_DIR_MODE)));
-            }
-            return Ok(None);
-        }
-        // Anything else (regular file, or an exotic type such as a fifo) is
-        // written as a plain file: we never create device nodes from a zip.
-        let Some((file_name, parent)) = rel.split_last() else {
-            bail!(
-                "release {}: entry '{}' has no file name",
-                self.zip.display(),
-                name
-            );
+        let mode = entry.unix_mode();
+        let Some(kind) = kind(mode, entry.is_dir()) else {
+            let mut target = Vec::new();
+            (&mut entry)
+                .take(MAX_LINK_TARGET + 1)
+                .read_to_end(&mut target)
+                .with_context(|| {
+                    format!(
+                        "release {}: cannot read entry '{}'",
+                        names.archive.display(),
+                        name
+                    )
+                })?;
+            tree.place_symlink(&name, &target)?;
+            continue;
         };
-        let dir = self.ensure_dir(parent, name)?;
-        Ok(Some((dir.join(file_name), perm(mode, DEFAULT_FILE_MODE))))
-    }
-
-    /// Write the regular files, one worker per core (each with its own read
-    /// position in the zip), taking jobs in turn. The first failure stops
-    /// every worker and is the error returned.
-    fn write_files(
-        &self,
-        archive: &ZipArchive<ZipCursor>,
-        jobs: &[FileJob],
-        run: &Run,
-    ) -> Result<()> {
-        let workers = std::thread::available_parallelism()
-            .map_or(1, |n| n.get())
-            .min(jobs.len());
-        std::thread::scope(|s| {
-            for _ in 1..workers {
-                let mut archive = archive.clone();
-                s.spawn(move || self.work(&mut archive, jobs, run));
+        let compressed = entry.compressed_size();
+        let Some((path, mode)) = tree.place(&name, kind, mode)? else {
+            continue;
+        };
+        let job = FileJob {
+            index: i,
+            name,
+            path,
+            mode,
+            compressed,
+        };
+        match by_path.get(&job.path) {
+            Some(&k) => jobs[k] = job,
+            None => {
+                by_path.insert(job.path.clone(), jobs.len());
+                jobs.push(job);
             }
-            self.work(&mut archive.clone(), jobs, run);
-        });
-        match run.failure() {
-            Some(e) => Err(e),
-            None => Ok(()),
         }
     }
+    jobs.sort_by_key(|j| Reverse(j.compressed));
+    Ok(jobs)
+}
 
-    fn work(&self, archive: &mut ZipArchive<ZipCursor>, jobs: &[FileJob], run: &Run) {
-        while !run.stopped() {
-            let Some(job) = jobs.get(run.next.fetch_add(1, Ordering::Relaxed)) else {
+/// Write the regular files, one worker per core (each with its own read
+/// position in the zip), taking jobs in turn. The first failure stops
+/// every worker and is the error returned.
+fn write_files(
+    names: Names,
+    archive: &ZipArchive<ZipCursor>,
+    jobs: &[FileJob],
+    budget: &Budget,
+    progress: &Progress,
+) -> Result<()> {
+    let workers = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(jobs.len());
+    let next = AtomicUsize::new(0);
+    let work = |archive: &mut ZipArchive<ZipCursor>| {
+        while !budget.stopped() {
+            let Some(job) = jobs.get(next.fetch_add(1, Ordering::Relaxed)) else {
                 return;
             };
-            match self.write_job(archive, job, run) {
+            match write_job(names, archive, job, budget, progress) {
                 Ok(()) => {}
                 Err(Halt::Stopped) => return,
-                Err(Halt::Failed(e)) => return run.fail(e),
+                Err(Halt::Failed(e)) => return budget.fail(e),
             }
         }
+    };
+    std::thread::scope(|s| {
+        for _ in 1..workers {
+            let mut archive = archive.clone();
+            s.spawn(move || work(&mut archive));
+        }
+        work(&mut archive.clone());
+    });
+    match budget.failure() {
+        Some(e) => Err(e),
+        None => Ok(()),
     }
+}
 
-    fn write_job(
-        &self,
-        archive: &mut ZipArchive<ZipCursor>,
-        job: &FileJob,
-        run: &Run,
-    ) -> Result<(), Halt> {
-        let mut entry = archive
-            .by_index(job.index)
-            .map_err(|e| self.unreadable(job.index, &e))?;
-        if entry.size() > run.budget.load(Ordering::Relaxed) {
-            return Err(Halt::Failed(self.too_large()));
-        }
-        self.write_file(&job.name, &job.path, job.mode, &mut entry, run)
+fn write_job(
+    names: Names,
+    archive: &mut ZipArchive<ZipCursor>,
+    job: &FileJob,
+    budget: &Budget,
+    progress: &Progress,
+) -> Result<(), Halt> {
+    let mut entry = archive
+        .by_index(job.index)
+        .map_err(|e| unreadable(names, job.index, &e))?;
+    if entry.size() > budget.left() {
+        return Err(Halt::Failed(names.too_large()));
     }
-
-    fn write_file(
-        &self,
-        name: &str,
-        path: &Path,
-        mode: u32,
-        data: &mut dyn Read,
-        run: &Run,
-    ) -> Result<(), Halt> {
-        let ctx = || {
-            format!(
-                "release {}: cannot extract entry '{}' to {}",
-                self.zip.display(),
-                name,
-                path.display()
-            )
-        };
-        match fs::symlink_metadata(path) {
-            Ok(m) if m.is_dir() => {
-                return Err(anyhow!("{}: a directory is in the way", ctx()).into())
-            }
-            // Replace rather than truncate: opening an existing symlink (or a
-            // hard link) would write into whatever it points at. It also keeps
-            // the archive readable if it sits in todir and an entry shares its
-            // name (`unpack` downloads the zip into todir).
-            Ok(_) => fs::remove_file(path).with_context(ctx)?,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-            Err(e) => return Err(Halt::Failed(anyhow::Error::new(e).context(ctx()))),
-        }
-        // create_new (O_EXCL) also refuses to follow a symlink that might
-        // have appeared since the check above.
-        let file = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(path)
-            .with_context(ctx)?;
-        let mut out = BufWriter::with_capacity(WRITE_BUFFER, file);
-        let mut metered = Metered {
-            inner: data,
-            run,
-            over: false,
-            stopped: false,
-        };
-        let copied = io::copy(&mut self.progress.reading(&mut metered), &mut out);
-        if metered.over {
-            return Err(Halt::Failed(self.too_large()));
-        }
-        if metered.stopped {
-            return Err(Halt::Stopped);
-        }
-        copied.with_context(ctx)?;
-        let file = out
-            .into_inner()
-            .map_err(|e| e.into_error())
-            .with_context(ctx)?;
-        // Set explicitly (not via open's mode) so the umask cannot strip bits
-        // the release relies on, such as +x on its scripts.
-        file.set_permissions(Permissions::from_mode(mode))
-            .with_context(ctx)?;
-        Ok(())
-    }
-
-    /// Create the directories of `rel` below the root one at a time and
-    /// return the real path. Symlinks already in `todir` (from a previous
-    /// unpack) are followed only when they lead back inside it; walking step
-    /// by step means no directory is ever created outside first and checked
-    /// afterwards.
-    fn ensure_dir(&mut self, rel: &[String], name: &str) -> Result<PathBuf> {
-        let key: PathBuf = rel.iter().collect();
-        if let Some(real) = self.dirs.get(&key) {
-            return Ok(real.clone());
-        }
-        let ctx = || format!("release {}: entry '{}'", self.zip.display(), name);
-        let mut cur = self.root.clone();
-        for comp in rel {
-            let next = cur.join(comp);
-            match fs::symlink_metadata(&next) {
-                Ok(m) if m.is_dir() => cur = next,
-                Ok(m) if m.file_type().is_symlink() => {
-                    let real = fs::canonicalize(&next)
-                        .with_context(|| format!("{}: cannot resolve {}", ctx(), next.display()))?;
-                    if !real.starts_with(&self.root) {
-                        return Err(self.outside(name));
-                    }
-                    if !real.is_dir() {
-                        bail!("{}: {} is not a directory", ctx(), next.display());
-                    }
-                    cur = real;
-                }
-                Ok(_) => bail!("{}: {} is not a directory", ctx(), next.display()),
-                Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                    DirBuilder::new()
-                        .mode(DEFAULT_DIR_MODE)
-                        .create(&next)
-                        .with_context(|| format!("{}: cannot create {}", ctx(), next.display()))?;
-                    cur = next;
-                }
-                Err(e) => {
-                    return Err(e)
-                        .with_context(|| format!("{}: cannot stat {}", ctx(), next.display()))
-                }
-            }
-        }
-        // The walk already resolved every component; re-check the end result
-        // with the OS so a mistake above cannot silently open an escape.
-        let real = fs::canonicalize(&cur)
-            .with_context(|| format!("{}: cannot resolve {}", ctx(), cur.display()))?;
-        if !real.starts_with(&self.root) {
-            return Err(self.outside(name));
-        }
-        self.dirs.insert(key, real.clone());
-        Ok(real)
-    }
-
-    fn record_link(&mut self, name: &str, rel: &[String], data: &mut dyn Read) -> Result<()> {
-        let Some((file_name, parent)) = rel.split_last() else {
-            bail!(
-                "release {}: symlink entry '{}' has no file name",
-                self.zip.display(),
-                name
-            );
-        };
-        let mut raw = Vec::new();
-        data.take(MAX_LINK_TARGET + 1)
-            .read_to_end(&mut raw)
-            .with_context(|| {
-                format!(
-                    "release {}: cannot read entry '{}'",
-                    self.zip.display(),
-                    name
-                )
-            })?;
-        if raw.is_empty() || raw.len() as u64 > MAX_LINK_TARGET || raw.contains(&0) {
-            bail!(
-                "release {}: symlink entry '{}' has an invalid target",
-                self.zip.display(),
-                name
-            );
-        }
-        let target = PathBuf::from(OsStr::from_bytes(&raw));
-        if !target_stays_inside(parent.len(), &target) {
-            return Err(self.link_outside(name, &target));
-        }
-        // Parent directories are made now, while the only symlinks in todir
-        // are ones that were there before we started.
-        let dir = self.ensure_dir(parent, name)?;
-        self.links.push(Link {
-            name: name.to_owned(),
-            path: dir.join(file_name),
-            target,
-        });
-        Ok(())
-    }
-
-    fn create_links(&self) -> Result<()> {
-        for link in &self.links {
-            let ctx = || {
-                format!(
-                    "release {}: cannot create symlink '{}' at {}",
-                    self.zip.display(),
-                    link.name,
-                    link.path.display()
-                )
-            };
-            match fs::symlink_metadata(&link.path) {
-                Ok(m) if m.is_dir() => bail!("{}: a directory is in the way", ctx()),
-                Ok(_) => fs::remove_file(&link.path).with_context(ctx)?,
-                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-                Err(e) => return Err(e).with_context(ctx),
-            }
-            std::os::unix::fs::symlink(&link.target, &link.path).with_context(ctx)?;
-        }
-        // Each target was checked lexically, but links can combine (`x -> .`
-        // plus `d/l -> ../x/..`), so check where each one really leads now
-        // that all of them exist.
-        for link in &self.links {
-            let real = resolve(&link.path).with_context(|| {
-                format!(
-                    "release {}: cannot resolve symlink entry '{}'",
-                    self.zip.display(),
-                    link.name
-                )
-            })?;
-            if !real.starts_with(&self.root) {
-                // Do not leave an escape hatch behind even if the caller
-                // forgets to clean up.
-                let _ = fs::remove_file(&link.path);
-                return Err(self.link_outside(&link.name, &link.target));
-            }
-        }
-        Ok(())
-    }
-
-    fn apply_dir_modes(&mut self) -> Result<()> {
-        // Deepest first: a parent without +x would block chmod on its children.
-        self.dir_modes
-            .sort_by_key(|(p, _)| std::cmp::Reverse(p.components().count()));
-        for (path, mode) in &self.dir_modes {
-            fs::set_permissions(path, Permissions::from_mode(*mode)).with_context(|| {
-                format!(
-                    "release {}: cannot set permissions on {}",
-                    self.zip.display(),
-                    path.display()
-                )
-            })?;
-        }
-        Ok(())
-    }
+    tree::write_file(
+        names, &job.name, &job.path, job.mode, &mut entry, budget, progress,
+    )
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::collections::BTreeMap;
+    use std::fs::{self, Permissions};
     use std::io::Write;
+    use std::os::unix::fs::PermissionsExt;
     use zip::write::SimpleFileOptions;
     use zip::{CompressionMethod, ZipWriter};
 
@@ -977,6 +457,38 @@ mod tests {
         // Deeper down, the name is the release's own business.
         let f = fixture(&[E::File("docs/.c2-tag", b"x", 0o644)]);
         assert_eq!(f.run().unwrap(), 1);
+    }
+
+    #[test]
+    fn device_fifo_and_socket_entries_are_refused() {
+        for (mode, what) in [
+            (S_IFIFO | 0o644, "FIFO"),
+            (S_IFCHR | 0o644, "character device"),
+            (S_IFBLK | 0o644, "block device"),
+            (S_IFSOCK | 0o644, "socket"),
+        ] {
+            let tmp = tempfile::tempdir().unwrap();
+            let zip = tmp.path().join("rel.zip");
+            let mut w = ZipWriter::new(File::create(&zip).unwrap());
+            w.start_file("odd", SimpleFileOptions::default().unix_permissions(0o644))
+                .unwrap();
+            w.finish().unwrap();
+            // The writer keeps only permission bits: the type goes into the
+            // central directory's external attributes by hand.
+            let mut bytes = fs::read(&zip).unwrap();
+            let at = bytes.windows(4).position(|w| w == b"PK\x01\x02").unwrap() + 38;
+            bytes[at..at + 4].copy_from_slice(&(mode << 16).to_le_bytes());
+            fs::write(&zip, bytes).unwrap();
+            let out = tmp.path().join("out");
+            let msg = format!("{:#}", extract(&zip, &out, u64::MAX).unwrap_err());
+            assert!(
+                msg.ends_with(&format!(
+                    "entry 'odd' is a {what}, which a release cannot hold"
+                )),
+                "{msg}"
+            );
+            assert!(!out.join("odd").exists());
+        }
     }
 
     #[test]
@@ -1259,29 +771,6 @@ mod tests {
         assert_eq!(mode_of(&out.join("d.txt")), 0o600);
     }
 
-    #[test]
-    fn names_are_normalised_safely() {
-        let n = |s: &str| normalize(s).map(|v| v.join("/"));
-        assert_eq!(n("a/b/c").as_deref(), Some("a/b/c"));
-        assert_eq!(n("a\\b").as_deref(), Some("a/b"));
-        assert_eq!(n("./a/../b/").as_deref(), Some("b"));
-        assert_eq!(n("../x"), None);
-        assert_eq!(n("..\\x"), None);
-        assert_eq!(n("a/../../x"), None);
-        assert_eq!(n("/etc/passwd"), None);
-        assert_eq!(n("\\x"), None);
-        assert_eq!(n("C:\\x"), None);
-        assert_eq!(n("a\0b"), None);
-    }
-
-    #[test]
-    fn default_modes_when_zip_has_none() {
-        assert_eq!(perm(None, DEFAULT_FILE_MODE), 0o644);
-        assert_eq!(perm(None, DEFAULT_DIR_MODE), 0o755);
-        assert_eq!(perm(Some(0o100_000), DEFAULT_FILE_MODE), 0o644);
-        assert_eq!(perm(Some(0o104_755), DEFAULT_FILE_MODE), 0o755);
-    }
-
     /// Bytes that do not compress, from a fixed seed.
     fn noise(seed: &mut u64, len: usize) -> Vec<u8> {
         (0..len)
@@ -1402,42 +891,28 @@ mod tests {
         // Once one worker has failed, the others take no further file, and
         // the first failure is the one reported.
         let out = base.join("out2");
-        fs::create_dir(&out).unwrap();
-        let mut x = Extractor {
-            progress: Progress::bytes("test", None),
-            zip: &zip,
-            todir: &out,
-            root: out.clone(),
-            dirs: HashMap::new(),
-            dir_modes: Vec::new(),
-            links: Vec::new(),
-            max_bytes: u64::MAX,
-        };
+        let mut tree = Tree::new(&zip, &out, u64::MAX).unwrap();
         let file = File::open(&zip).unwrap();
         let mut archive = ZipArchive::new(ZipCursor::new(file).unwrap()).unwrap();
-        let jobs = x.plan(&mut archive).unwrap();
+        let jobs = plan(&mut tree, &mut archive).unwrap();
         assert_eq!(jobs.len(), 400);
-        let run = Run::new(u64::MAX);
-        run.fail(anyhow!("first failure"));
-        run.fail(anyhow!("second failure"));
-        let err = x.write_files(&archive, &jobs, &run).unwrap_err();
+        let budget = Budget::new(u64::MAX);
+        budget.fail(anyhow!("first failure"));
+        budget.fail(anyhow!("second failure"));
+        let progress = Progress::bytes("test", None);
+        let err = write_files(tree.names(), &archive, &jobs, &budget, &progress).unwrap_err();
         assert_eq!(err.to_string(), "first failure");
         assert_eq!(files_below(&out).len(), 0);
 
         // And a worker in the middle of a file stops at its next read.
-        let run = Run::new(u64::MAX);
+        let budget = Budget::new(u64::MAX);
         let data = [7u8; 100];
-        let mut reading = Metered {
-            inner: &data[..],
-            run: &run,
-            over: false,
-            stopped: false,
-        };
+        let mut reading = budget.meter(&data[..]);
         let mut buf = [0u8; 10];
         assert_eq!(reading.read(&mut buf).unwrap(), 10);
-        run.fail(anyhow!("disk full"));
+        budget.fail(anyhow!("disk full"));
         assert!(reading.read(&mut buf).is_err());
-        assert!(reading.stopped && !reading.over);
+        assert!(matches!(reading.halt(tree.names()), Some(Halt::Stopped)));
     }
 
     #[test]

@@ -70,7 +70,12 @@ impl ReleaseStore for S3Store {
         } else {
             Precondition::Absent
         };
-        s3::put_file(&self.url(release), src, "application/zip", &pre)
+        s3::put_file(
+            &self.url(release),
+            src,
+            release.packed_as().content_type(),
+            &pre,
+        )
     }
 
     fn set_aside(&self, release: &ReleaseName) -> Result<bool> {

@@ -36,4 +36,5 @@ mod recipes;
 mod remote;
 mod rollback;
 mod s3;
+mod tarballs;
 mod zero_downtime;

@@ -205,7 +205,7 @@ impl Env {
     /// A release whose start command serves HTTP on `{{ports.http}}`,
     /// answering `<name> <path>` (see tests/support/serve.py).
     pub fn http_release(&self, name: &str) -> ReleaseBuilder {
-        let label = name.trim_end_matches(".zip");
+        let label = stem(name);
         self.release(name)
             .file("serve.py", include_str!("../../support/serve.py"))
             .template("port.tpl", "{{ports.http}}")
@@ -526,7 +526,7 @@ impl ReleaseBuilder {
     fn new(name: &str, store: PathBuf) -> ReleaseBuilder {
         // By default each command appends a line to <root>/events so tests
         // can see exactly what ran, in which order, in which directory.
-        let label = name.rsplit_once('.').map(|(s, _)| s).unwrap_or(name);
+        let label = stem(name);
         let events = store.parent().unwrap().join("events");
         let ev = |what: &str| {
             format!(
@@ -624,19 +624,73 @@ impl ReleaseBuilder {
         buf.into_inner()
     }
 
-    /// Writes the zip into the local release store.
+    /// The release as its name says it is packed: a tarball (`.tar`,
+    /// `.tar.gz`, `.tgz`), else a zip.
+    pub fn archive_bytes(&self) -> Vec<u8> {
+        if self.name.ends_with(".tar") {
+            self.tar_bytes()
+        } else if self.name.ends_with(".tar.gz") || self.name.ends_with(".tgz") {
+            let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+            gz.write_all(&self.tar_bytes()).unwrap();
+            gz.finish().unwrap()
+        } else {
+            self.zip_bytes()
+        }
+    }
+
+    pub fn tar_bytes(&self) -> Vec<u8> {
+        let mut tar = tar::Builder::new(Vec::new());
+        let mut add = |path: &str, data: &[u8], mode: u32| {
+            let mut header = tar::Header::new_gnu();
+            header.set_size(data.len() as u64);
+            header.set_mode(mode);
+            header.set_entry_type(tar::EntryType::Regular);
+            tar.append_data(&mut header, path, data).unwrap();
+        };
+        if self.raw_release_json.as_deref() != Some("") {
+            let rj = match &self.raw_release_json {
+                Some(t) => t.clone(),
+                None => serde_json::to_string_pretty(&self.release_json).unwrap(),
+            };
+            add("release.json", rj.as_bytes(), 0o644);
+        }
+        for (path, data, mode) in &self.files {
+            add(path, data, *mode);
+        }
+        for (path, target) in &self.symlinks {
+            let mut header = tar::Header::new_gnu();
+            header.set_size(0);
+            header.set_mode(0o777);
+            header.set_entry_type(tar::EntryType::Symlink);
+            tar.append_link(&mut header, path, target).unwrap();
+        }
+        tar.into_inner().unwrap()
+    }
+
+    /// Writes the archive into the local release store.
     pub fn publish(self) {
-        let bytes = self.zip_bytes();
+        let bytes = self.archive_bytes();
         std::fs::write(self.store.join(&self.name), bytes).unwrap();
     }
 
-    /// Uploads the zip to S3 at `s3://bucket/prefix/<name>`.
+    /// Uploads the archive to S3 at `s3://bucket/prefix/<name>`.
     pub fn publish_s3(self, moto: &Moto, bucket: &str, prefix: &str) {
         let key = if prefix.is_empty() {
             self.name.clone()
         } else {
             format!("{prefix}/{}", self.name)
         };
-        moto.put(bucket, &key, &self.zip_bytes());
+        moto.put(bucket, &key, &self.archive_bytes());
     }
+}
+
+/// A release's default deploy label, as c2 makes it: the name without its
+/// archive suffix (`.zip`, `.tar`, `.tar.gz`, `.tgz`) or last extension.
+pub fn stem(name: &str) -> &str {
+    for suffix in [".tar.gz", ".tgz", ".tar"] {
+        if let Some(stem) = name.strip_suffix(suffix).filter(|s| !s.is_empty()) {
+            return stem;
+        }
+    }
+    name.rsplit_once('.').map_or(name, |(s, _)| s)
 }
