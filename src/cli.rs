@@ -223,18 +223,21 @@ pub enum Command {
         #[command(flatten)]
         fleet: AwaitSlaves,
     },
-    /// Route an endpoint back to the deploy it had before its last change.
+    /// Go back to what was live before the last change.
     ///
-    /// Proxy mode. Every connect, disconnect and rollback records the deploy
-    /// it replaced; rollback connects the endpoint back to it and records the
-    /// deploy it leaves, so a second rollback goes forward again. After a
-    /// disconnect it reconnects the deploy the endpoint had. Fails when there
-    /// is no previous deploy or it was stopped. With remote state, only the
-    /// master state changes.
+    /// Proxy mode: route an endpoint back to the deploy it had. Every
+    /// connect, disconnect and rollback records the deploy it replaced;
+    /// rollback connects the endpoint back to it and records the deploy it
+    /// leaves, so a second rollback goes forward again. After a disconnect
+    /// it reconnects the deploy the endpoint had. With remote state, only
+    /// the master state changes. Noproxy mode (no endpoint): make the
+    /// release that was live before the current one live again, reusing its
+    /// directory when it is still there. Fails when there is nothing to go
+    /// back to.
     Rollback {
-        /// An endpoint label from the config
+        /// An endpoint label from the config (proxy mode; none in noproxy mode)
         #[arg(add = ArgValueCandidates::new(|| completion::live(Kind::Endpoints)))]
-        endpoint: String,
+        endpoint: Option<String>,
         /// Roll back even if the deploy's health check fails (or, with
         /// --await-slaves, a live slave does not run it)
         #[arg(long)]

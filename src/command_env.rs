@@ -97,7 +97,7 @@ pub(crate) fn record_release(dir: &Path, release: &ReleaseName) -> anyhow::Resul
 
 /// The release recorded in `dir`, if it holds a valid name: the file sits
 /// where the release's own commands can write.
-fn recorded_release(dir: &Path) -> Option<ReleaseName> {
+pub(crate) fn recorded_release(dir: &Path) -> Option<ReleaseName> {
     let text = std::fs::read_to_string(Layout::deploy_release_record(dir)).ok()?;
     ReleaseName::parse(text.trim_end_matches('\n')).ok()
 }

@@ -153,15 +153,13 @@ pub fn run(cli: Cli) -> Result<()> {
             plan: DryRun { dry_run },
             fleet,
         } => {
+            let endpoint = endpoint.as_deref();
             if dry_run {
-                return Run::read_only(path)?.dry_run(&Change::Rollback {
-                    endpoint: &endpoint,
-                });
+                return Run::read_only(path)?.dry_run(&Change::Rollback { endpoint });
             }
-            let affects = Affects::Endpoint(endpoint.clone());
-            let routed_to = (!force).then_some(RoutedTo::PreviousOf(&endpoint));
-            Run::mutating(path)?
-                .change(&fleet, affects, routed_to, |t| t.rollback(&endpoint, force))
+            let affects = Affects::Endpoint(endpoint.unwrap_or_default().to_string());
+            let routed_to = endpoint.filter(|_| !force).map(RoutedTo::PreviousOf);
+            Run::mutating(path)?.change(&fleet, affects, routed_to, |t| t.rollback(endpoint, force))
         }
         Command::Lock { action } => match action {
             LockAction::Acquire { message } => {

@@ -122,6 +122,42 @@ impl Deployer<'_> {
     }
 }
 
+impl Deployer<'_> {
+    /// The deploy of `release` in its existing directory, as it is (noproxy
+    /// rollback): the context fetched and its prestart command run again,
+    /// ready to start. The directory must be c2's (noproxy marker); nothing
+    /// is removed if this fails.
+    pub(crate) fn prepare_again(
+        &self,
+        release: &ReleaseName,
+        layout: &Layout,
+        label: &DeployLabel,
+    ) -> Result<Prepared> {
+        let dir = layout.deploy_dir(label);
+        if let Some(why) = not_ours(&dir, Mode::Noproxy) {
+            bail!("cannot use {}: it {why}", dir.display());
+        }
+        context::fetch(self.config, context::Missing::Fail)?;
+        let config = ReleaseConfig::read(&dir)?;
+        let vars = command_env::for_deploy(&dir, None);
+        log::scope("Running prestart script", || {
+            shell::run_with(
+                &format!("prestartCommand of {release}"),
+                &config.prestart_command,
+                &dir,
+                &vars,
+            )
+        })?;
+        Ok(Prepared {
+            dir,
+            release: release.clone(),
+            config,
+            ports: None,
+            vars,
+        })
+    }
+}
+
 impl Prepared {
     /// Runs the start command (noproxy: no health gate).
     pub(crate) fn start(&self) -> Result<()> {
@@ -278,11 +314,16 @@ fn claim(layout: &Layout, dir: &Path, mode: Mode) -> Result<()> {
 
 /// Why the existing `dir` is not a leftover c2 may remove, if it is not.
 fn not_a_leftover(layout: &Layout, dir: &Path, mode: Mode) -> Option<String> {
-    if !dir.symlink_metadata().is_ok_and(|m| m.is_dir()) {
-        return Some("is not a directory".into());
-    }
     if is_current(layout, dir) {
         return Some("is the live noproxy release (`current` points to it)".into());
+    }
+    not_ours(dir, mode)
+}
+
+/// Why `dir` is not a deploy directory c2 made in `mode`, if it is not.
+fn not_ours(dir: &Path, mode: Mode) -> Option<String> {
+    if !dir.symlink_metadata().is_ok_and(|m| m.is_dir()) {
+        return Some("is not a directory".into());
     }
     let marker = Layout::deploy_marker(dir);
     match std::fs::read_to_string(&marker) {

@@ -15,6 +15,7 @@
 //!   frontend-proxy/       proxy mode: state.json, nginx.conf, nginx.ctx.json,
 //!                         docker-compose.yml or nginx.pid and error.log,
 //!                         health.json (the health watch's bookkeeping);
+//!                         noproxy: noproxy.json (the previous release);
 //!                         every mode without remote state: lock.json (the
 //!                         operators' deploy lock) and history.jsonl
 //! ```
@@ -87,6 +88,11 @@ impl Layout {
     /// The operators' deploy lock (`c2 lock`), without remote state.
     pub(crate) fn deploy_lock_file(&self) -> PathBuf {
         self.proxy_dir().join("lock.json")
+    }
+
+    /// noproxy: the release live before the current one (`rollback`).
+    pub(crate) fn noproxy_file(&self) -> PathBuf {
+        self.proxy_dir().join("noproxy.json")
     }
 
     /// What the health watch remembers of each deploy (`c2 heal`, slaves).

@@ -1,23 +1,38 @@
-//! Noproxy mode: exactly one live release, `<deploysDir>/current`.
+//! Noproxy mode: exactly one live release, `<deploysDir>/current`, and the
+//! one live before it (`frontend-proxy/noproxy.json`), where `rollback`
+//! goes.
 
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
+use serde::{Deserialize, Serialize};
 
 use crate::config::ToolConfig;
-use crate::deploy::{self, Deployer, DirState, FailedStops, Mode};
+use crate::deploy::{self, Deployer, DirState, FailedStops, Mode, Prepared};
 use crate::layout::Layout;
 use crate::names::{DeployLabel, ReleaseName};
 use crate::proxy::Change;
 use crate::store::ReleaseStore;
 use crate::target::{Target, Transition};
-use crate::{journal, log};
+use crate::{command_env, fsutil, journal, log};
 
 /// Noproxy mode's deploy target.
 pub(crate) struct Noproxy<'a> {
     deployer: Deployer<'a>,
     layout: Layout,
 }
+
+/// `noproxy.json`: the release that was live before the current one.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Previous {
+    previous: DeployLabel,
+    /// Its release, to fetch it anew when its directory is gone.
+    previous_release: ReleaseName,
+}
+
+/// The most `noproxy.json` may hold.
+const MAX_PREVIOUS_BYTES: u64 = 64 * 1024;
 
 impl<'a> Noproxy<'a> {
     pub(crate) fn new(config: &'a ToolConfig, store: &'a dyn ReleaseStore) -> Noproxy<'a> {
@@ -51,6 +66,41 @@ impl<'a> Noproxy<'a> {
         Ok(self.current()?.map(|dir| file_name(&dir)))
     }
 
+    /// The release that was live before the current one, if recorded.
+    fn previous(&self) -> Result<Option<Previous>> {
+        let path = self.layout.noproxy_file();
+        let Some(bytes) = fsutil::read_bounded(&path, MAX_PREVIOUS_BYTES)? else {
+            return Ok(None);
+        };
+        crate::proxy::state::parse_object(&bytes, &path.display().to_string(), "noproxy record")
+            .map(Some)
+            .context("remove it to forget the previous release")
+    }
+
+    /// Records the deploy in `dir` (live until now) as the previous one.
+    fn remember(&self, dir: &Path) -> Result<()> {
+        let (Ok(label), Some(release)) = (
+            DeployLabel::parse(&file_name(dir)),
+            command_env::recorded_release(dir),
+        ) else {
+            // Not c2's, or made before releases were recorded: nothing a
+            // rollback could start again.
+            return Ok(());
+        };
+        let record = Previous {
+            previous: label,
+            previous_release: release,
+        };
+        let mut bytes = serde_json::to_vec_pretty(&record)?;
+        bytes.push(b'\n');
+        let path = self.layout.noproxy_file();
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent)
+                .with_context(|| format!("cannot create {}", parent.display()))?;
+        }
+        fsutil::write_atomic(&path, &bytes, 0o644)
+    }
+
     /// Points `current` at `label` atomically: a new symlink renamed over
     /// the old one, so there is never a moment without `current`.
     fn switch_current(&self, label: &DeployLabel) -> Result<()> {
@@ -64,55 +114,94 @@ impl<'a> Noproxy<'a> {
             .with_context(|| format!("cannot create symlink {}", tmp.display()))?;
         std::fs::rename(&tmp, &link).with_context(|| format!("cannot update {}", link.display()))
     }
+
+    /// The switch every start and rollback ends with, once the new release
+    /// is prepared: the live one stops, `current` moves, the new one
+    /// starts, and the one that was live is remembered. A live release
+    /// whose stop command fails has its processes killed and does not
+    /// block the new one; the run then fails naming it.
+    fn go_live(
+        &self,
+        prepared: Prepared,
+        label: &DeployLabel,
+        live: Option<PathBuf>,
+    ) -> Result<Transition> {
+        let mut failed = FailedStops::default();
+        let replaced = live
+            .as_ref()
+            .filter(|dir| !deploy::same_dir(dir, &self.layout.deploy_dir(label)));
+        if let Some(live) = &live {
+            log::scope("Stopping existing release", || stop_dir(live, &mut failed));
+        }
+        log::scope("Symlinking new release", || self.switch_current(label))?;
+        let started = log::scope("Starting new release", || prepared.start());
+        // Whatever the start did, the release stopped above is where a
+        // rollback goes.
+        let remembered = replaced.map_or(Ok(()), |dir| self.remember(dir));
+        started?;
+        remembered?;
+        failed.into_result()?;
+        Ok(transition(
+            live.as_deref().map(file_name),
+            Some(label.to_string()),
+        ))
+    }
+
+    /// How a release goes live in `dir`: over the live one if it is that
+    /// directory, else into a fresh directory.
+    fn dir_state(&self, live: Option<&PathBuf>, dir: &Path) -> DirState {
+        match live {
+            // A dangling `current` leaves nothing live to unpack over.
+            Some(p) if p.exists() && deploy::same_dir(p, dir) => DirState::Live,
+            _ => DirState::Fresh(Mode::Noproxy),
+        }
+    }
+
+    fn check_in_store(&self, release: &ReleaseName) -> Result<()> {
+        let store = self.deployer.store;
+        if !store.exists(release)? {
+            bail!(
+                "Release {release} does not exist in release store at {}",
+                store.describe()
+            );
+        }
+        Ok(())
+    }
+
+    /// Whether the previous release's directory can be started again as
+    /// it is: still there, and still that release.
+    fn reusable(&self, previous: &Previous) -> bool {
+        let dir = self.layout.deploy_dir(&previous.previous);
+        command_env::recorded_release(&dir).as_ref() == Some(&previous.previous_release)
+    }
 }
 
 impl Target for Noproxy<'_> {
     /// Prepares the new release beside the live one, and only then stops
     /// the live one, switches `current` and starts the new one. Until the
-    /// switch, a failure leaves the live release alone. A live release
-    /// whose stop command fails has its processes killed and does not
-    /// block the new one; the run then fails naming it.
+    /// switch, a failure leaves the live release alone.
     fn start(&self, release: &ReleaseName, label: Option<DeployLabel>) -> Result<Transition> {
         let label = match label {
             Some(l) => l,
             None => release.default_label()?,
         };
         let _lock = self.locked()?;
-        let store = self.deployer.store;
         log::scope(&format!("Selecting active release {release}"), || {
-            if !store.exists(release)? {
-                bail!(
-                    "Release {release} does not exist in release store at {}",
-                    store.describe()
-                );
-            }
+            self.check_in_store(release)?;
             let dir = self.layout.deploy_dir(&label);
-            let previous = self.current()?;
-            let state = match &previous {
-                // A dangling `current` leaves nothing live to unpack over.
-                Some(p) if p.exists() && deploy::same_dir(p, &dir) => DirState::Live,
-                _ => DirState::Fresh(Mode::Noproxy),
-            };
+            let live = self.current()?;
+            let state = self.dir_state(live.as_ref(), &dir);
             let prepared = self
                 .deployer
                 .prepare(release, &self.layout, &label, None, state)?;
-            let mut failed = FailedStops::default();
-            if let Some(prev) = &previous {
-                log::scope("Stopping existing release", || stop_dir(prev, &mut failed));
-            }
-            log::scope("Symlinking new release", || self.switch_current(&label))?;
-            log::scope("Starting new release", || prepared.start())?;
-            failed.into_result()?;
-            Ok(transition(
-                previous.as_deref().map(file_name),
-                Some(label.to_string()),
-            ))
+            self.go_live(prepared, &label, live)
         })
     }
 
     /// Stops the current release, whatever `deploy` names: the old tool
     /// ignored it and operators' scripts rely on that. [better] A name that
-    /// is not the current release gets a warning.
+    /// is not the current release gets a warning. The stopped release is
+    /// the one a rollback starts again.
     fn stop(&self, deploy: &str) -> Result<Transition> {
         let _lock = self.locked()?;
         let Some(dir) = self.current()? else {
@@ -125,24 +214,52 @@ impl Target for Noproxy<'_> {
         log::scope(&format!("Stopping release {current}"), || {
             stop_dir(&dir, &mut failed);
             let link = self.layout.current_link();
-            std::fs::remove_file(&link).with_context(|| format!("cannot remove {}", link.display()))
+            std::fs::remove_file(&link)
+                .with_context(|| format!("cannot remove {}", link.display()))?;
+            self.remember(&dir)
         })?;
         failed.into_result()?;
         Ok(transition(Some(current), None))
     }
 
-    /// The steps of a start or stop, in the order they would run.
+    /// [new] Makes the release live before the current one live again: its
+    /// directory as it is when it is still there (no download), else
+    /// fetched and unpacked anew; then as a start does. The release it
+    /// leaves becomes the previous one, so a second rollback goes forward.
+    fn rollback(&self, endpoint: Option<&str>, _force: bool) -> Result<Transition> {
+        if let Some(endpoint) = endpoint {
+            bail!("noproxy mode has no endpoints: `c2 rollback` takes none (not {endpoint})");
+        }
+        let _lock = self.locked()?;
+        let Some(previous) = self.previous()? else {
+            bail!("no previous release");
+        };
+        let label = &previous.previous;
+        let release = &previous.previous_release;
+        log::scope(&format!("Rolling back to release {label}"), || {
+            let live = self.current()?;
+            let prepared = if self.reusable(&previous) {
+                log::info(&format!("Starting {release} again from its directory"));
+                self.deployer.prepare_again(release, &self.layout, label)?
+            } else {
+                if !self.deployer.store.exists(release)? {
+                    bail!("previous release {label} is gone from the store");
+                }
+                let dir = self.layout.deploy_dir(label);
+                let state = self.dir_state(live.as_ref(), &dir);
+                self.deployer
+                    .prepare(release, &self.layout, label, None, state)?
+            };
+            self.go_live(prepared, label, live)
+        })
+    }
+
+    /// The steps of a start, stop or rollback, in the order they would run.
     fn dry_run(&self, change: &Change) -> Result<Vec<String>> {
         let current = self.current_label()?;
         match *change {
             Change::Start { release, label } => {
-                let store = self.deployer.store;
-                if !store.exists(release)? {
-                    bail!(
-                        "Release {release} does not exist in release store at {}",
-                        store.describe()
-                    );
-                }
+                self.check_in_store(release)?;
                 let dir = self.layout.deploy_dir(label);
                 let mut steps = vec![format!("Unpack {release} into {}", dir.display())];
                 steps.extend(current.map(|c| format!("Stop {c}")));
@@ -160,9 +277,37 @@ impl Target for Noproxy<'_> {
                     ])
                 }
             },
+            Change::Rollback { endpoint } => {
+                if let Some(endpoint) = endpoint {
+                    bail!(
+                        "noproxy mode has no endpoints: `c2 rollback` takes none (not {endpoint})"
+                    );
+                }
+                let Some(previous) = self.previous()? else {
+                    bail!("no previous release");
+                };
+                let label = &previous.previous;
+                let dir = self.layout.deploy_dir(label);
+                let mut steps = vec![if self.reusable(&previous) {
+                    format!("Reuse {} as it is", dir.display())
+                } else {
+                    if !self.deployer.store.exists(&previous.previous_release)? {
+                        bail!("previous release {label} is gone from the store");
+                    }
+                    format!(
+                        "Unpack {} into {}",
+                        previous.previous_release,
+                        dir.display()
+                    )
+                }];
+                steps.push(format!("Run the prestart command of {label}"));
+                steps.extend(current.map(|c| format!("Stop {c}")));
+                steps.push(format!("Point current at {label}"));
+                steps.push(format!("Start {label}"));
+                Ok(steps)
+            }
             Change::Connect { .. } => self.connect("", "", false).map(|_| Vec::new()),
             Change::Disconnect { .. } => self.disconnect("").map(|_| Vec::new()),
-            Change::Rollback { .. } => self.rollback("", false).map(|_| Vec::new()),
         }
     }
 
@@ -174,20 +319,26 @@ impl Target for Noproxy<'_> {
         bail!("disconnect needs proxy mode (deployMode is noproxy in the config)")
     }
 
-    fn rollback(&self, _endpoint: &str, _force: bool) -> Result<Transition> {
-        bail!("rollback needs proxy mode (deployMode is noproxy in the config)")
-    }
-
-    /// [better] noproxy mode shows the current release instead of failing.
+    /// [better] noproxy mode shows the current release instead of failing,
+    /// and [new] the previous one, where a rollback goes.
     fn status(&self, _show_slaves: bool, json_output: bool) -> Result<()> {
         let current = self.current_label()?;
+        let previous = self.previous()?.map(|p| p.previous.to_string());
         if json_output {
-            return crate::output::json(&serde_json::json!({ "current": current }));
+            let mut out = serde_json::json!({ "current": current });
+            if let Some(previous) = &previous {
+                out["previous"] = previous.as_str().into();
+            }
+            return crate::output::json(&out);
         }
-        Ok(crate::output::line(&format!(
-            "Current release: {}",
+        let mut text = format!(
+            "Current release: {}\n",
             current.as_deref().unwrap_or("(none)")
-        ))?)
+        );
+        if let Some(previous) = previous {
+            text += &format!("Previous release: {previous}\n");
+        }
+        Ok(crate::output::print(&text)?)
     }
 
     fn deploy_labels(&self) -> Result<Vec<String>> {

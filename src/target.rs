@@ -31,8 +31,9 @@ pub(crate) trait Target {
     fn connect(&self, endpoint: &str, deploy: &str, force: bool) -> Result<Transition>;
     /// `disconnect <endpoint>`.
     fn disconnect(&self, endpoint: &str) -> Result<Transition>;
-    /// `rollback [--force] <endpoint>`.
-    fn rollback(&self, endpoint: &str, force: bool) -> Result<Transition>;
+    /// `rollback [--force] [endpoint]`: an endpoint's in proxy mode, the
+    /// live release's in noproxy mode.
+    fn rollback(&self, endpoint: Option<&str>, force: bool) -> Result<Transition>;
     /// `--dry-run` of a start, stop, connect, disconnect or rollback: what
     /// the change would do, one line each, changing nothing. A change the
     /// rules refuse fails as it would without `--dry-run`.

@@ -46,8 +46,9 @@ pub(crate) enum Change<'a> {
     Disconnect {
         endpoint: &'a str,
     },
+    /// An endpoint's (proxy mode), or the live release's (noproxy).
     Rollback {
-        endpoint: &'a str,
+        endpoint: Option<&'a str>,
     },
 }
 
@@ -59,7 +60,7 @@ impl Change<'_> {
             Change::Stop { label } => state::stop(state, label),
             Change::Connect { endpoint, label } => state::connect(state, proxy, endpoint, label),
             Change::Disconnect { endpoint } => state::disconnect(state, proxy, endpoint),
-            Change::Rollback { endpoint } => state::rollback(state, proxy, endpoint),
+            Change::Rollback { endpoint } => state::rollback(state, proxy, needed(endpoint)?),
         }
     }
 
@@ -69,9 +70,16 @@ impl Change<'_> {
             Change::Stop { label } => format!("Stopping deploy {label}"),
             Change::Connect { endpoint, label } => format!("Connecting {endpoint} to {label}"),
             Change::Disconnect { endpoint } => format!("Disconnecting {endpoint}"),
-            Change::Rollback { endpoint } => format!("Rolling back {endpoint}"),
+            Change::Rollback { endpoint } => {
+                format!("Rolling back {}", endpoint.unwrap_or("the live release"))
+            }
         }
     }
+}
+
+/// The endpoint a proxy-mode rollback must name.
+fn needed(endpoint: Option<&str>) -> Result<&str> {
+    endpoint.context("rollback needs an endpoint in proxy mode: c2 rollback <endpoint>")
 }
 
 /// The change from `before` to `after`, as JSON.
@@ -144,13 +152,16 @@ impl Target for ProxyTarget<'_> {
     }
 
     /// Health gated as connect is: the deploy rolled back to is asked first.
-    fn rollback(&self, endpoint: &str, force: bool) -> Result<Transition> {
+    fn rollback(&self, endpoint: Option<&str>, force: bool) -> Result<Transition> {
+        let endpoint = needed(endpoint)?;
         if !force {
             if let Some(previous) = self.state.read()?.previous_connections.get(endpoint) {
                 self.state.check_connectable(previous.as_str())?;
             }
         }
-        self.state.apply(&Change::Rollback { endpoint })
+        self.state.apply(&Change::Rollback {
+            endpoint: Some(endpoint),
+        })
     }
 
     /// The planner's actions from the state to the changed one: with

@@ -20,10 +20,12 @@ use tar::EntryType;
 use super::tree::{self, Budget, Halt, Kind, Names, Tree, MAX_LINK_TARGET};
 use crate::progress::Progress;
 
-/// File contents travel to the writer in pieces of this size.
+/// File contents travel to the writer in pieces of at most this size,
+/// gathered in batches of about this size: one hand-over per batch, not
+/// per file (waking the other thread costs more than writing a small file).
 const CHUNK: usize = 256 * 1024;
-/// Pieces in flight between the two threads: bounds the memory used.
-const IN_FLIGHT: usize = 32;
+/// Batches in flight between the two threads: bounds the memory used.
+const IN_FLIGHT: usize = 8;
 
 /// Extract every entry of the tarball at `path` (gzip-compressed if
 /// `gzip`) into `todir` (created if missing), refusing to write more than
@@ -49,7 +51,7 @@ pub fn extract(path: &Path, gzip: bool, todir: &Path, max_bytes: u64) -> Result<
     let mut tree = Tree::new(path, todir, max_bytes)?;
     let names = tree.names();
     let budget = Budget::new(max_bytes);
-    let (send, receive) = sync_channel::<Piece>(IN_FLIGHT);
+    let (send, receive) = sync_channel::<Vec<Piece>>(IN_FLIGHT);
     let entries = std::thread::scope(|s| {
         let writer = s.spawn(|| write(names, receive, &budget));
         let read = read(&mut tree, input, send, &budget);
@@ -76,13 +78,53 @@ enum Piece {
     End,
 }
 
+/// Pieces gathered for the writer, sent when about [`CHUNK`] bytes.
+struct Batch {
+    send: SyncSender<Vec<Piece>>,
+    pieces: Vec<Piece>,
+    bytes: usize,
+}
+
+impl Batch {
+    /// Adds `piece`; false once the writer is gone (it failed).
+    fn push(&mut self, piece: Piece) -> bool {
+        if let Piece::Bytes(b) = &piece {
+            self.bytes += b.len();
+        }
+        self.pieces.push(piece);
+        self.bytes < CHUNK || self.flush()
+    }
+
+    fn flush(&mut self) -> bool {
+        self.bytes = 0;
+        let pieces = std::mem::take(&mut self.pieces);
+        pieces.is_empty() || self.send.send(pieces).is_ok()
+    }
+}
+
 /// Reads the entries in order, placing each in the tree and sending file
 /// contents to the writer. Stops at the first failure, its own or the
 /// writer's.
 fn read(
     tree: &mut Tree,
     input: Box<dyn Read + '_>,
-    send: SyncSender<Piece>,
+    send: SyncSender<Vec<Piece>>,
+    budget: &Budget,
+) -> Result<usize> {
+    let mut batch = Batch {
+        send,
+        pieces: Vec::new(),
+        bytes: 0,
+    };
+    let count = read_entries(tree, input, &mut batch, budget)?;
+    batch.flush();
+    Ok(count)
+}
+
+fn read_entries(
+    tree: &mut Tree,
+    input: Box<dyn Read + '_>,
+    batch: &mut Batch,
     budget: &Budget,
 ) -> Result<usize> {
     let names = tree.names();
@@ -101,7 +143,8 @@ fn read(
         let mode = header.mode().ok();
         // The declared size may lie: it fails fast here, and the bytes
         // really read are counted against the same budget.
-        if entry.size() > budget.left() {
+        let size = entry.size();
+        if size > budget.left() {
             return Err(names.too_large());
         }
         let kind = match header.entry_type() {
@@ -133,12 +176,13 @@ fn read(
         let Some((path, mode)) = tree.place(&name, kind, mode)? else {
             continue;
         };
-        if send.send(Piece::File(name, path, mode)).is_err() {
+        if !batch.push(Piece::File(name, path, mode)) {
             break;
         }
         let mut metered = budget.meter(&mut entry);
         loop {
-            let mut chunk = vec![0; CHUNK];
+            let want = usize::try_from(size).unwrap_or(CHUNK).clamp(1, CHUNK);
+            let mut chunk = vec![0; want];
             let n = match read_full(&mut metered, &mut chunk) {
                 Ok(n) => n,
                 Err(e) => {
@@ -153,11 +197,11 @@ fn read(
                 break;
             }
             chunk.truncate(n);
-            if send.send(Piece::Bytes(chunk)).is_err() {
+            if !batch.push(Piece::Bytes(chunk)) {
                 return Ok(count);
             }
         }
-        if send.send(Piece::End).is_err() {
+        if !batch.push(Piece::End) {
             break;
         }
     }
@@ -179,9 +223,9 @@ fn read_full(data: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
 }
 
 /// Writes the files the reader sends, in order; a failure stops both.
-fn write(names: Names, receive: Receiver<Piece>, budget: &Budget) {
+fn write(names: Names, receive: Receiver<Vec<Piece>>, budget: &Budget) {
     let mut current: Option<(String, PathBuf, u32, BufWriter<File>)> = None;
-    for piece in receive {
+    for piece in receive.into_iter().flatten() {
         let done = match piece {
             Piece::File(name, path, mode) => match tree::create_file(names, &name, &path) {
                 Ok(out) => {

@@ -27,6 +27,7 @@ mod journal;
 mod limits;
 mod mustache_spec;
 mod noproxy;
+mod noproxy_rollback;
 mod output;
 mod progress;
 mod proxy;

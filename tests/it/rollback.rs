@@ -113,15 +113,16 @@ fn rollback_errors() {
     assert_eq!(env.get("main.example", "/").body, "shop-1.5 /");
     assert_eq!(env.state()["connections"], json!({"main": "shop-1.5"}));
 
+    // Noproxy mode rolls back its live release, and has no endpoint to
+    // name (see noproxy_rollback.rs).
     let noproxy = Env::new();
     assert_eq!(
         error_of(&noproxy, &["rollback", "main"]),
-        "c2: error: rollback needs proxy mode (deployMode is noproxy in the config)"
+        "c2: error: noproxy mode has no endpoints: `c2 rollback` takes none (not main)"
     );
-    // --force is accepted (it will skip the health re-check).
     noproxy
-        .c2(&["rollback", "--force", "main"])
-        .fails_with("rollback needs proxy mode");
+        .c2(&["rollback", "--force"])
+        .fails_with("no previous release");
 }
 
 #[test]
