@@ -22,11 +22,13 @@ const DEPLOY_LABEL: &str = "C2_DEPLOY_LABEL";
 const DEPLOY_DIR: &str = "C2_DEPLOY_DIR";
 /// `C2_PORT_HTTP=8001`, one per entry of the `ports` context.
 pub(crate) const PORT_PREFIX: &str = "C2_PORT_";
+/// The endpoint a switch hook runs for (`current` without a proxy).
+pub(crate) const ENDPOINT: &str = "C2_ENDPOINT";
 
 /// Names c2 sets: an inherited value of one of them (c2 run from a
 /// release's own command) must not reach a command c2 sets none for.
 pub(crate) fn is_ours(name: &str) -> bool {
-    [RELEASE, DEPLOY_LABEL, DEPLOY_DIR].contains(&name) || name.starts_with(PORT_PREFIX)
+    [RELEASE, DEPLOY_LABEL, DEPLOY_DIR, ENDPOINT].contains(&name) || name.starts_with(PORT_PREFIX)
 }
 
 /// The variables for the commands of the deploy in `dir`: `ports` in

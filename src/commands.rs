@@ -13,7 +13,7 @@ use crate::proxy::{Change, Machine};
 use crate::remote::fleet::{Affects, Fleet};
 use crate::remote::{self, store::RemoteStore};
 use crate::store::{self, ReleaseStore};
-use crate::target::{self, Target, Transition};
+use crate::target::{self, MadeWithErrors, Target, Transition};
 use crate::{
     aws, completion, context, heal, help, letsencrypt, log, output, prune, publish, release, shell,
 };
@@ -309,9 +309,22 @@ impl Run {
         let journal = journal::open(&self.config);
         journal::check_unlocked(journal.as_ref())?;
         let target = self.target()?;
+        // A change made with errors is recorded, then fails.
+        let act = |t: &dyn Target| match act(t) {
+            Err(e) => match e.downcast::<MadeWithErrors>() {
+                Ok(made) => {
+                    record(journal.as_ref(), made.transition);
+                    Err(made.error)
+                }
+                Err(e) => Err(e),
+            },
+            Ok(transition) => {
+                record(journal.as_ref(), transition);
+                Ok(())
+            }
+        };
         if !fleet.await_slaves {
-            record(journal.as_ref(), act(target.as_ref())?);
-            return Ok(());
+            return act(target.as_ref());
         }
         let (_, remote) = self.remote("--await-slaves")?;
         let slaves = Fleet::new(remote.as_ref());
@@ -331,7 +344,7 @@ impl Run {
         }
         let since = std::time::SystemTime::now();
         // Recorded as soon as the master has it, before the fleet follows.
-        record(journal.as_ref(), act(target.as_ref())?);
+        act(target.as_ref())?;
         let (master, version) = remote.master()?;
         slaves.wait(&live, (&master, version), &affects, since, fleet.timeout)
     }

@@ -60,6 +60,9 @@ pub(crate) struct Prepared {
     ports: Option<Ports>,
     /// The environment of its commands.
     vars: Vec<(String, String)>,
+    /// Made by this preparation (not the live release unpacked over, nor a
+    /// directory reused as it is): removed if it never goes live.
+    fresh: bool,
 }
 
 impl Deployer<'_> {
@@ -113,6 +116,7 @@ impl Deployer<'_> {
                 config,
                 ports: ports.copied(),
                 vars,
+                fresh: state != DirState::Live,
             })
         })();
         if prepared.is_err() && state != DirState::Live {
@@ -154,11 +158,24 @@ impl Deployer<'_> {
             config,
             ports: None,
             vars,
+            fresh: false,
         })
     }
 }
 
 impl Prepared {
+    pub(crate) fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Drops a deploy that will not go live: its directory goes, if this
+    /// preparation made it.
+    pub(crate) fn discard(self) {
+        if self.fresh {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+
     /// Runs the start command (noproxy: no health gate).
     pub(crate) fn start(&self) -> Result<()> {
         start_gated(&self.dir, &self.release, &self.config, &self.vars, None)

@@ -20,7 +20,8 @@
 //! - `aws`: shared AWS SDK config, S3, Secrets Manager, ECR, Route53;
 //! - `output`, `log`, `progress`, `shell`, `fsutil`, `signals`: a command's
 //!   result, logging, progress bars, commands, safe file writes, graceful stop;
-//! - `command_env`: the environment of a release's commands.
+//! - `command_env`: the environment of a release's commands; `hooks`: the
+//!   release's own commands around every switch of traffic.
 
 mod aws;
 mod cli;
@@ -34,6 +35,7 @@ mod fsutil;
 mod heal;
 mod health;
 mod help;
+mod hooks;
 mod http;
 mod journal;
 mod layout;

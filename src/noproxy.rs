@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::ToolConfig;
 use crate::deploy::{self, Deployer, DirState, FailedStops, Mode, Prepared};
+use crate::hooks::{self, Hook};
 use crate::layout::Layout;
 use crate::names::{DeployLabel, ReleaseName};
 use crate::proxy::Change;
@@ -116,20 +117,30 @@ impl<'a> Noproxy<'a> {
     }
 
     /// The switch every start and rollback ends with, once the new release
-    /// is prepared: the live one stops, `current` moves, the new one
-    /// starts, and the one that was live is remembered. A live release
-    /// whose stop command fails has its processes killed and does not
-    /// block the new one; the run then fails naming it.
+    /// is prepared: its pre-connect hook may refuse (then nothing changes
+    /// and what was prepared goes); the live one hears it is leaving and
+    /// stops, `current` moves, the new one starts and hears it is live;
+    /// and the one that was live is remembered. A live release whose stop
+    /// command fails has its processes killed and does not block the new
+    /// one; the run then fails naming it, as it does for a post-connect
+    /// hook that fails.
     fn go_live(
         &self,
         prepared: Prepared,
         label: &DeployLabel,
         live: Option<PathBuf>,
     ) -> Result<Transition> {
-        let mut failed = FailedStops::default();
+        if let Err(e) = hooks::gate(Hook::PreConnect, prepared.dir(), None, hooks::CURRENT) {
+            prepared.discard();
+            return Err(e);
+        }
         let replaced = live
             .as_ref()
             .filter(|dir| !deploy::same_dir(dir, &self.layout.deploy_dir(label)));
+        if let Some(replaced) = replaced {
+            hooks::warned(Hook::PreDisconnect, replaced, None, hooks::CURRENT);
+        }
+        let mut failed = FailedStops::default();
         if let Some(live) = &live {
             log::scope("Stopping existing release", || stop_dir(live, &mut failed));
         }
@@ -140,11 +151,13 @@ impl<'a> Noproxy<'a> {
         let remembered = replaced.map_or(Ok(()), |dir| self.remember(dir));
         started?;
         remembered?;
-        failed.into_result()?;
-        Ok(transition(
-            live.as_deref().map(file_name),
-            Some(label.to_string()),
-        ))
+        let connected = hooks::warned(Hook::PostConnect, prepared.dir(), None, hooks::CURRENT);
+        let after = match (failed.into_result(), connected) {
+            (Ok(()), hook) => hook,
+            (Err(stops), None) => Some(stops),
+            (Err(stops), Some(hook)) => Some(anyhow::anyhow!("{stops:#}; {hook:#}")),
+        };
+        transition(live.as_deref().map(file_name), Some(label.to_string())).made(after)
     }
 
     /// How a release goes live in `dir`: over the live one if it is that
@@ -166,6 +179,27 @@ impl<'a> Noproxy<'a> {
             );
         }
         Ok(())
+    }
+
+    /// `--dry-run`: the switch from `current` to `label`.
+    fn switch_steps(&self, current: Option<&str>, label: &DeployLabel) -> Vec<String> {
+        let mut steps = Vec::new();
+        if let Some(current) = current.filter(|c| *c != label.as_str()) {
+            steps.extend(self.hook_step(current, Hook::PreDisconnect));
+        }
+        steps.extend(current.map(|c| format!("Stop {c}")));
+        steps.push(format!("Point current at {label}"));
+        steps.push(format!("Start {label}"));
+        steps
+    }
+
+    /// `--dry-run`: `hook` of the deploy `label`, if it has one.
+    fn hook_step(&self, label: &str, hook: Hook) -> Vec<String> {
+        let dir = self.layout.root().join(label);
+        hooks::has(&dir, hook)
+            .then(|| format!("Run {hook} of {label} for {}", hooks::CURRENT))
+            .into_iter()
+            .collect()
     }
 
     /// Whether the previous release's directory can be started again as
@@ -212,14 +246,14 @@ impl Target for Noproxy<'_> {
         warn_if_not_current(deploy, &current);
         let mut failed = FailedStops::default();
         log::scope(&format!("Stopping release {current}"), || {
+            hooks::warned(Hook::PreDisconnect, &dir, None, hooks::CURRENT);
             stop_dir(&dir, &mut failed);
             let link = self.layout.current_link();
             std::fs::remove_file(&link)
                 .with_context(|| format!("cannot remove {}", link.display()))?;
             self.remember(&dir)
         })?;
-        failed.into_result()?;
-        Ok(transition(Some(current), None))
+        transition(Some(current), None).made(failed.into_result().err())
     }
 
     /// [new] Makes the release live before the current one live again: its
@@ -261,20 +295,19 @@ impl Target for Noproxy<'_> {
             Change::Start { release, label } => {
                 self.check_in_store(release)?;
                 let dir = self.layout.deploy_dir(label);
+                // The new release's own hooks are known once it is unpacked.
                 let mut steps = vec![format!("Unpack {release} into {}", dir.display())];
-                steps.extend(current.map(|c| format!("Stop {c}")));
-                steps.push(format!("Point current at {label}"));
-                steps.push(format!("Start {label}"));
+                steps.extend(self.switch_steps(current.as_deref(), label));
                 Ok(steps)
             }
             Change::Stop { label } => match current {
                 None => Ok(vec!["Nothing to do: no current release".to_string()]),
                 Some(current) => {
                     warn_if_not_current(label, &current);
-                    Ok(vec![
-                        format!("Stop {current}"),
-                        "Remove current".to_string(),
-                    ])
+                    let mut steps = self.hook_step(&current, Hook::PreDisconnect);
+                    steps.push(format!("Stop {current}"));
+                    steps.push("Remove current".to_string());
+                    Ok(steps)
                 }
             },
             Change::Rollback { endpoint } => {
@@ -301,9 +334,9 @@ impl Target for Noproxy<'_> {
                     )
                 }];
                 steps.push(format!("Run the prestart command of {label}"));
-                steps.extend(current.map(|c| format!("Stop {c}")));
-                steps.push(format!("Point current at {label}"));
-                steps.push(format!("Start {label}"));
+                steps.extend(self.hook_step(label.as_str(), Hook::PreConnect));
+                steps.extend(self.switch_steps(current.as_deref(), label));
+                steps.extend(self.hook_step(label.as_str(), Hook::PostConnect));
                 Ok(steps)
             }
             Change::Connect { .. } => self.connect("", "", false).map(|_| Vec::new()),

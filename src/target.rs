@@ -21,6 +21,37 @@ pub(crate) struct Transition {
     pub after: serde_json::Value,
 }
 
+/// A change that was made while something that goes with it failed (a
+/// stop command, a post-connect hook): it belongs in the history, and the
+/// command still fails, naming what went wrong.
+#[derive(Debug)]
+pub(crate) struct MadeWithErrors {
+    pub transition: Transition,
+    pub error: anyhow::Error,
+}
+
+impl std::fmt::Display for MadeWithErrors {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:#}", self.error)
+    }
+}
+
+impl std::error::Error for MadeWithErrors {}
+
+impl Transition {
+    /// `Ok(self)`, or [`MadeWithErrors`] if `error`.
+    pub(crate) fn made(self, error: Option<anyhow::Error>) -> Result<Transition> {
+        match error {
+            None => Ok(self),
+            Some(error) => Err(MadeWithErrors {
+                transition: self,
+                error,
+            }
+            .into()),
+        }
+    }
+}
+
 pub(crate) trait Target {
     /// `start <release> [deploy]`.
     fn start(&self, release: &ReleaseName, label: Option<DeployLabel>) -> Result<Transition>;

@@ -21,6 +21,7 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 
 use crate::config::{ProxyModeConfig, ToolConfig};
+use crate::hooks::{self, Hook};
 use crate::layout::Layout;
 use crate::names::{DeployLabel, ReleaseName};
 use crate::store::ReleaseStore;
@@ -28,6 +29,7 @@ use crate::target::{Target, Transition};
 use crate::{heal, health, journal, log};
 
 use executor::Executor;
+use planner::Action;
 use state::State;
 
 /// A state change requested by a command.
@@ -111,6 +113,11 @@ pub(crate) trait StateBackend {
     fn dry_run_header(&self) -> Option<String> {
         None
     }
+    /// Where the deploys are, when they are on this machine: `--dry-run`
+    /// lists their switch hooks.
+    fn local_layout(&self) -> Option<&Layout> {
+        None
+    }
 }
 
 /// Proxy mode's deploy target: the rules, over either state backend.
@@ -177,7 +184,15 @@ impl Target for ProxyTarget<'_> {
         if actions.is_empty() {
             lines.push("Nothing to do".to_string());
         }
-        lines.extend(actions.iter().map(ToString::to_string));
+        for action in &actions {
+            let hooks = match action {
+                Action::SetEndPoints(_) => self.switch_hooks(&old, &new),
+                _ => (Vec::new(), Vec::new()),
+            };
+            lines.extend(hooks.0);
+            lines.push(action.to_string());
+            lines.extend(hooks.1);
+        }
         Ok(lines)
     }
 
@@ -201,6 +216,34 @@ impl Target for ProxyTarget<'_> {
 }
 
 impl ProxyTarget<'_> {
+    /// `--dry-run`: the switch hooks around a SetEndPoints from `old` to
+    /// `new` (before it, after it), of the deploys on this machine.
+    fn switch_hooks(&self, old: &State, new: &State) -> (Vec<String>, Vec<String>) {
+        // With remote state the deploys, and their hooks, are on the slaves.
+        let Some(layout) = self.state.local_layout() else {
+            return (Vec::new(), Vec::new());
+        };
+        let (mut before, mut after) = (Vec::new(), Vec::new());
+        let mut view = new.clone();
+        view.connections = old.connections.clone();
+        let endpoints = self.proxy.end_points.keys();
+        for (endpoint, from, to) in planner::switches(&view, &new.connections, endpoints) {
+            let line = |d: &state::Deploy, hook: Hook, lines: &mut Vec<String>| {
+                if hooks::has(&layout.deploy_dir(&d.label), hook) {
+                    lines.push(format!("Run {hook} of {} for {endpoint}", d.label));
+                }
+            };
+            if let Some(to) = &to {
+                line(to, Hook::PreConnect, &mut before);
+                line(to, Hook::PostConnect, &mut after);
+            }
+            if let Some(from) = &from {
+                line(from, Hook::PreDisconnect, &mut before);
+            }
+        }
+        (before, after)
+    }
+
     fn check_release(&self, release: &ReleaseName) -> Result<()> {
         if !self.store.exists(release)? {
             bail!(
@@ -248,7 +291,10 @@ impl<'a> Machine<'a> {
     /// the lock.
     pub(crate) fn converge(&self, target: &State) -> Result<()> {
         let mut current = self.local_state()?;
-        self.executor().apply(&mut current, target)
+        match self.executor().apply(&mut current, target)? {
+            None => Ok(()),
+            Some(after) => Err(after),
+        }
     }
 
     /// `restart-frontend-proxy`: re-runs SetEndPoints for the local
@@ -358,7 +404,7 @@ impl StateBackend for Machine<'_> {
         let endpoints = self.proxy.end_points.keys();
         let reconfigures = planner::endpoint_pairs(&current, endpoints.clone())
             != planner::endpoint_pairs(&target, endpoints);
-        log::scope(&change.describe(), || {
+        let after = log::scope(&change.describe(), || {
             self.executor().apply(&mut current, &target)
         })?;
         // A connect (or rollback) that changes no route must still leave
@@ -366,7 +412,7 @@ impl StateBackend for Machine<'_> {
         if matches!(change, Change::Connect { .. } | Change::Rollback { .. }) && !reconfigures {
             self.ensure_frontend_locked()?;
         }
-        transition(&before, &current)
+        transition(&before, &current)?.made(after)
     }
 
     fn status(&self, show_slaves: bool, json_output: bool) -> Result<()> {
@@ -401,6 +447,10 @@ impl StateBackend for Machine<'_> {
             crate::output::print(&status::master_text(self.proxy, &state, &health))?;
         }
         Ok(())
+    }
+
+    fn local_layout(&self) -> Option<&Layout> {
+        Some(&self.layout)
     }
 
     fn check_connectable(&self, label: &str) -> Result<()> {

@@ -73,6 +73,29 @@ pub fn reachable(current: &State, target: &State) -> BTreeMap<String, DeployLabe
     routes
 }
 
+/// The configured endpoints whose deploy changes from `current` to
+/// `routes`: (endpoint, the deploy it leaves, the deploy it goes to), for
+/// the switch hooks.
+pub fn switches<'a>(
+    current: &State,
+    routes: &BTreeMap<String, DeployLabel>,
+    configured: impl IntoIterator<Item = &'a String>,
+) -> Vec<(String, Option<Deploy>, Option<Deploy>)> {
+    configured
+        .into_iter()
+        .filter_map(|endpoint| {
+            let from = current.connections.get(endpoint);
+            let to = routes.get(endpoint);
+            (from != to).then(|| {
+                let deploy = |label: Option<&DeployLabel>| {
+                    label.and_then(|l| current.deploys.get(l)).cloned()
+                };
+                (endpoint.clone(), deploy(from), deploy(to))
+            })
+        })
+        .collect()
+}
+
 /// The actions from `old` to `new`, in this order: make room on
 /// needed ports, create, re-create changed deploys, switch traffic, and only
 /// then destroy what traffic has left.

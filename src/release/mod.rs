@@ -38,6 +38,13 @@ pub(crate) struct ReleaseConfig {
         skip_serializing_if = "Option::is_none"
     )]
     pub health_check: Option<DeployHealthCheck>,
+    /// [new] Switch hooks (see `hooks`): empty when absent.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub pre_connect_command: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub post_connect_command: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub pre_disconnect_command: String,
 }
 
 pub(crate) const RELEASE_JSON: &str = "release.json";

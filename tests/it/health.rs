@@ -61,14 +61,14 @@ fn state_port(env: &Env, label: &str) -> u16 {
 
 /// Requests main.example / through nginx without pause until dropped;
 /// every answer (status, body) is kept.
-struct Load {
+pub(crate) struct Load {
     stop: Arc<AtomicBool>,
     answers: Arc<Mutex<Vec<(u16, String)>>>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
 impl Load {
-    fn start(env: &Env) -> Load {
+    pub(crate) fn start(env: &Env) -> Load {
         let port = env.http_port();
         let stop = Arc::new(AtomicBool::new(false));
         let answers = Arc::new(Mutex::new(Vec::new()));
@@ -88,7 +88,7 @@ impl Load {
         }
     }
 
-    fn finish(mut self) -> Vec<(u16, String)> {
+    pub(crate) fn finish(mut self) -> Vec<(u16, String)> {
         self.stop.store(true, Ordering::Relaxed);
         if let Some(t) = self.thread.take() {
             t.join().unwrap();

@@ -23,6 +23,7 @@ mod fleet;
 mod fleet_hosts;
 mod heal;
 mod health;
+mod hooks;
 mod journal;
 mod limits;
 mod mustache_spec;
