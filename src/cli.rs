@@ -14,8 +14,8 @@ use crate::completion::{self, Kind};
 
 /// Deploy software releases onto servers (Camus2-compatible).
 ///
-/// A release is a zip in the release store (a local directory or an S3
-/// prefix) holding release.json and mustache templates. In noproxy mode
+/// A release is a zip or a tarball in the release store (a local directory
+/// or an S3 prefix) holding release.json and mustache templates. In noproxy mode
 /// (the default) c2 runs one live release per machine and `start` replaces
 /// it. In proxy mode c2 runs many deploys side by side, each on its own
 /// port, behind an nginx frontend proxy whose endpoints `connect` points at
@@ -95,9 +95,9 @@ pub enum Command {
         #[arg(long, value_name = "DURATION", value_parser = parse_wait, requires = "retry")]
         timeout: Option<std::time::Duration>,
     },
-    /// Download, unzip and expand the templates of a release into a directory.
+    /// Download, unpack and expand the templates of a release into a directory.
     ///
-    /// Copies the release zip to <TODIR>/<RELEASE>, unzips it into <TODIR>,
+    /// Copies the release to <TODIR>/<RELEASE>, unpacks it into <TODIR>,
     /// reads release.json and renders its templates with the context from
     /// the context cache (no ports). Runs none of the release's commands. An
     /// entry that would land outside <TODIR> is refused.
@@ -297,7 +297,8 @@ pub enum Command {
     GenerateSslCertificate,
     /// Check a release and upload it to the release store.
     ///
-    /// <RELEASE> is a directory or a zip. Before anything is uploaded, the
+    /// <RELEASE> is a directory, a zip or a tarball (.tar, .tar.gz, .tgz),
+    /// which is uploaded as it is. Before anything is uploaded, the
     /// release is checked as a deploy would read it: release.json parses,
     /// every template it lists exists and parses, every configSources file
     /// is JSON, and no entry leads outside the release (an absolute or `..`
@@ -307,12 +308,13 @@ pub enum Command {
     /// the same contents always give the same zip. An existing release is
     /// never replaced without --force. Prints the release name.
     Publish {
-        /// A release directory or zip
+        /// A release directory, zip or tarball
         #[arg(value_name = "RELEASE", value_hint = ValueHint::AnyPath)]
         path: PathBuf,
         /// The release name in the store (default: the directory's name
-        /// plus .zip, or the zip's file name)
-        #[arg(long, value_name = "NAME.zip")]
+        /// plus .zip, or the archive's file name); its suffix says how it
+        /// is packed
+        #[arg(long, value_name = "NAME")]
         name: Option<String>,
         /// Replace a release of that name already in the store
         #[arg(long)]
