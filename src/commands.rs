@@ -9,13 +9,13 @@ use crate::config::{LetsEncryptConfig, ProxyModeConfig, RemoteLocation, ToolConf
 use crate::deploy::Deployer;
 use crate::journal::{self, Event, Journal};
 use crate::names::{DeployLabel, ReleaseName};
-use crate::proxy::{Change, Machine};
-use crate::remote::fleet::{Affects, Fleet};
+use crate::proxy::Machine;
 use crate::remote::{self, store::RemoteStore};
 use crate::store::{self, ReleaseStore};
-use crate::target::{self, MadeWithErrors, Target, Transition};
+use crate::target::{self, Change, Target, Transition};
 use crate::{
-    aws, completion, context, heal, help, letsencrypt, log, output, prune, publish, release, shell,
+    aws, completion, context, door, heal, help, letsencrypt, log, output, prune, publish, release,
+    shell,
 };
 
 const DEFAULT_NGINX_TEMPLATE: &str = include_str!("../templates/nginx.conf.tpl");
@@ -85,7 +85,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Start {
             release,
             deploy,
-            plan: DryRun { dry_run },
+            plan,
             fleet,
         } => {
             let release = ReleaseName::parse(&release)?;
@@ -93,73 +93,52 @@ pub fn run(cli: Cli) -> Result<()> {
                 Some(d) => DeployLabel::parse(&d)?,
                 None => release.default_label()?,
             };
-            if dry_run {
-                return Run::read_only(path)?.dry_run(&Change::Start {
-                    release: &release,
-                    label: &label,
-                });
-            }
-            let affects = Affects::Created(label.to_string());
-            Run::mutating(path)?.change(&fleet, affects, None, |t| {
-                t.start(&release, Some(label.clone()))
-            })
+            let change = Change::Start {
+                release: &release,
+                label: &label,
+            };
+            through_the_door(path, change, plan, fleet)
         }
         Command::Stop {
             deploy,
-            plan: DryRun { dry_run },
+            plan,
             fleet,
-        } => {
-            if dry_run {
-                return Run::read_only(path)?.dry_run(&Change::Stop { label: &deploy });
-            }
-            let affects = Affects::Deploy(deploy.clone());
-            Run::mutating(path)?.change(&fleet, affects, None, |t| t.stop(&deploy))
-        }
+        } => through_the_door(path, Change::Stop { label: &deploy }, plan, fleet),
         Command::Connect {
             endpoint,
             deploy,
             force,
-            plan: DryRun { dry_run },
+            plan,
             fleet,
         } => {
-            if dry_run {
-                return Run::read_only(path)?.dry_run(&Change::Connect {
-                    endpoint: &endpoint,
-                    label: &deploy,
-                });
-            }
-            let affects = Affects::Endpoint(endpoint.clone());
-            let routed_to = (!force).then_some(RoutedTo::Deploy(&deploy));
-            Run::mutating(path)?.change(&fleet, affects, routed_to, |t| {
-                t.connect(&endpoint, &deploy, force)
-            })
+            let change = Change::Connect {
+                endpoint: &endpoint,
+                label: &deploy,
+                force,
+            };
+            through_the_door(path, change, plan, fleet)
         }
         Command::Disconnect {
             endpoint,
-            plan: DryRun { dry_run },
+            plan,
             fleet,
         } => {
-            if dry_run {
-                return Run::read_only(path)?.dry_run(&Change::Disconnect {
-                    endpoint: &endpoint,
-                });
-            }
-            let affects = Affects::Endpoint(endpoint.clone());
-            Run::mutating(path)?.change(&fleet, affects, None, |t| t.disconnect(&endpoint))
+            let change = Change::Disconnect {
+                endpoint: &endpoint,
+            };
+            through_the_door(path, change, plan, fleet)
         }
         Command::Rollback {
             endpoint,
             force,
-            plan: DryRun { dry_run },
+            plan,
             fleet,
         } => {
-            let endpoint = endpoint.as_deref();
-            if dry_run {
-                return Run::read_only(path)?.dry_run(&Change::Rollback { endpoint });
-            }
-            let affects = Affects::Endpoint(endpoint.unwrap_or_default().to_string());
-            let routed_to = endpoint.filter(|_| !force).map(RoutedTo::PreviousOf);
-            Run::mutating(path)?.change(&fleet, affects, routed_to, |t| t.rollback(endpoint, force))
+            let change = Change::Rollback {
+                endpoint: endpoint.as_deref(),
+                force,
+            };
+            through_the_door(path, change, plan, fleet)
         }
         Command::Lock { action } => match action {
             LockAction::Acquire { message } => {
@@ -255,8 +234,41 @@ pub fn run(cli: Cli) -> Result<()> {
     }
 }
 
-/// Adds a change that succeeded to the history. It is made by then, so a
-/// history that cannot be written is a warning, not a failure.
+/// A change of deploys from the command line, through the one door the API
+/// uses too: `--dry-run` prints the plan (with no log file), else the
+/// change is made.
+fn through_the_door(
+    path: Option<&std::path::Path>,
+    change: Change,
+    plan: DryRun,
+    fleet: AwaitSlaves,
+) -> Result<()> {
+    let run = match plan.dry_run {
+        true => Run::read_only(path)?,
+        false => Run::mutating(path)?,
+    };
+    let ask = door::Ask {
+        change,
+        dry_run: plan.dry_run,
+        fleet: fleet.await_slaves.then_some(door::Wait {
+            min_slaves: fleet.min_slaves,
+            timeout: fleet.timeout,
+        }),
+        by: door::By::Shell,
+    };
+    match door::change(&run.config, run.store.as_ref(), &ask)? {
+        door::Done::Planned(lines) => {
+            for line in lines {
+                output::line(&line)?;
+            }
+            Ok(())
+        }
+        door::Done::Made => Ok(()),
+    }
+}
+
+/// Adds a lock change to the history. It is made by then, so a history
+/// that cannot be written is a warning, not a failure.
 fn record(journal: &dyn Journal, transition: Transition) {
     let event = Event::now(cli::typed_command(), transition);
     if let Err(e) = journal.append(&event) {
@@ -264,13 +276,6 @@ fn record(journal: &dyn Journal, transition: Transition) {
             "the change was made but could not be added to the history: {e:#}"
         ));
     }
-}
-
-/// The deploy a connect or rollback routes traffic to, which every live
-/// slave must run before `--await-slaves` lets it through.
-enum RoutedTo<'a> {
-    Deploy(&'a str),
-    PreviousOf(&'a str),
 }
 
 /// One run of a command that needs the tool config: the config and the
@@ -293,78 +298,6 @@ impl Run {
         let run = Run::read_only(path)?;
         log::open_file(&run.config.log_file)?;
         Ok(run)
-    }
-
-    /// A change through the deploy target; with `--await-slaves`, checked
-    /// against the fleet first (enough live slaves; for connect and
-    /// rollback, every one running the deploy traffic goes to) and waited
-    /// for after.
-    fn change(
-        &self,
-        fleet: &AwaitSlaves,
-        affects: Affects,
-        routed_to: Option<RoutedTo>,
-        act: impl FnOnce(&dyn Target) -> Result<Transition>,
-    ) -> Result<()> {
-        let journal = journal::open(&self.config);
-        journal::check_unlocked(journal.as_ref())?;
-        let target = self.target()?;
-        // A change made with errors is recorded, then fails.
-        let act = |t: &dyn Target| match act(t) {
-            Err(e) => match e.downcast::<MadeWithErrors>() {
-                Ok(made) => {
-                    record(journal.as_ref(), made.transition);
-                    Err(made.error)
-                }
-                Err(e) => Err(e),
-            },
-            Ok(transition) => {
-                record(journal.as_ref(), transition);
-                Ok(())
-            }
-        };
-        if !fleet.await_slaves {
-            return act(target.as_ref());
-        }
-        let (_, remote) = self.remote("--await-slaves")?;
-        let slaves = Fleet::new(remote.as_ref());
-        let deploy = match routed_to {
-            Some(RoutedTo::Deploy(d)) => Some(d.to_string()),
-            Some(RoutedTo::PreviousOf(endpoint)) => remote
-                .master()?
-                .0
-                .previous_connections
-                .get(endpoint)
-                .map(ToString::to_string),
-            None => None,
-        };
-        let live = slaves.live(fleet.min_slaves)?;
-        if let Some(d) = deploy {
-            Fleet::check_deploy_ok(&live, &d)?;
-        }
-        let since = std::time::SystemTime::now();
-        // Recorded as soon as the master has it, before the fleet follows.
-        act(target.as_ref())?;
-        let (master, version) = remote.master()?;
-        slaves.wait(&live, (&master, version), &affects, since, fleet.timeout)
-    }
-
-    /// `--dry-run`: prints what the change would do and changes nothing
-    /// (no log file, no history, no waiting for slaves). Allowed while
-    /// deploys are locked, with a warning that the real command is not.
-    fn dry_run(&self, change: &Change) -> Result<()> {
-        match journal::current_lock(journal::open(&self.config).as_ref()) {
-            Ok(None) => {}
-            Ok(Some(lock)) => log::warn(&format!(
-                "deploys are locked by {}; without --dry-run this command would be refused",
-                lock.holder()
-            )),
-            Err(e) => log::warn(&format!("{e:#}")),
-        }
-        for line in self.target()?.dry_run(change)? {
-            output::line(&line)?;
-        }
-        Ok(())
     }
 
     fn target(&self) -> Result<Box<dyn Target + '_>> {

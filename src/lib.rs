@@ -5,6 +5,7 @@
 //! - `config`: the config schema, finding and parsing it;
 //! - `names`, `layout`: names checked once at the edge; paths under deploysDir;
 //! - `target`: one deploy target per mode (noproxy, local proxy, remote);
+//!   `door`: the one way a change is made, from the CLI or the API;
 //! - `deploy`: the life of one deploy directory, shared by every mode;
 //! - `store`: release stores (local directory, S3); `publish` and `prune`
 //!   put releases in and take old ones out;
@@ -31,6 +32,7 @@ mod completion;
 mod config;
 mod context;
 mod deploy;
+mod door;
 mod fsutil;
 mod heal;
 mod health;

@@ -12,9 +12,8 @@ use crate::deploy::{self, Deployer, DirState, FailedStops, Mode, Prepared};
 use crate::hooks::{self, Hook};
 use crate::layout::Layout;
 use crate::names::{DeployLabel, ReleaseName};
-use crate::proxy::Change;
 use crate::store::ReleaseStore;
-use crate::target::{Target, Transition};
+use crate::target::{Change, Target, Transition};
 use crate::{command_env, fsutil, journal, log};
 
 /// Noproxy mode's deploy target.
@@ -208,27 +207,21 @@ impl<'a> Noproxy<'a> {
         let dir = self.layout.deploy_dir(&previous.previous);
         command_env::recorded_release(&dir).as_ref() == Some(&previous.previous_release)
     }
-}
 
-impl Target for Noproxy<'_> {
     /// Prepares the new release beside the live one, and only then stops
     /// the live one, switches `current` and starts the new one. Until the
     /// switch, a failure leaves the live release alone.
-    fn start(&self, release: &ReleaseName, label: Option<DeployLabel>) -> Result<Transition> {
-        let label = match label {
-            Some(l) => l,
-            None => release.default_label()?,
-        };
+    fn start(&self, release: &ReleaseName, label: &DeployLabel) -> Result<Transition> {
         let _lock = self.locked()?;
         log::scope(&format!("Selecting active release {release}"), || {
             self.check_in_store(release)?;
-            let dir = self.layout.deploy_dir(&label);
+            let dir = self.layout.deploy_dir(label);
             let live = self.current()?;
             let state = self.dir_state(live.as_ref(), &dir);
             let prepared = self
                 .deployer
-                .prepare(release, &self.layout, &label, None, state)?;
-            self.go_live(prepared, &label, live)
+                .prepare(release, &self.layout, label, None, state)?;
+            self.go_live(prepared, label, live)
         })
     }
 
@@ -260,7 +253,7 @@ impl Target for Noproxy<'_> {
     /// directory as it is when it is still there (no download), else
     /// fetched and unpacked anew; then as a start does. The release it
     /// leaves becomes the previous one, so a second rollback goes forward.
-    fn rollback(&self, endpoint: Option<&str>, _force: bool) -> Result<Transition> {
+    fn rollback(&self, endpoint: Option<&str>) -> Result<Transition> {
         if let Some(endpoint) = endpoint {
             bail!("noproxy mode has no endpoints: `c2 rollback` takes none (not {endpoint})");
         }
@@ -287,6 +280,22 @@ impl Target for Noproxy<'_> {
             self.go_live(prepared, label, live)
         })
     }
+}
+
+impl Target for Noproxy<'_> {
+    fn apply(&self, change: &Change) -> Result<Transition> {
+        match *change {
+            Change::Start { release, label } => self.start(release, label),
+            Change::Stop { label } => self.stop(label),
+            Change::Rollback { endpoint, .. } => self.rollback(endpoint),
+            Change::Connect { .. } => {
+                bail!("connect needs proxy mode (deployMode is noproxy in the config)")
+            }
+            Change::Disconnect { .. } => {
+                bail!("disconnect needs proxy mode (deployMode is noproxy in the config)")
+            }
+        }
+    }
 
     /// The steps of a start, stop or rollback, in the order they would run.
     fn dry_run(&self, change: &Change) -> Result<Vec<String>> {
@@ -310,7 +319,7 @@ impl Target for Noproxy<'_> {
                     Ok(steps)
                 }
             },
-            Change::Rollback { endpoint } => {
+            Change::Rollback { endpoint, .. } => {
                 if let Some(endpoint) = endpoint {
                     bail!(
                         "noproxy mode has no endpoints: `c2 rollback` takes none (not {endpoint})"
@@ -339,17 +348,10 @@ impl Target for Noproxy<'_> {
                 steps.extend(self.hook_step(label.as_str(), Hook::PostConnect));
                 Ok(steps)
             }
-            Change::Connect { .. } => self.connect("", "", false).map(|_| Vec::new()),
-            Change::Disconnect { .. } => self.disconnect("").map(|_| Vec::new()),
+            Change::Connect { .. } | Change::Disconnect { .. } => {
+                self.apply(change).map(|_| Vec::new())
+            }
         }
-    }
-
-    fn connect(&self, _endpoint: &str, _deploy: &str, _force: bool) -> Result<Transition> {
-        bail!("connect needs proxy mode (deployMode is noproxy in the config)")
-    }
-
-    fn disconnect(&self, _endpoint: &str) -> Result<Transition> {
-        bail!("disconnect needs proxy mode (deployMode is noproxy in the config)")
     }
 
     /// [better] noproxy mode shows the current release instead of failing,

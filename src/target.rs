@@ -9,7 +9,7 @@ use anyhow::Result;
 use crate::config::{DeployMode, ToolConfig};
 use crate::names::{DeployLabel, ReleaseName};
 use crate::noproxy::Noproxy;
-use crate::proxy::{Change, Machine, ProxyTarget, StateBackend};
+use crate::proxy::{Machine, ProxyTarget, StateBackend};
 use crate::remote::master::Master;
 use crate::store::ReleaseStore;
 
@@ -52,22 +52,37 @@ impl Transition {
     }
 }
 
+/// A change of deploys, as a command asks for it.
+pub(crate) enum Change<'a> {
+    Start {
+        release: &'a ReleaseName,
+        label: &'a DeployLabel,
+    },
+    Stop {
+        label: &'a str,
+    },
+    /// `force` skips the health check of the deploy.
+    Connect {
+        endpoint: &'a str,
+        label: &'a str,
+        force: bool,
+    },
+    Disconnect {
+        endpoint: &'a str,
+    },
+    /// An endpoint's (proxy mode), or the live release's (noproxy);
+    /// `force` skips the health check of the deploy gone back to.
+    Rollback {
+        endpoint: Option<&'a str>,
+        force: bool,
+    },
+}
+
 pub(crate) trait Target {
-    /// `start <release> [deploy]`.
-    fn start(&self, release: &ReleaseName, label: Option<DeployLabel>) -> Result<Transition>;
-    /// `stop <deploy>`.
-    fn stop(&self, deploy: &str) -> Result<Transition>;
-    /// `connect <endpoint> <deploy> [--force]`; `force` skips the health
-    /// check.
-    fn connect(&self, endpoint: &str, deploy: &str, force: bool) -> Result<Transition>;
-    /// `disconnect <endpoint>`.
-    fn disconnect(&self, endpoint: &str) -> Result<Transition>;
-    /// `rollback [--force] [endpoint]`: an endpoint's in proxy mode, the
-    /// live release's in noproxy mode.
-    fn rollback(&self, endpoint: Option<&str>, force: bool) -> Result<Transition>;
-    /// `--dry-run` of a start, stop, connect, disconnect or rollback: what
-    /// the change would do, one line each, changing nothing. A change the
-    /// rules refuse fails as it would without `--dry-run`.
+    /// Makes `change` under the rules: the state before and after.
+    fn apply(&self, change: &Change) -> Result<Transition>;
+    /// `--dry-run`: what the change would do, one line each, changing
+    /// nothing. A change the rules refuse fails as it would for real.
     fn dry_run(&self, change: &Change) -> Result<Vec<String>>;
     /// `status [--show-slaves] [--json-output]`.
     fn status(&self, show_slaves: bool, json_output: bool) -> Result<()>;

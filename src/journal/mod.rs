@@ -97,10 +97,20 @@ impl Event {
     /// An event of this user and host, now.
     pub(crate) fn now(command: Vec<String>, transition: Transition) -> Event {
         let (user, host) = whoami();
+        Event::by(&user, &host, command, transition)
+    }
+
+    /// An event of `user`@`host` (a token of the API: `<name>@api`), now.
+    pub(crate) fn by(
+        user: &str,
+        host: &str,
+        command: Vec<String>,
+        transition: Transition,
+    ) -> Event {
         Event {
             time: now_seconds(),
-            user,
-            host,
+            user: user.to_string(),
+            host: host.to_string(),
             command,
             before: transition.before,
             after: transition.after,

@@ -23,36 +23,14 @@ use anyhow::{bail, Context, Result};
 use crate::config::{ProxyModeConfig, ToolConfig};
 use crate::hooks::{self, Hook};
 use crate::layout::Layout;
-use crate::names::{DeployLabel, ReleaseName};
+use crate::names::ReleaseName;
 use crate::store::ReleaseStore;
-use crate::target::{Target, Transition};
+use crate::target::{Change, Target, Transition};
 use crate::{heal, health, journal, log};
 
 use executor::Executor;
 use planner::Action;
 use state::State;
-
-/// A state change requested by a command.
-pub(crate) enum Change<'a> {
-    Start {
-        release: &'a ReleaseName,
-        label: &'a DeployLabel,
-    },
-    Stop {
-        label: &'a str,
-    },
-    Connect {
-        endpoint: &'a str,
-        label: &'a str,
-    },
-    Disconnect {
-        endpoint: &'a str,
-    },
-    /// An endpoint's (proxy mode), or the live release's (noproxy).
-    Rollback {
-        endpoint: Option<&'a str>,
-    },
-}
 
 impl Change<'_> {
     /// The new state, or why the change is refused.
@@ -60,9 +38,11 @@ impl Change<'_> {
         match *self {
             Change::Start { release, label } => state::start(state, proxy, release, label),
             Change::Stop { label } => state::stop(state, label),
-            Change::Connect { endpoint, label } => state::connect(state, proxy, endpoint, label),
+            Change::Connect {
+                endpoint, label, ..
+            } => state::connect(state, proxy, endpoint, label),
             Change::Disconnect { endpoint } => state::disconnect(state, proxy, endpoint),
-            Change::Rollback { endpoint } => state::rollback(state, proxy, needed(endpoint)?),
+            Change::Rollback { endpoint, .. } => state::rollback(state, proxy, needed(endpoint)?),
         }
     }
 
@@ -70,9 +50,11 @@ impl Change<'_> {
         match *self {
             Change::Start { release, label } => format!("Starting {release} as deploy {label}"),
             Change::Stop { label } => format!("Stopping deploy {label}"),
-            Change::Connect { endpoint, label } => format!("Connecting {endpoint} to {label}"),
+            Change::Connect {
+                endpoint, label, ..
+            } => format!("Connecting {endpoint} to {label}"),
             Change::Disconnect { endpoint } => format!("Disconnecting {endpoint}"),
-            Change::Rollback { endpoint } => {
+            Change::Rollback { endpoint, .. } => {
                 format!("Rolling back {}", endpoint.unwrap_or("the live release"))
             }
         }
@@ -128,47 +110,27 @@ pub(crate) struct ProxyTarget<'a> {
 }
 
 impl Target for ProxyTarget<'_> {
-    fn start(&self, release: &ReleaseName, label: Option<DeployLabel>) -> Result<Transition> {
-        let label = match label {
-            Some(l) => l,
-            None => release.default_label()?,
-        };
-        self.check_release(release)?;
-        self.state.apply(&Change::Start {
-            release,
-            label: &label,
-        })
-    }
-
-    fn stop(&self, deploy: &str) -> Result<Transition> {
-        self.state.apply(&Change::Stop { label: deploy })
-    }
-
-    fn connect(&self, endpoint: &str, deploy: &str, force: bool) -> Result<Transition> {
-        if !force {
-            self.state.check_connectable(deploy)?;
-        }
-        self.state.apply(&Change::Connect {
-            endpoint,
-            label: deploy,
-        })
-    }
-
-    fn disconnect(&self, endpoint: &str) -> Result<Transition> {
-        self.state.apply(&Change::Disconnect { endpoint })
-    }
-
-    /// Health gated as connect is: the deploy rolled back to is asked first.
-    fn rollback(&self, endpoint: Option<&str>, force: bool) -> Result<Transition> {
-        let endpoint = needed(endpoint)?;
-        if !force {
-            if let Some(previous) = self.state.read()?.previous_connections.get(endpoint) {
-                self.state.check_connectable(previous.as_str())?;
+    /// A connect or rollback asks the deploy traffic goes to first, unless
+    /// forced; a start checks its release is in the store.
+    fn apply(&self, change: &Change) -> Result<Transition> {
+        match *change {
+            Change::Start { release, .. } => self.check_release(release)?,
+            Change::Connect {
+                label,
+                force: false,
+                ..
+            } => self.state.check_connectable(label)?,
+            Change::Rollback { endpoint, force } => {
+                let endpoint = needed(endpoint)?;
+                if !force {
+                    if let Some(previous) = self.state.read()?.previous_connections.get(endpoint) {
+                        self.state.check_connectable(previous.as_str())?;
+                    }
+                }
             }
+            _ => {}
         }
-        self.state.apply(&Change::Rollback {
-            endpoint: Some(endpoint),
-        })
+        self.state.apply(change)
     }
 
     /// The planner's actions from the state to the changed one: with

@@ -12,8 +12,9 @@ use crate::journal::{self, Journal};
 use crate::log;
 use crate::names::{DeployLabel, ReleaseName};
 use crate::proxy::state::{self, State};
-use crate::proxy::{self, Change, StateBackend};
+use crate::proxy::{self, StateBackend};
 use crate::store::ReleaseStore;
+use crate::target::Change;
 use crate::target::Transition;
 
 use super::store::{self, RemoteStore};
