@@ -10,6 +10,7 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand, ValueHint};
 use clap_complete::engine::ArgValueCandidates;
 
+use crate::api::tokens::Role;
 use crate::completion::{self, Kind};
 
 /// Deploy software releases onto servers (Camus2-compatible).
@@ -374,6 +375,37 @@ pub enum Command {
         #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = parse_age)]
         older_than: std::time::Duration,
     },
+    /// Serve the HTTP API and the status page.
+    ///
+    /// Every deploy command and the fleet's view, over HTTP with a token
+    /// (`c2 api-token`), for CI systems, bots and people: routes under /v1,
+    /// their OpenAPI document at /openapi.json, a page at /. Changes go
+    /// through the same rules, lock and history as on the command line.
+    /// Listens on the config's api.listen (default 127.0.0.1:8470), with
+    /// HTTPS when api.tls names a certificate; plain HTTP on an address
+    /// other than loopback needs --insecure-http. SIGHUP reloads the
+    /// tokens and the certificate; SIGTERM lets the changes under way
+    /// finish, then stops.
+    Serve {
+        /// Listen on ADDR:PORT instead of the config's api.listen
+        #[arg(long, value_name = "ADDR:PORT")]
+        listen: Option<std::net::SocketAddr>,
+        /// Allow plain HTTP on an address other than loopback (tokens then
+        /// cross the network in clear)
+        #[arg(long)]
+        insecure_http: bool,
+    },
+    /// Manage the API's tokens.
+    ///
+    /// A token is shown once, when added; the tokens file (api.tokensFile,
+    /// mode 0600) keeps only its SHA-256 with its name and role. A `read`
+    /// token sees everything; a `deploy` token also changes deploys,
+    /// endpoints and the lock, recorded in the history as `<name>@api`.
+    /// A running `c2 serve` picks changes up on SIGHUP.
+    ApiToken {
+        #[command(subcommand)]
+        action: TokenAction,
+    },
     /// Get certificates with certbot through Route53 DNS-01.
     ///
     /// Reads $HX_LETSENCRYPT_CONFIG (default ../etc/letsencrypt-aws.json
@@ -425,6 +457,25 @@ pub enum LockAction {
         /// Print the lock as JSON (`null` when unlocked)
         #[arg(long)]
         json_output: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokenAction {
+    /// Make a token and print it (once).
+    Add {
+        /// The token's name, recorded in the history as `<name>@api`
+        name: String,
+        /// read: see everything; deploy: also make changes
+        #[arg(long, value_enum)]
+        role: Role,
+    },
+    /// List the tokens' names and roles.
+    List,
+    /// Revoke a token.
+    Remove {
+        /// The token's name
+        name: String,
     },
 }
 
@@ -500,7 +551,7 @@ const MAX_WAIT: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
 const MAX_AGE: std::time::Duration = std::time::Duration::from_secs(365 * 24 * 3600);
 
 /// `--timeout DURATION` (`90s`, `10m`): at most [`MAX_WAIT`].
-fn parse_wait(text: &str) -> std::result::Result<std::time::Duration, String> {
+pub(crate) fn parse_wait(text: &str) -> std::result::Result<std::time::Duration, String> {
     parse_duration_up_to(text, MAX_WAIT)
 }
 

@@ -4,18 +4,18 @@
 
 use anyhow::{bail, Context, Result};
 
-use crate::cli::{self, AwaitSlaves, Cli, Command, DryRun, LockAction};
+use crate::cli::{AwaitSlaves, Cli, Command, DryRun, LockAction, TokenAction};
 use crate::config::{LetsEncryptConfig, ProxyModeConfig, RemoteLocation, ToolConfig};
 use crate::deploy::Deployer;
-use crate::journal::{self, Event, Journal};
+use crate::journal::{self, record, By};
 use crate::names::{DeployLabel, ReleaseName};
 use crate::proxy::Machine;
 use crate::remote::{self, store::RemoteStore};
 use crate::store::{self, ReleaseStore};
-use crate::target::{self, Change, Target, Transition};
+use crate::target::{self, Change, Target};
 use crate::{
-    aws, completion, context, door, heal, help, letsencrypt, log, output, prune, publish, release,
-    shell,
+    api, aws, completion, context, door, heal, help, letsencrypt, log, output, prune, publish,
+    release, shell,
 };
 
 const DEFAULT_NGINX_TEMPLATE: &str = include_str!("../templates/nginx.conf.tpl");
@@ -51,9 +51,15 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Status {
             show_slaves,
             json_output,
-        } => Run::read_only(path)?
-            .target()?
-            .status(show_slaves, json_output),
+        } => {
+            let run = Run::read_only(path)?;
+            let target = run.target()?;
+            let status = target.status(show_slaves)?;
+            match json_output {
+                true => output::json(&status.json()),
+                false => Ok(output::print(&status.text())?),
+            }
+        }
         // Its output is a command for scripts (`$(c2 aws-docker-login-cmd)`):
         // no log lines on stdout, and the password nowhere else.
         Command::AwsDockerLoginCmd { registry_id } => {
@@ -144,15 +150,25 @@ pub fn run(cli: Cli) -> Result<()> {
             LockAction::Acquire { message } => {
                 let run = Run::mutating(path)?;
                 let journal = journal::open(&run.config);
-                let transition = journal::acquire(journal.as_ref(), &message)?;
-                record(journal.as_ref(), transition);
+                let transition = journal::acquire(journal.as_ref(), &message, &By::Shell)?;
+                record(
+                    journal.as_ref(),
+                    &By::Shell,
+                    journal::acquire_words(&message),
+                    transition,
+                );
                 Ok(())
             }
             LockAction::Release => {
                 let run = Run::mutating(path)?;
                 let journal = journal::open(&run.config);
                 let transition = journal::release(journal.as_ref())?;
-                record(journal.as_ref(), transition);
+                record(
+                    journal.as_ref(),
+                    &By::Shell,
+                    journal::release_words(),
+                    transition,
+                );
                 Ok(())
             }
             LockAction::Status { json_output } => {
@@ -227,6 +243,36 @@ pub fn run(cli: Cli) -> Result<()> {
             }
             heal::heal(&run.machine("heal")?, repeat)
         }
+        Command::Serve {
+            listen,
+            insecure_http,
+        } => {
+            let run = Run::read_only(path)?;
+            api::serve(
+                run.config,
+                api::Listen {
+                    addr: listen,
+                    insecure_http,
+                },
+            )
+        }
+        Command::ApiToken { action } => {
+            let run = Run::read_only(path)?;
+            let file = &run.config.api.tokens_file;
+            match action {
+                TokenAction::Add { name, role } => {
+                    let token = api::tokens::add(file, &name, role)?;
+                    Ok(output::line(&token)?)
+                }
+                TokenAction::List => {
+                    for entry in api::tokens::Tokens::load(file)?.entries() {
+                        output::line(&format!("{} {}", entry.name, entry.role))?;
+                    }
+                    Ok(())
+                }
+                TokenAction::Remove { name } => api::tokens::remove(file, &name),
+            }
+        }
         Command::SlaveFlush { older_than } => {
             let run = Run::mutating(path)?;
             remote::status::flush(run.remote("slave-flush")?.1.as_ref(), older_than)
@@ -254,7 +300,7 @@ fn through_the_door(
             min_slaves: fleet.min_slaves,
             timeout: fleet.timeout,
         }),
-        by: door::By::Shell,
+        by: By::Shell,
     };
     match door::change(&run.config, run.store.as_ref(), &ask)? {
         door::Done::Planned(lines) => {
@@ -264,17 +310,6 @@ fn through_the_door(
             Ok(())
         }
         door::Done::Made => Ok(()),
-    }
-}
-
-/// Adds a lock change to the history. It is made by then, so a history
-/// that cannot be written is a warning, not a failure.
-fn record(journal: &dyn Journal, transition: Transition) {
-    let event = Event::now(cli::typed_command(), transition);
-    if let Err(e) = journal.append(&event) {
-        log::warn(&format!(
-            "the change was made but could not be added to the history: {e:#}"
-        ));
     }
 }
 

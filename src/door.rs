@@ -5,15 +5,16 @@
 
 use std::time::{Duration, SystemTime};
 
-use anyhow::{bail, Result};
+use anyhow::Result;
 
 use crate::config::{RemoteLocation, ToolConfig};
-use crate::journal::{self, Event, Journal};
+use crate::journal::{self, record, By};
+use crate::log;
+use crate::refusal::refused;
 use crate::remote::fleet::{Affects, Fleet};
 use crate::remote::{self, store::RemoteStore};
 use crate::store::ReleaseStore;
-use crate::target::{self, Change, MadeWithErrors, Transition};
-use crate::{cli, log};
+use crate::target::{self, Change, MadeWithErrors};
 
 /// A change as it is asked for.
 pub(crate) struct Ask<'a> {
@@ -30,12 +31,6 @@ pub(crate) struct Ask<'a> {
 pub(crate) struct Wait {
     pub min_slaves: usize,
     pub timeout: Duration,
-}
-
-/// Who asks, as the history records it.
-pub(crate) enum By {
-    /// This process's user, the command line as typed.
-    Shell,
 }
 
 /// What a change came to.
@@ -70,12 +65,22 @@ pub(crate) fn change(config: &ToolConfig, store: &dyn ReleaseStore, ask: &Ask) -
     // A change made with errors is recorded, then fails.
     let make = || match target.apply(&ask.change) {
         Ok(transition) => {
-            record(journal.as_ref(), &ask.by, &transition);
+            record(
+                journal.as_ref(),
+                &ask.by,
+                ask.change.words(),
+                transition.clone(),
+            );
             Ok(transition)
         }
         Err(e) => match e.downcast::<MadeWithErrors>() {
             Ok(made) => {
-                record(journal.as_ref(), &ask.by, &made.transition);
+                record(
+                    journal.as_ref(),
+                    &ask.by,
+                    ask.change.words(),
+                    made.transition.clone(),
+                );
                 Err(made.error)
             }
             Err(e) => Err(e),
@@ -118,11 +123,15 @@ pub(crate) fn change(config: &ToolConfig, store: &dyn ReleaseStore, ask: &Ask) -
 /// The remote state `--await-slaves` waits on.
 fn remote_of(config: &ToolConfig) -> Result<Box<dyn RemoteStore>> {
     let Some(proxy) = config.proxy_mode() else {
-        bail!("--await-slaves needs proxy mode (deployMode is noproxy in the config)");
+        refused!(
+            BadRequest,
+            "--await-slaves needs proxy mode (deployMode is noproxy in the config)"
+        );
     };
     let location: &RemoteLocation = match &proxy.remote_state_s3 {
         Some(l) => l,
-        None => bail!(
+        None => refused!(
+            BadRequest,
             "--await-slaves needs remote state: set deployMode.proxy.remoteStateS3 in the config"
         ),
     };
@@ -151,6 +160,25 @@ impl Change<'_> {
         }
     }
 
+    /// The change as the command line says it: `start shop-1.4.zip blue`.
+    pub(crate) fn words(&self) -> Vec<String> {
+        let mut words: Vec<&str> = match *self {
+            Change::Start { release, label } => vec!["start", release.as_str(), label.as_str()],
+            Change::Stop { label } => vec!["stop", label],
+            Change::Connect {
+                endpoint, label, ..
+            } => vec!["connect", endpoint, label],
+            Change::Disconnect { endpoint } => vec!["disconnect", endpoint],
+            Change::Rollback { endpoint, .. } => {
+                vec!["rollback"].into_iter().chain(endpoint).collect()
+            }
+        };
+        if let Change::Connect { force: true, .. } | Change::Rollback { force: true, .. } = self {
+            words.push("--force");
+        }
+        words.into_iter().map(String::from).collect()
+    }
+
     /// Where traffic goes, unless forced: every live slave must run it.
     fn routed_to(&self) -> Option<RoutedTo<'_>> {
         match *self {
@@ -165,18 +193,5 @@ impl Change<'_> {
             } => Some(RoutedTo::PreviousOf(endpoint)),
             _ => None,
         }
-    }
-}
-
-/// Adds a change that was made to the history. It is made by then, so a
-/// history that cannot be written is a warning, not a failure.
-fn record(journal: &dyn Journal, by: &By, transition: &Transition) {
-    let event = match by {
-        By::Shell => Event::now(cli::typed_command(), transition.clone()),
-    };
-    if let Err(e) = journal.append(&event) {
-        log::warn(&format!(
-            "the change was made but could not be added to the history: {e:#}"
-        ));
     }
 }

@@ -24,6 +24,7 @@
 //! - `command_env`: the environment of a release's commands; `hooks`: the
 //!   release's own commands around every switch of traffic.
 
+mod api;
 mod aws;
 mod cli;
 mod command_env;
@@ -50,6 +51,7 @@ mod progress;
 mod proxy;
 mod prune;
 mod publish;
+mod refusal;
 mod release;
 mod remote;
 mod shell;

@@ -12,8 +12,9 @@ use crate::deploy::{self, Deployer, DirState, FailedStops, Mode, Prepared};
 use crate::hooks::{self, Hook};
 use crate::layout::Layout;
 use crate::names::{DeployLabel, ReleaseName};
+use crate::refusal::refused;
 use crate::store::ReleaseStore;
-use crate::target::{Change, Target, Transition};
+use crate::target::{Change, Status, Target, Transition};
 use crate::{command_env, fsutil, journal, log};
 
 /// Noproxy mode's deploy target.
@@ -172,7 +173,8 @@ impl<'a> Noproxy<'a> {
     fn check_in_store(&self, release: &ReleaseName) -> Result<()> {
         let store = self.deployer.store;
         if !store.exists(release)? {
-            bail!(
+            refused!(
+                NotFound,
                 "Release {release} does not exist in release store at {}",
                 store.describe()
             );
@@ -255,11 +257,14 @@ impl<'a> Noproxy<'a> {
     /// leaves becomes the previous one, so a second rollback goes forward.
     fn rollback(&self, endpoint: Option<&str>) -> Result<Transition> {
         if let Some(endpoint) = endpoint {
-            bail!("noproxy mode has no endpoints: `c2 rollback` takes none (not {endpoint})");
+            refused!(
+                BadRequest,
+                "noproxy mode has no endpoints: `c2 rollback` takes none (not {endpoint})"
+            );
         }
         let _lock = self.locked()?;
         let Some(previous) = self.previous()? else {
-            bail!("no previous release");
+            refused!(Conflict, "no previous release");
         };
         let label = &previous.previous;
         let release = &previous.previous_release;
@@ -270,7 +275,7 @@ impl<'a> Noproxy<'a> {
                 self.deployer.prepare_again(release, &self.layout, label)?
             } else {
                 if !self.deployer.store.exists(release)? {
-                    bail!("previous release {label} is gone from the store");
+                    refused!(Conflict, "previous release {label} is gone from the store");
                 }
                 let dir = self.layout.deploy_dir(label);
                 let state = self.dir_state(live.as_ref(), &dir);
@@ -321,12 +326,13 @@ impl Target for Noproxy<'_> {
             },
             Change::Rollback { endpoint, .. } => {
                 if let Some(endpoint) = endpoint {
-                    bail!(
+                    refused!(
+                        BadRequest,
                         "noproxy mode has no endpoints: `c2 rollback` takes none (not {endpoint})"
                     );
                 }
                 let Some(previous) = self.previous()? else {
-                    bail!("no previous release");
+                    refused!(Conflict, "no previous release");
                 };
                 let label = &previous.previous;
                 let dir = self.layout.deploy_dir(label);
@@ -334,7 +340,7 @@ impl Target for Noproxy<'_> {
                     format!("Reuse {} as it is", dir.display())
                 } else {
                     if !self.deployer.store.exists(&previous.previous_release)? {
-                        bail!("previous release {label} is gone from the store");
+                        refused!(Conflict, "previous release {label} is gone from the store");
                     }
                     format!(
                         "Unpack {} into {}",
@@ -356,24 +362,13 @@ impl Target for Noproxy<'_> {
 
     /// [better] noproxy mode shows the current release instead of failing,
     /// and [new] the previous one, where a rollback goes.
-    fn status(&self, _show_slaves: bool, json_output: bool) -> Result<()> {
-        let current = self.current_label()?;
-        let previous = self.previous()?.map(|p| p.previous.to_string());
-        if json_output {
-            let mut out = serde_json::json!({ "current": current });
-            if let Some(previous) = &previous {
-                out["previous"] = previous.as_str().into();
-            }
-            return crate::output::json(&out);
-        }
-        let mut text = format!(
-            "Current release: {}\n",
-            current.as_deref().unwrap_or("(none)")
-        );
-        if let Some(previous) = previous {
-            text += &format!("Previous release: {previous}\n");
-        }
-        Ok(crate::output::print(&text)?)
+    fn status(&self, _show_slaves: bool) -> Result<Status<'_>> {
+        let current = self.current()?;
+        Ok(Status::Noproxy {
+            current_release: current.as_deref().and_then(command_env::recorded_release),
+            current: current.map(|dir| file_name(&dir)),
+            previous: self.previous()?.map(|p| p.previous.to_string()),
+        })
     }
 
     fn deploy_labels(&self) -> Result<Vec<String>> {

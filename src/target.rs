@@ -9,6 +9,7 @@ use anyhow::Result;
 use crate::config::{DeployMode, ToolConfig};
 use crate::names::{DeployLabel, ReleaseName};
 use crate::noproxy::Noproxy;
+use crate::proxy::status::Shown;
 use crate::proxy::{Machine, ProxyTarget, StateBackend};
 use crate::remote::master::Master;
 use crate::store::ReleaseStore;
@@ -84,12 +85,62 @@ pub(crate) trait Target {
     /// `--dry-run`: what the change would do, one line each, changing
     /// nothing. A change the rules refuse fails as it would for real.
     fn dry_run(&self, change: &Change) -> Result<Vec<String>>;
-    /// `status [--show-slaves] [--json-output]`.
-    fn status(&self, show_slaves: bool, json_output: bool) -> Result<()>;
+    /// What `status [--show-slaves]` shows.
+    fn status(&self, show_slaves: bool) -> Result<Status<'_>>;
     /// The deploy labels, for completion.
     fn deploy_labels(&self) -> Result<Vec<String>>;
     /// The configured endpoint labels, for completion.
     fn endpoints(&self) -> Vec<String>;
+}
+
+/// What `status` shows, read once: the command line prints it as text or
+/// JSON, the API serves it and its parts.
+pub(crate) enum Status<'a> {
+    /// The live release's deploy label and release, and the one a
+    /// rollback goes back to.
+    Noproxy {
+        current: Option<String>,
+        current_release: Option<ReleaseName>,
+        previous: Option<String>,
+    },
+    Proxy(Shown<'a>),
+}
+
+impl Status<'_> {
+    /// `status --json-output`.
+    pub(crate) fn json(&self) -> serde_json::Value {
+        match self {
+            Status::Noproxy {
+                current, previous, ..
+            } => {
+                let mut out = serde_json::json!({ "current": current });
+                if let Some(previous) = previous {
+                    out["previous"] = previous.as_str().into();
+                }
+                out
+            }
+            Status::Proxy(shown) => shown.json(),
+        }
+    }
+
+    /// `status`.
+    pub(crate) fn text(&self) -> String {
+        match self {
+            Status::Noproxy {
+                current, previous, ..
+            } => {
+                let mut text = format!(
+                    "Current release: {}\n",
+                    current.as_deref().unwrap_or("(none)")
+                );
+                if let Some(previous) = previous {
+                    text += &format!("Previous release: {previous}\n");
+                }
+                text
+            }
+            Status::Proxy(shown) => shown.text(),
+        }
+    }
 }
 
 /// The target the config describes. Opening touches nothing remote.

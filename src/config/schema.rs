@@ -127,6 +127,40 @@ pub struct ToolConfig {
     /// [new] What one release may cost: see [`Limits`].
     #[serde(default)]
     pub limits: Limits,
+    /// [new] `c2 serve`: see [`ApiConfig`].
+    #[serde(default)]
+    pub api: ApiConfig,
+}
+
+/// [new] The HTTP API of `c2 serve`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct ApiConfig {
+    /// Where it listens; `c2 serve --listen` overrides it.
+    pub listen: std::net::SocketAddr,
+    /// The API tokens' names, roles and hashes (`c2 api-token`).
+    pub tokens_file: PathBuf,
+    /// HTTPS with this certificate; plain HTTP without.
+    #[serde(with = "plain_or_maybe")]
+    pub tls: Option<TlsConfig>,
+}
+
+impl Default for ApiConfig {
+    fn default() -> ApiConfig {
+        ApiConfig {
+            listen: std::net::SocketAddr::from(([127, 0, 0, 1], 8470)),
+            tokens_file: PathBuf::from("/opt/etc/c2-tokens.json"),
+            tls: None,
+        }
+    }
+}
+
+/// [new] A certificate chain and its key, PEM files.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TlsConfig {
+    pub cert_file: PathBuf,
+    pub key_file: PathBuf,
 }
 
 /// [new] Bounds on what one release may cost this machine, so a hostile or

@@ -19,6 +19,7 @@ use serde_json::{json, Value};
 
 use crate::config::{DeployMode, RemoteLocation, ToolConfig};
 use crate::output::one_line;
+use crate::refusal::refused;
 use crate::target::Transition;
 
 /// The most a lock file may hold: it is a few short strings.
@@ -93,30 +94,66 @@ pub(crate) struct Event {
     pub after: Value,
 }
 
-impl Event {
-    /// An event of this user and host, now.
-    pub(crate) fn now(command: Vec<String>, transition: Transition) -> Event {
-        let (user, host) = whoami();
-        Event::by(&user, &host, command, transition)
+/// Who makes a change, as the history and the deploy lock record it.
+pub(crate) enum By {
+    /// This process's user, with the command line as typed.
+    Shell,
+    /// An API token, by name: user `<name>@api`, with the change in the
+    /// command line's words.
+    Token(String),
+}
+
+impl By {
+    /// User and host.
+    fn who(&self) -> (String, String) {
+        match self {
+            By::Shell => whoami(),
+            By::Token(name) => (format!("{name}@api"), whoami().1),
+        }
     }
 
-    /// An event of `user`@`host` (a token of the API: `<name>@api`), now.
-    pub(crate) fn by(
-        user: &str,
-        host: &str,
-        command: Vec<String>,
-        transition: Transition,
-    ) -> Event {
+    /// The history's event for `transition`, now. `words` is the change as
+    /// the command line says it, recorded for the API's changes.
+    pub(crate) fn event(&self, words: Vec<String>, transition: Transition) -> Event {
+        let (user, host) = self.who();
+        let command = match self {
+            By::Shell => crate::cli::typed_command(),
+            By::Token(_) => words,
+        };
         Event {
             time: now_seconds(),
-            user: user.to_string(),
-            host: host.to_string(),
+            user,
+            host,
             command,
             before: transition.before,
             after: transition.after,
         }
     }
+}
 
+/// Adds a change that was made to the history. It is made by then, so a
+/// history that cannot be written is a warning, not a failure.
+pub(crate) fn record(journal: &dyn Journal, by: &By, words: Vec<String>, transition: Transition) {
+    if let Err(e) = journal.append(&by.event(words, transition)) {
+        crate::log::warn(&format!(
+            "the change was made but could not be added to the history: {e:#}"
+        ));
+    }
+}
+
+/// The words of `lock acquire -m MESSAGE`.
+pub(crate) fn acquire_words(message: &str) -> Vec<String> {
+    ["lock", "acquire", "-m", message]
+        .map(String::from)
+        .to_vec()
+}
+
+/// The words of `lock release`.
+pub(crate) fn release_words() -> Vec<String> {
+    ["lock", "release"].map(String::from).to_vec()
+}
+
+impl Event {
     /// `2026-11-23T03:12:09Z alice@ci-7 connect main shop-1.5 (main: shop-1.4 -> shop-1.5)`.
     pub(crate) fn line(&self) -> String {
         one_line(&format!(
@@ -181,7 +218,8 @@ fn read_lock(journal: &dyn Journal) -> Result<Option<Lock>> {
 pub(crate) fn check_unlocked(journal: &dyn Journal) -> Result<()> {
     match current_lock(journal)? {
         None => Ok(()),
-        Some(lock) => bail!(
+        Some(lock) => refused!(
+            Locked,
             "deploys are locked by {}; `c2 lock release` lifts the lock",
             lock.holder()
         ),
@@ -189,17 +227,26 @@ pub(crate) fn check_unlocked(journal: &dyn Journal) -> Result<()> {
 }
 
 /// `lock acquire -m MESSAGE`.
-pub(crate) fn acquire(journal: &dyn Journal, message: &str) -> Result<Transition> {
+pub(crate) fn acquire(journal: &dyn Journal, message: &str, by: &By) -> Result<Transition> {
     if message.trim().is_empty() {
-        bail!("the lock message is empty: say why deploys are locked (-m \"...\")");
+        refused!(
+            BadRequest,
+            "the lock message is empty: say why deploys are locked (-m \"...\")"
+        );
     }
     if message.chars().count() > MAX_MESSAGE_CHARS {
-        bail!("the lock message is longer than {MAX_MESSAGE_CHARS} characters");
+        refused!(
+            BadRequest,
+            "the lock message is longer than {MAX_MESSAGE_CHARS} characters"
+        );
     }
     if message.chars().any(char::is_control) {
-        bail!("the lock message must be one line, without control characters");
+        refused!(
+            BadRequest,
+            "the lock message must be one line, without control characters"
+        );
     }
-    let (user, host) = whoami();
+    let (user, host) = by.who();
     let lock = Lock {
         user,
         host,
@@ -218,7 +265,7 @@ pub(crate) fn acquire(journal: &dyn Journal, message: &str) -> Result<Transition
             });
         }
         if let Some(holder) = current_lock(journal)? {
-            bail!("deploys are already locked by {}", holder.holder());
+            refused!(Locked, "deploys are already locked by {}", holder.holder());
         }
     }
     bail!(

@@ -24,8 +24,9 @@ use crate::config::{ProxyModeConfig, ToolConfig};
 use crate::hooks::{self, Hook};
 use crate::layout::Layout;
 use crate::names::ReleaseName;
+use crate::refusal::refused;
 use crate::store::ReleaseStore;
-use crate::target::{Change, Target, Transition};
+use crate::target::{self, Change, Target, Transition};
 use crate::{heal, health, journal, log};
 
 use executor::Executor;
@@ -63,7 +64,13 @@ impl Change<'_> {
 
 /// The endpoint a proxy-mode rollback must name.
 fn needed(endpoint: Option<&str>) -> Result<&str> {
-    endpoint.context("rollback needs an endpoint in proxy mode: c2 rollback <endpoint>")
+    let Some(endpoint) = endpoint else {
+        refused!(
+            BadRequest,
+            "rollback needs an endpoint in proxy mode: c2 rollback <endpoint>"
+        );
+    };
+    Ok(endpoint)
 }
 
 /// The change from `before` to `after`, as JSON.
@@ -82,8 +89,8 @@ pub(crate) trait StateBackend {
     /// Applies `change` under the rules, and brings the state there; the
     /// state before and after.
     fn apply(&self, change: &Change) -> Result<Transition>;
-    /// `status [--show-slaves] [--json-output]`.
-    fn status(&self, show_slaves: bool, json_output: bool) -> Result<()>;
+    /// What `status [--show-slaves]` shows.
+    fn status(&self, show_slaves: bool) -> Result<status::Shown<'_>>;
     /// Refuses deploy `label` if it has a health check and fails it.
     /// With remote state the master cannot ask: the deploys run on the
     /// slaves, so nothing is checked here (the slaves' acknowledgement of
@@ -158,8 +165,8 @@ impl Target for ProxyTarget<'_> {
         Ok(lines)
     }
 
-    fn status(&self, show_slaves: bool, json_output: bool) -> Result<()> {
-        self.state.status(show_slaves, json_output)
+    fn status(&self, show_slaves: bool) -> Result<target::Status<'_>> {
+        Ok(target::Status::Proxy(self.state.status(show_slaves)?))
     }
 
     fn deploy_labels(&self) -> Result<Vec<String>> {
@@ -208,7 +215,8 @@ impl ProxyTarget<'_> {
 
     fn check_release(&self, release: &ReleaseName) -> Result<()> {
         if !self.store.exists(release)? {
-            bail!(
+            refused!(
+                NotFound,
                 "Release {release} does not exist in release store at {}",
                 self.store.describe()
             );
@@ -377,7 +385,7 @@ impl StateBackend for Machine<'_> {
         transition(&before, &current)?.made(after)
     }
 
-    fn status(&self, show_slaves: bool, json_output: bool) -> Result<()> {
+    fn status(&self, show_slaves: bool) -> Result<status::Shown<'_>> {
         if show_slaves {
             bail!("--show-slaves needs remote state: set deployMode.proxy.remoteStateS3 in the config");
         }
@@ -394,21 +402,12 @@ impl StateBackend for Machine<'_> {
                 *shown = format!("{shown}; {note}");
             }
         }
-        if json_output {
-            let mut out = serde_json::json!({
-                "master": state,
-                "ports": status::ports_json(self.proxy, &state),
-            });
-            // Only when some deploy has a check: the shape is otherwise the
-            // old tool's.
-            if !health.is_empty() {
-                out["health"] = serde_json::to_value(&health)?;
-            }
-            crate::output::json(&out)?;
-        } else {
-            crate::output::print(&status::master_text(self.proxy, &state, &health))?;
-        }
-        Ok(())
+        Ok(status::Shown {
+            proxy: self.proxy,
+            state,
+            health,
+            slaves: None,
+        })
     }
 
     fn local_layout(&self) -> Option<&Layout> {
@@ -425,7 +424,10 @@ impl StateBackend for Machine<'_> {
             return Ok(());
         };
         if let Err(why) = health::ask(d.port, &check, Duration::from_secs(5)) {
-            bail!("deploy {label} is not healthy: {why}; not connecting (--force connects anyway)");
+            refused!(
+                Conflict,
+                "deploy {label} is not healthy: {why}; not connecting (--force connects anyway)"
+            );
         }
         Ok(())
     }

@@ -15,6 +15,7 @@ use serde_json::Value;
 use crate::config::ProxyModeConfig;
 use crate::fsutil;
 use crate::names::{DeployLabel, ReleaseName};
+use crate::refusal::refused;
 
 /// The most a state file may hold: room for thousands of deploys.
 pub const MAX_STATE_BYTES: u64 = 64 << 20;
@@ -160,7 +161,8 @@ pub fn start(
         if existing.release == *release {
             return Ok(state.clone());
         }
-        bail!(
+        refused!(
+            Conflict,
             "deploy {label} already exists with release {}: stop it first, or choose another deploy label",
             existing.release
         );
@@ -170,7 +172,7 @@ pub fn start(
         .ports()
         .find(|p| !state.deploys.values().any(|d| d.port == *p))
     else {
-        bail!("{}", no_more_ports(state, range));
+        refused!(Conflict, "{}", no_more_ports(state, range));
     };
     let mut next = state.clone();
     next.deploys.insert(
@@ -271,10 +273,10 @@ fn no_more_ports(state: &State, range: PortRange) -> String {
 /// the label cannot take its place.
 pub fn stop(state: &State, label: &str) -> Result<State> {
     let Some(deploy) = state.deploys.get(label) else {
-        bail!("no deploy called {label}");
+        refused!(NotFound, "no deploy called {label}");
     };
     if let Some(endpoint) = state.connected_endpoint(label) {
-        bail!("deploy is connected to {endpoint}: connect {endpoint} to another deploy or disconnect it first");
+        refused!(Conflict, "deploy is connected to {endpoint}: connect {endpoint} to another deploy or disconnect it first");
     }
     let mut next = state.clone();
     for (endpoint, previous) in &state.previous_connections {
@@ -301,7 +303,7 @@ pub fn connect(
 ) -> Result<State> {
     check_endpoint(config, endpoint)?;
     let Some(deploy) = state.deploys.get(label) else {
-        bail!("no deploy called {label}");
+        refused!(NotFound, "no deploy called {label}");
     };
     Ok(switch(state, endpoint, Some(deploy.label.clone())))
 }
@@ -319,15 +321,19 @@ pub fn disconnect(state: &State, config: &ProxyModeConfig, endpoint: &str) -> Re
 pub fn rollback(state: &State, config: &ProxyModeConfig, endpoint: &str) -> Result<State> {
     check_endpoint(config, endpoint)?;
     let Some(previous) = state.previous_connections.get(endpoint) else {
-        bail!("no previous deploy for endpoint {endpoint}");
+        refused!(Conflict, "no previous deploy for endpoint {endpoint}");
     };
     let Some(deploy) = state.deploys.get(previous) else {
-        bail!("previous deploy {previous} of endpoint {endpoint} was stopped");
+        refused!(
+            Conflict,
+            "previous deploy {previous} of endpoint {endpoint} was stopped"
+        );
     };
     // A state written before releases were recorded names the label only.
     if let Some(release) = state.previous_releases.get(endpoint) {
         if deploy.release != *release {
-            bail!(
+            refused!(
+                Conflict,
                 "previous deploy {previous} ({release}) of endpoint {endpoint} was stopped; deploy {previous} now runs {}: connect to it explicitly if that is what you want",
                 deploy.release
             );
@@ -373,7 +379,8 @@ fn switch(state: &State, endpoint: &str, to: Option<DeployLabel>) -> State {
 fn check_endpoint(config: &ProxyModeConfig, endpoint: &str) -> Result<()> {
     if !config.end_points.contains_key(endpoint) {
         let known: Vec<&str> = config.end_points.keys().map(String::as_str).collect();
-        bail!(
+        refused!(
+            NotFound,
             "no endpoint called {endpoint} (configured: {})",
             known.join(", ")
         );

@@ -3,9 +3,57 @@
 use std::collections::BTreeMap;
 use std::fmt::Write;
 
+use serde_json::{json, Value};
+
 use crate::config::{EndPointType, ProxyModeConfig};
+use crate::remote::store::SlaveEntry;
 
 use super::state::{self, Deploy, PortRange, State};
+
+/// What `status` shows in proxy mode, read once: the command line prints
+/// it as text or JSON, the API serves it and its parts.
+pub(crate) struct Shown<'a> {
+    pub proxy: &'a ProxyModeConfig,
+    /// The local state, or the master's.
+    pub state: State,
+    /// With local state, each deploy's health (`healthy`, `unhealthy: …`),
+    /// with what the health watch does about it; deploys without a check
+    /// are not in it.
+    pub health: BTreeMap<String, String>,
+    /// With remote state, when asked for: the slaves' reports.
+    pub slaves: Option<Vec<SlaveEntry>>,
+}
+
+impl Shown<'_> {
+    /// `status --json-output`.
+    pub fn json(&self) -> Value {
+        let mut out = json!({
+            "master": self.state,
+            "ports": ports_json(self.proxy, &self.state),
+        });
+        // Only when some deploy has a check: the shape is otherwise the
+        // old tool's.
+        if !self.health.is_empty() {
+            out["health"] = json!(self.health);
+        }
+        if let Some(slaves) = &self.slaves {
+            let slaves = slaves
+                .iter()
+                .map(|s| crate::remote::status::slave_json(s, &self.state));
+            out["slaves"] = Value::Array(slaves.collect());
+        }
+        out
+    }
+
+    /// `status`.
+    pub fn text(&self) -> String {
+        let mut text = master_text(self.proxy, &self.state, &self.health);
+        if let Some(slaves) = &self.slaves {
+            text += &crate::remote::status::slaves_text(slaves, &self.state, self.proxy);
+        }
+        text
+    }
+}
 
 /// A heading line: 21 dashes, the title, dashes up to 70 characters.
 pub fn heading(title: &str) -> String {

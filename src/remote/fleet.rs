@@ -11,6 +11,7 @@ use std::time::{Duration, Instant, SystemTime};
 use anyhow::{bail, Result};
 
 use crate::proxy::state::State;
+use crate::refusal::refused;
 
 use super::status::FLUSH_AGE;
 use super::store::{RemoteStore, SlaveEntry, SlaveReport, SlaveStatus, Version};
@@ -65,7 +66,8 @@ impl<'a> Fleet<'a> {
             ));
         }
         if live.len() < min {
-            bail!(
+            refused!(
+                Conflict,
                 "{} live slave(s), fewer than --min-slaves {min}: nothing changed",
                 live.len()
             );
@@ -85,7 +87,8 @@ impl<'a> Fleet<'a> {
             })
             .collect();
         if !lacking.is_empty() {
-            bail!(
+            refused!(
+                Conflict,
                 "not every live slave runs deploy {deploy}: {}; nothing changed (--force goes ahead)",
                 lacking.join(", ")
             );
@@ -161,7 +164,8 @@ impl<'a> Fleet<'a> {
                 progress.done();
                 let mut all = failed;
                 all.extend(lagging);
-                bail!(
+                refused!(
+                    TimedOut,
                     "timed out after {} waiting for the fleet (the master change stays written): {}",
                     humantime::format_duration(timeout),
                     all.join(", ")

@@ -12,6 +12,7 @@ use crate::journal::{self, Journal};
 use crate::log;
 use crate::names::{DeployLabel, ReleaseName};
 use crate::proxy::state::{self, State};
+use crate::proxy::status::Shown;
 use crate::proxy::{self, StateBackend};
 use crate::store::ReleaseStore;
 use crate::target::Change;
@@ -138,7 +139,7 @@ impl StateBackend for Master<'_> {
         ))
     }
 
-    fn status(&self, show_slaves: bool, json_output: bool) -> Result<()> {
-        super::status::print(self.remote.as_ref(), self.proxy, show_slaves, json_output)
+    fn status(&self, show_slaves: bool) -> Result<Shown<'_>> {
+        super::status::shown(self.remote.as_ref(), self.proxy, show_slaves)
     }
 }

@@ -7,9 +7,9 @@ use serde_json::{json, Value};
 
 use crate::config::ProxyModeConfig;
 use crate::log;
-use crate::output::{self, one_line};
+use crate::output::one_line;
 use crate::proxy::state::State;
-use crate::proxy::status::{heading, master_text, ports_json, state_text};
+use crate::proxy::status::{heading, state_text, Shown};
 
 use super::store::{RemoteStore, SlaveEntry, SlaveStatus};
 
@@ -21,42 +21,39 @@ fn master_state(remote: &dyn RemoteStore) -> Result<State> {
     Ok(remote.master()?.0)
 }
 
-fn time_text(t: Option<SystemTime>) -> String {
+pub fn time_text(t: Option<SystemTime>) -> String {
     t.map(|t| humantime::format_rfc3339_seconds(t).to_string())
         .unwrap_or_default()
 }
 
-pub fn print(
+/// The master's state, and with `show_slaves` the slaves' reports.
+pub fn shown<'a>(
     remote: &dyn RemoteStore,
-    proxy: &ProxyModeConfig,
+    proxy: &'a ProxyModeConfig,
     show_slaves: bool,
-    json_output: bool,
-) -> Result<()> {
-    let master = master_state(remote)?;
-    let slaves = if show_slaves {
-        remote.slaves()?
-    } else {
-        Vec::new()
-    };
-    if json_output {
-        let mut out = json!({ "master": master, "ports": ports_json(proxy, &master) });
-        if show_slaves {
-            out["slaves"] = Value::Array(slaves.iter().map(|s| slave_json(s, &master)).collect());
-        }
-        return output::json(&out);
-    }
-    let mut text = master_text(proxy, &master, &Default::default());
-    if show_slaves {
-        text += &format!("{}\n", heading("SLAVES"));
-        for s in &slaves {
-            text += &slave_text(s, &master, proxy);
-            text += &format!("{}\n", "-".repeat(70));
-        }
-    }
-    Ok(output::print(&text)?)
+) -> Result<Shown<'a>> {
+    Ok(Shown {
+        proxy,
+        state: master_state(remote)?,
+        health: Default::default(),
+        slaves: match show_slaves {
+            true => Some(remote.slaves()?),
+            false => None,
+        },
+    })
 }
 
-fn slave_json(s: &SlaveEntry, master: &State) -> Value {
+/// The `SLAVES` part of `status --show-slaves`.
+pub fn slaves_text(slaves: &[SlaveEntry], master: &State, proxy: &ProxyModeConfig) -> String {
+    let mut text = format!("{}\n", heading("SLAVES"));
+    for s in slaves {
+        text += &slave_text(s, master, proxy);
+        text += &format!("{}\n", "-".repeat(70));
+    }
+    text
+}
+
+pub fn slave_json(s: &SlaveEntry, master: &State) -> Value {
     let mut v = json!({
         "label": s.label,
         "lastModified": s.last_modified.map(|t| time_text(Some(t))),

@@ -12,7 +12,7 @@ use std::time::SystemTime;
 
 use anyhow::{bail, Context, Result};
 
-use super::{ReleaseStore, SET_ASIDE};
+use super::{Listed, ReleaseStore, SET_ASIDE};
 use crate::names::ReleaseName;
 
 const UPLOADS: &str = ".c2-upload";
@@ -34,7 +34,7 @@ impl LocalDirStore {
 }
 
 impl ReleaseStore for LocalDirStore {
-    fn list(&self) -> Result<Vec<ReleaseName>> {
+    fn list_dated(&self) -> Result<Vec<Listed>> {
         let entries = std::fs::read_dir(&self.dir)
             .with_context(|| format!("cannot list release store {}", self.dir.display()))?;
         let mut files: Vec<(SystemTime, ReleaseName)> = Vec::new();
@@ -51,7 +51,13 @@ impl ReleaseStore for LocalDirStore {
         }
         // Newest first; ties by name so the order is stable.
         files.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| a.1.cmp(&b.1)));
-        Ok(files.into_iter().map(|(_, name)| name).collect())
+        Ok(files
+            .into_iter()
+            .map(|(t, name)| Listed {
+                name,
+                last_modified: Some(t),
+            })
+            .collect())
     }
 
     fn exists(&self, release: &ReleaseName) -> Result<bool> {

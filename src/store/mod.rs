@@ -12,6 +12,7 @@ mod localdir;
 mod s3;
 
 use std::path::Path;
+use std::time::SystemTime;
 
 use anyhow::Result;
 
@@ -25,10 +26,21 @@ use crate::names::ReleaseName;
 /// Listings leave it out.
 pub(crate) const SET_ASIDE: &str = ".c2-pruned";
 
+/// A release in a store, and when it was stored (if the store says).
+#[derive(Debug, Clone)]
+pub(crate) struct Listed {
+    pub name: ReleaseName,
+    pub last_modified: Option<SystemTime>,
+}
+
 pub(crate) trait ReleaseStore {
     /// The releases, most recent first. A file whose name is not a
     /// release name (c2's own `.c2-…` names among them) is not a release.
-    fn list(&self) -> Result<Vec<ReleaseName>>;
+    fn list_dated(&self) -> Result<Vec<Listed>>;
+    /// The releases' names, most recent first.
+    fn list(&self) -> Result<Vec<ReleaseName>> {
+        Ok(self.list_dated()?.into_iter().map(|l| l.name).collect())
+    }
     fn exists(&self, release: &ReleaseName) -> Result<bool>;
     /// Copies the release zip to `dest`, streaming.
     fn download(&self, release: &ReleaseName, dest: &Path) -> Result<()>;

@@ -7,7 +7,7 @@ use std::time::SystemTime;
 
 use anyhow::Result;
 
-use super::{ReleaseStore, SET_ASIDE};
+use super::{Listed, ReleaseStore, SET_ASIDE};
 use crate::aws::s3::{self, Precondition, S3Url};
 use crate::names::ReleaseName;
 
@@ -39,7 +39,7 @@ impl S3Store {
 impl ReleaseStore for S3Store {
     /// The objects directly in the store's folder (not in subfolders such
     /// as the set-aside place).
-    fn list(&self) -> Result<Vec<ReleaseName>> {
+    fn list_dated(&self) -> Result<Vec<Listed>> {
         let mut objects = s3::list_folder(&self.prefix)?;
         objects.sort_by(|a, b| {
             let ta = a.last_modified.unwrap_or(SystemTime::UNIX_EPOCH);
@@ -48,7 +48,12 @@ impl ReleaseStore for S3Store {
         });
         Ok(objects
             .into_iter()
-            .filter_map(|o| ReleaseName::parse(&o.key).ok())
+            .filter_map(|o| {
+                Some(Listed {
+                    name: ReleaseName::parse(&o.key).ok()?,
+                    last_modified: o.last_modified,
+                })
+            })
             .collect())
     }
 
