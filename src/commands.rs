@@ -247,7 +247,7 @@ pub fn run(cli: Cli) -> Result<()> {
             listen,
             insecure_http,
         } => {
-            let run = Run::read_only(path)?;
+            let run = Run::mutating(path)?;
             api::serve(
                 run.config,
                 api::Listen {

@@ -6,6 +6,8 @@
 
 mod common;
 
+mod api;
+
 mod await_slaves;
 mod aws;
 mod capacity;

@@ -6,6 +6,7 @@
 //! on a condition rather than on time, and [`heavy`], the lock that keeps
 //! heavy tests from running at the same time.
 
+pub mod api;
 pub mod docker;
 pub mod fleet;
 pub mod fleet_hosts;
