@@ -25,11 +25,24 @@ use crate::store::{self, ReleaseStore};
 use crate::target::{self, Change, Status};
 
 /// One route: its method, its path (axum's syntax, as in the OpenAPI
-/// document), its handler.
+/// document), and its handler once told the method.
 pub(crate) struct Route {
     pub method: Method,
     pub path: &'static str,
-    pub handler: MethodRouter<App>,
+    handler: Box<dyn FnOnce(MethodFilter) -> MethodRouter<App>>,
+}
+
+impl Route {
+    /// The handler, for this route's method only.
+    pub(crate) fn serve(self) -> MethodRouter<App> {
+        let filter = match self.method {
+            Method::POST => MethodFilter::POST,
+            Method::PUT => MethodFilter::PUT,
+            Method::DELETE => MethodFilter::DELETE,
+            _ => MethodFilter::GET,
+        };
+        (self.handler)(filter)
+    }
 }
 
 fn route<H, T>(method: Method, path: &'static str, handler: H) -> Route
@@ -37,16 +50,10 @@ where
     H: axum::handler::Handler<T, App>,
     T: 'static,
 {
-    let filter = match method {
-        Method::POST => MethodFilter::POST,
-        Method::PUT => MethodFilter::PUT,
-        Method::DELETE => MethodFilter::DELETE,
-        _ => MethodFilter::GET,
-    };
     Route {
         method,
         path,
-        handler: on(filter, handler),
+        handler: Box::new(move |filter| on(filter, handler)),
     }
 }
 

@@ -38,7 +38,7 @@ const MAX_BODY: usize = 64 * 1024;
 pub(crate) fn router(app: App) -> Router {
     let routes = routes::table()
         .into_iter()
-        .fold(Router::new(), |router, r| router.route(r.path, r.handler));
+        .fold(Router::new(), |router, r| router.route(r.path, r.serve()));
     routes
         .fallback(routes::no_route)
         .method_not_allowed_fallback(routes::wrong_method)

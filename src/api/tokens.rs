@@ -152,7 +152,7 @@ mod hex {
     }
 
     pub fn decode(text: &str) -> Result<Vec<u8>, ()> {
-        if text.len() % 2 != 0 || !text.is_ascii() {
+        if !text.len().is_multiple_of(2) || !text.is_ascii() {
             return Err(());
         }
         (0..text.len())

@@ -36,7 +36,7 @@ impl Drop for Follower {
     }
 }
 
-fn publish(master: &Env, backend: &Backend, release: ReleaseBuilder) {
+pub(crate) fn publish(master: &Env, backend: &Backend, release: ReleaseBuilder) {
     match backend {
         Backend::S3(moto) => {
             let url = master.config()["releases"]["s3"].as_str().unwrap();

@@ -57,13 +57,13 @@ impl Api {
     /// Configures the API on a free loopback port with two tokens, and
     /// starts `c2 serve`.
     pub fn serve(env: &mut Env) -> Api {
-        Api::serve_with(env, &[])
+        Api::serve_on(env, "127.0.0.1", &[])
     }
 
-    /// The same, with extra `c2 serve` arguments.
-    pub fn serve_with(env: &mut Env, args: &[&str]) -> Api {
+    /// The same on `host` (an address), with extra `c2 serve` arguments.
+    pub fn serve_on(env: &mut Env, host: &str, args: &[&str]) -> Api {
         let port = moto::free_port();
-        let listen = format!("127.0.0.1:{port}");
+        let listen = format!("{host}:{port}");
         let mut api = env.config()["api"].clone();
         if api.is_null() {
             api = json!({});
@@ -79,10 +79,10 @@ impl Api {
             .c2(&["api-token", "add", "viewer", "--role", "read"])
             .ok()
             .stdout;
-        let scheme = if env.config()["api"]["tls"].is_object() {
-            "https"
-        } else {
-            "http"
+        let tls = &env.config()["api"]["tls"];
+        let (scheme, curl) = match tls["certFile"].as_str() {
+            Some(cert) => ("https", vec!["--cacert".to_string(), cert.to_string()]),
+            None => ("http", Vec::new()),
         };
         let mut api = Api {
             child: None,
@@ -91,7 +91,7 @@ impl Api {
             deploy: deploy.trim().to_string(),
             read: read.trim().to_string(),
             output: env.path("serve.out"),
-            curl: Vec::new(),
+            curl,
         };
         api.start(env, args);
         api

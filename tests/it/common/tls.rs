@@ -45,6 +45,8 @@ pub fn self_signed_cert(env: &Env, cn: &str) -> (PathBuf, PathBuf) {
         ])
         .arg("-subj")
         .arg(format!("/CN={cn}"))
+        .arg("-addext")
+        .arg(format!("subjectAltName=DNS:{cn}"))
         .arg("-keyout")
         .arg(&key)
         .arg("-out")
