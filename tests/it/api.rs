@@ -249,6 +249,16 @@ fn a_change_takes_json_only_and_small_bodies_and_says_what_is_wrong() {
         &["-H", "Content-Type: application/x-www-form-urlencoded"],
     );
     assert_eq!(form.status, 415, "{form:?}");
+    // Nor can a bodiless POST from a page elsewhere, which has no
+    // content type.
+    let bare = api.request(
+        &api.deploy,
+        "POST",
+        "/v1/endpoints/main/rollback",
+        None,
+        &[],
+    );
+    assert_eq!(bare.status, 415, "{bare:?}");
     let big = "x".repeat(1 << 20);
     let huge = api.request(
         &api.deploy,
@@ -424,6 +434,23 @@ fn with_remote_state_the_api_shows_each_slave_and_awaits_the_fleet() {
         assert_eq!(green["slaves"], json!({"web1": "ok", "web2": "missing"}));
         let status = api.get("/v1/status").json();
         assert_eq!(status["slaves"].as_array().unwrap().len(), 2);
+        // The page shows each slave with its capacity, and each deploy per
+        // slave.
+        let page = api
+            .request("", "GET", "/", None, &["-u", &format!("x:{}", api.read)])
+            .body;
+        assert!(
+            page.contains(&format!(r#"<td class="capacity">2 of {total}</td>"#)),
+            "{page}"
+        );
+        assert!(
+            page.contains(r#"<span class="bad">web2: missing</span>"#),
+            "{page}"
+        );
+        assert!(
+            page.contains(r#"<tr class="slave" data-label="web1"><td>web1</td><td>127.0.0.1</td>"#),
+            "{page}"
+        );
         assert!(status["master"]["deploys"]["green"].is_object());
         drop(followers);
     }

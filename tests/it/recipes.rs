@@ -35,7 +35,7 @@ fn master(moto: &Moto) -> (Env, String) {
 /// A stand-in for systemd: `systemctl` records each call in `calls`;
 /// `enable --now <unit>` starts the unit's ExecStart (with the c2 under
 /// test in place of /usr/local/bin/c2) in the background, its pid in
-/// `unit.pid`, as systemd would.
+/// `unit.pid`, and `reload <unit>` runs its ExecReload, as systemd would.
 struct Systemd {
     dir: PathBuf,
 }
@@ -52,6 +52,10 @@ if [ "$1" = enable ] && [ "$2" = --now ]; then
   command=$(sed -n 's|^ExecStart=/usr/local/bin/c2 ||p' {units}/"$3")
   $C2 $command > {dir}/unit.out 2>&1 &
   echo $! > {dir}/unit.pid
+fi
+if [ "$1" = reload ]; then
+  command=$(sed -n 's|^ExecReload=||p' {units}/"$2" | sed "s|\$MAINPID|$(cat {dir}/unit.pid)|")
+  sh -c "$command"
 fi
 "#,
                 dir = dir.display(),
@@ -348,4 +352,50 @@ fn the_heal_unit_brings_a_killed_deploy_back_behind_nginx() {
     eprintln!("back {:?} after the kill", killed.elapsed());
     let log = std::fs::read_to_string(systemd.dir.join("unit.out")).unwrap();
     assert!(log.contains("Restarting deploy blue: "), "{log}");
+}
+
+/// `c2-api.service` as shipped: its ExecStart serves the API on the
+/// config's address, and `systemctl reload` (its ExecReload) makes a token
+/// added since count.
+#[test]
+fn the_api_unit_serves_and_reload_picks_up_a_new_token() {
+    let mut env = Env::new();
+    let port = crate::common::moto::free_port();
+    env.set(
+        "api",
+        json!({"listen": format!("127.0.0.1:{port}"), "tokensFile": env.path("etc/tokens.json")}),
+    );
+    let first = env
+        .c2(&["api-token", "add", "ci", "--role", "read"])
+        .ok()
+        .stdout;
+    let systemd = Systemd::install(env.root.path());
+    let systemctl = systemd.dir.join("bin/systemctl");
+    env.script(&systemctl, &["enable", "--now", "c2-api.service"])
+        .ok();
+    let status = |token: &str| {
+        let out = std::process::Command::new("curl")
+            .args(["-s", "-o", "/dev/null", "-w", "%{http_code}", "-H"])
+            .arg(format!("Authorization: Bearer {}", token.trim()))
+            .arg(format!("http://127.0.0.1:{port}/v1/status"))
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).to_string()
+    };
+    wait_until(Duration::from_secs(20), "the API to answer", || {
+        status(&first) == "200"
+    });
+    let second = env
+        .c2(&["api-token", "add", "bot", "--role", "deploy"])
+        .ok()
+        .stdout;
+    assert_eq!(status(&second), "401");
+    env.script(&systemctl, &["reload", "c2-api.service"]).ok();
+    wait_until(Duration::from_secs(10), "the new token to count", || {
+        status(&second) == "200"
+    });
+    assert_eq!(
+        systemd.calls(),
+        ["enable --now c2-api.service", "reload c2-api.service"]
+    );
 }
