@@ -1009,6 +1009,182 @@ fn engine_api_vs_cli(table: &mut Table) {
     );
 }
 
+/// One keep-alive HTTP/1.1 connection to `c2 serve`, asking with a token:
+/// the bench's client, so that what is timed is the server, not curl.
+struct Client {
+    stream: TcpStream,
+    token: String,
+}
+
+impl Client {
+    fn connect(port: u16, token: &str) -> Client {
+        let stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        stream.set_nodelay(true).unwrap();
+        Client {
+            stream,
+            token: token.to_string(),
+        }
+    }
+
+    /// Sends a request and reads the whole answer: its status.
+    fn ask(&mut self, method: &str, path: &str, body: &str) -> u16 {
+        let request = format!(
+            "{method} {path} HTTP/1.1\r\nHost: c2\r\nAuthorization: Bearer {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            self.token,
+            body.len()
+        );
+        self.stream.write_all(request.as_bytes()).unwrap();
+        let mut head = Vec::new();
+        let mut byte = [0u8; 1];
+        while !head.ends_with(b"\r\n\r\n") {
+            self.stream.read_exact(&mut byte).unwrap();
+            head.push(byte[0]);
+        }
+        let head = String::from_utf8_lossy(&head).to_lowercase();
+        let length: usize = head
+            .lines()
+            .find_map(|l| l.strip_prefix("content-length:"))
+            .map_or(0, |v| v.trim().parse().unwrap());
+        let mut body = vec![0u8; length];
+        self.stream.read_exact(&mut body).unwrap();
+        head[9..12].parse().unwrap()
+    }
+}
+
+/// The API against the command line: `GET /v1/status` of a fleet (100
+/// deploys, 20 slaves) against `c2 status --json-output --show-slaves`,
+/// requests per second on this machine, and what a start through the API
+/// adds to `c2 start`.
+fn api_figures(table: &mut Table) {
+    let mut master = Env::new();
+    master.proxy(&[("main", "main.example")]);
+    master.proxy_set("dynamicPortRange", json!({"v1": 30000, "v2": 30200}));
+    let shared = master.path("shared");
+    master.remote(&shared.to_string_lossy());
+    let deploys: serde_json::Map<String, serde_json::Value> = (0..100)
+        .map(|i| {
+            let l = format!("app-{i:03}");
+            (
+                l.clone(),
+                json!({"label": l, "release": format!("{l}.zip"), "port": 30000 + i}),
+            )
+        })
+        .collect();
+    let state = json!({"deploys": deploys, "connections": {"main": "app-000"}});
+    common::write_file(&shared.join("master/state.json"), &state.to_string());
+    for i in 0..20 {
+        let report = json!({
+            "status": "ok", "ipAddress": format!("10.0.0.{i}"), "hostName": format!("web{i}"),
+            "state": state,
+        });
+        common::write_file(
+            &shared.join(format!("slaves/web{i:02}/state.json")),
+            &report.to_string(),
+        );
+    }
+    let api = common::api::Api::serve(&mut master);
+    let config = master.write_config();
+    let mut client = Client::connect(api.port, &api.read);
+    let (mut cli, mut http) = (Vec::new(), Vec::new());
+    for _ in 0..100 {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_c2"));
+        c.arg("--config")
+            .arg(&config)
+            .args(["status", "--json-output", "--show-slaves"]);
+        cli.push(time(c));
+        for _ in 0..5 {
+            let began = Instant::now();
+            assert_eq!(client.ask("GET", "/v1/status", ""), 200);
+            http.push(began.elapsed());
+        }
+    }
+    let (http_median, http_p99) = (median(http.clone()), percentile(http, 0.99));
+    table.timed(
+        "`GET /v1/status`, 100 deploys, 20 slaves, keep-alive (median of 500)",
+        http_median,
+        None,
+        median(cli),
+        "`c2 status --json-output --show-slaves`",
+        &format!("p99 {}", ms(http_p99)),
+    );
+
+    // Requests per second: 4 clients, each asking as fast as it can.
+    let stop = Arc::new(AtomicBool::new(false));
+    let served = Arc::new(AtomicU64::new(0));
+    let clients: Vec<_> = (0..4)
+        .map(|_| {
+            let (stop, served, token) = (stop.clone(), served.clone(), api.read.clone());
+            let port = api.port;
+            std::thread::spawn(move || {
+                let mut client = Client::connect(port, &token);
+                while !stop.load(Ordering::Relaxed) {
+                    assert_eq!(client.ask("GET", "/v1/status", ""), 200);
+                    served.fetch_add(1, Ordering::Relaxed);
+                }
+            })
+        })
+        .collect();
+    let window = Duration::from_secs(5);
+    std::thread::sleep(window);
+    stop.store(true, Ordering::Relaxed);
+    for c in clients {
+        c.join().unwrap();
+    }
+    let per_second = served.load(Ordering::Relaxed) as f64 / window.as_secs_f64();
+    let cli_per_second = 1.0 / median(cli_runs_of_status(&config)).as_secs_f64();
+    table.row(
+        "`GET /v1/status` per second, 4 clients, 2 cores",
+        format!("{per_second:.0}/s"),
+        format!("{cli_per_second:.0}/s (`c2 status` in a loop)"),
+        format!("{:.1}", per_second / cli_per_second),
+        "ratio: how many times more",
+    );
+    drop(api);
+
+    // A start through the API against `c2 start`, alternating.
+    let mut env = Env::new();
+    env.proxy(&[("main", "main.example")]);
+    env.release("app.zip")
+        .set("startCommand", json!("true"))
+        .publish();
+    let api = common::api::Api::serve(&mut env);
+    let mut client = Client::connect(api.port, &api.deploy);
+    let (mut cli, mut http) = (Vec::new(), Vec::new());
+    for i in 0..20 {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_c2"));
+        c.arg("--config")
+            .arg(env.write_config())
+            .args(["start", "app.zip", &format!("cli{i}")]);
+        cli.push(time(c));
+        let body = format!(r#"{{"release": "app.zip", "label": "api{i}"}}"#);
+        let began = Instant::now();
+        assert_eq!(client.ask("POST", "/v1/deploys", &body), 201);
+        http.push(began.elapsed());
+    }
+    let (http, cli) = (median(http), median(cli));
+    let added = http.as_secs_f64() - cli.as_secs_f64();
+    table.timed(
+        "`POST /v1/deploys` (a start) against `c2 start` (median of 20, alternating)",
+        http,
+        None,
+        cli,
+        "`c2 start`",
+        &format!("the API adds {:+.1} ms (goal: under 5 ms)", added * 1000.0),
+    );
+}
+
+fn cli_runs_of_status(config: &std::path::Path) -> Vec<Duration> {
+    (0..20)
+        .map(|_| {
+            let mut c = Command::new(env!("CARGO_BIN_EXE_c2"));
+            c.arg("--config")
+                .arg(config)
+                .args(["status", "--json-output", "--show-slaves"]);
+            time(c)
+        })
+        .collect()
+}
+
 /// A line plot of fleet convergence time against fleet size, as SVG.
 fn plot(points: &[(usize, f64)]) -> String {
     let (w, h, m) = (600.0, 360.0, 60.0);
@@ -1137,6 +1313,9 @@ fn main() {
     }
     if want("heal") {
         heal_figures(&mut table, moto);
+    }
+    if want("api") {
+        api_figures(&mut table);
     }
     let date = humantime::format_rfc3339_seconds(std::time::SystemTime::now());
     let root = env!("CARGO_MANIFEST_DIR");
