@@ -1144,6 +1144,7 @@ fn api_figures(table: &mut Table) {
     // A start through the API against `c2 start`, alternating.
     let mut env = Env::new();
     env.proxy(&[("main", "main.example")]);
+    env.proxy_set("dynamicPortRange", json!({"v1": 30300, "v2": 30400}));
     env.release("app.zip")
         .set("startCommand", json!("true"))
         .publish();

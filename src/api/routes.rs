@@ -364,6 +364,9 @@ fn refuse_a_stop_of_another_release(
     let Asked::Stop { label } = asked else {
         return Ok(());
     };
+    if config.proxy_mode().is_some() {
+        return Ok(());
+    }
     let target = target::open(config, store)?;
     if let Status::Noproxy { current, .. } = target.status(false)? {
         if current.as_deref() != Some(label.as_str()) {
