@@ -802,6 +802,8 @@ fn the_api_holds_to_its_openapi_document_under_fuzzing() {
         .args(["--max-time", "60", "--workers", "2", "--seed", "1", "--no-color"])
         .arg(format!("--report-dir={}", report.display()))
         .env("SCHEMATHESIS_HOOKS", "")
+        // It keeps a cache where it runs.
+        .current_dir(env.root.path())
         .output()
         .expect("schemathesis (the test command installs it)");
     let text = format!(
