@@ -369,11 +369,29 @@ pub enum Command {
     ///
     /// A running `slave-update --repeat` rewrites its report at least once a
     /// minute, so with the default only machines that are gone are
-    /// forgotten.
+    /// forgotten. With etcd there is nothing to do: a report disappears by
+    /// itself once its slave stops.
     SlaveFlush {
         /// Flush reports not written for this long (e.g. 90s, 1h; at most a year)
         #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = parse_age)]
         older_than: std::time::Duration,
+    },
+    /// Copy a master state and its history to another remote location.
+    ///
+    /// FROM and TO are remote locations as remoteStateS3 takes them
+    /// (s3://bucket/base, an absolute directory, etcd://host:2379/prefix),
+    /// so a fleet can move between S3, a shared directory and etcd: copy,
+    /// then point every machine's config at TO. Slave reports are not
+    /// copied (slaves write them again), nor is a deploy lock. An existing
+    /// master state at TO is replaced only with --force.
+    RemoteCopy {
+        /// Where the master state is now
+        from: String,
+        /// Where it goes
+        to: String,
+        /// Replace a master state that exists at TO
+        #[arg(long)]
+        force: bool,
     },
     /// Serve the HTTP API and the status page.
     ///

@@ -275,7 +275,21 @@ pub fn run(cli: Cli) -> Result<()> {
         }
         Command::SlaveFlush { older_than } => {
             let run = Run::mutating(path)?;
-            remote::status::flush(run.remote("slave-flush")?.1.as_ref(), older_than)
+            let remote = run.remote("slave-flush")?.1;
+            if remote.reports_expire() {
+                log::info(&format!(
+                    "Nothing to flush: at {} a slave's report disappears by itself once the slave stops",
+                    remote.describe()
+                ));
+                return Ok(());
+            }
+            remote::status::flush(remote.as_ref(), older_than)
+        }
+        Command::RemoteCopy { from, to, force } => {
+            let run = Run::mutating(path)?;
+            let from = remote::store::open(&run.config.remote_location(&from)?);
+            let to = remote::store::open(&run.config.remote_location(&to)?);
+            remote::copy::copy(from.as_ref(), to.as_ref(), force)
         }
     }
 }

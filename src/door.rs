@@ -14,7 +14,7 @@ use crate::refusal::refused;
 use crate::remote::fleet::{Affects, Fleet};
 use crate::remote::{self, store::RemoteStore};
 use crate::store::ReleaseStore;
-use crate::target::{self, Change, MadeWithErrors};
+use crate::target::{self, Change, MadeWithErrors, Transition};
 
 /// A change as it is asked for.
 pub(crate) struct Ask<'a> {
@@ -62,25 +62,27 @@ pub(crate) fn change(config: &ToolConfig, store: &dyn ReleaseStore, ask: &Ask) -
         return Ok(Done::Planned(target.dry_run(&ask.change)?));
     }
     journal::check_unlocked(journal.as_ref())?;
-    // A change made with errors is recorded, then fails.
-    let make = || match target.apply(&ask.change) {
-        Ok(transition) => {
+    // A change made with errors is recorded, then fails. A target that
+    // records with the change itself (etcd: in the master's transaction)
+    // is not recorded twice.
+    let recorded = |transition: &Transition| {
+        if !target.records_history() {
             record(
                 journal.as_ref(),
                 &ask.by,
                 ask.change.words(),
                 transition.clone(),
             );
+        }
+    };
+    let make = || match target.apply(&ask.change, &ask.by) {
+        Ok(transition) => {
+            recorded(&transition);
             Ok(transition)
         }
         Err(e) => match e.downcast::<MadeWithErrors>() {
             Ok(made) => {
-                record(
-                    journal.as_ref(),
-                    &ask.by,
-                    ask.change.words(),
-                    made.transition.clone(),
-                );
+                recorded(&made.transition);
                 Err(made.error)
             }
             Err(e) => Err(e),

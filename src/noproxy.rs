@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use crate::config::ToolConfig;
 use crate::deploy::{self, Deployer, DirState, FailedStops, Mode, Prepared};
 use crate::hooks::{self, Hook};
+use crate::journal::By;
 use crate::layout::Layout;
 use crate::names::{DeployLabel, ReleaseName};
 use crate::refusal::refused;
@@ -288,7 +289,7 @@ impl<'a> Noproxy<'a> {
 }
 
 impl Target for Noproxy<'_> {
-    fn apply(&self, change: &Change) -> Result<Transition> {
+    fn apply(&self, change: &Change, _: &By) -> Result<Transition> {
         match *change {
             Change::Start { release, label } => self.start(release, label),
             Change::Stop { label } => self.stop(label),
@@ -355,7 +356,7 @@ impl Target for Noproxy<'_> {
                 Ok(steps)
             }
             Change::Connect { .. } | Change::Disconnect { .. } => {
-                self.apply(change).map(|_| Vec::new())
+                self.apply(change, &By::Shell).map(|_| Vec::new())
             }
         }
     }

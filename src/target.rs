@@ -7,6 +7,7 @@
 use anyhow::Result;
 
 use crate::config::{DeployMode, ToolConfig};
+use crate::journal::By;
 use crate::names::{DeployLabel, ReleaseName};
 use crate::noproxy::Noproxy;
 use crate::proxy::status::Shown;
@@ -80,8 +81,13 @@ pub(crate) enum Change<'a> {
 }
 
 pub(crate) trait Target {
-    /// Makes `change` under the rules: the state before and after.
-    fn apply(&self, change: &Change) -> Result<Transition>;
+    /// Makes `change` (asked `by`) under the rules: the state before and
+    /// after.
+    fn apply(&self, change: &Change, by: &By) -> Result<Transition>;
+    /// Whether `apply` records the change in the history itself.
+    fn records_history(&self) -> bool {
+        false
+    }
     /// `--dry-run`: what the change would do, one line each, changing
     /// nothing. A change the rules refuse fails as it would for real.
     fn dry_run(&self, change: &Change) -> Result<Vec<String>>;

@@ -21,11 +21,31 @@ impl ToolConfig {
     pub fn load(explicit: Option<&Path>) -> Result<ToolConfig> {
         let defaults = beside_executable("camus2", &["json", "yaml"]);
         let location = locate(explicit, CONFIG_ENV, &defaults)?;
-        let config: ToolConfig = load::load(&location)?;
+        let mut config: ToolConfig = load::load(&location)?;
         if let Err((path, what)) = config.check() {
             bail!("{}: {path}: {what}", location.display_name());
         }
+        config.attach_etcd_files();
         Ok(config)
+    }
+
+    /// Gives an etcd remote state the TLS files of `deployMode.proxy.etcd`.
+    fn attach_etcd_files(&mut self) {
+        if let DeployMode::Proxy(proxy) = &mut self.deploy_mode {
+            if let Some(RemoteLocation::Etcd(url)) = &mut proxy.remote_state_s3 {
+                url.files = proxy.etcd.clone();
+            }
+        }
+    }
+
+    /// The location `text` names (`remote-copy`'s arguments), with this
+    /// config's etcd TLS files.
+    pub(crate) fn remote_location(&self, text: &str) -> Result<RemoteLocation> {
+        let mut location = RemoteLocation::try_from(text.to_string())?;
+        if let RemoteLocation::Etcd(url) = &mut location {
+            url.files = self.proxy_mode().and_then(|p| p.etcd.clone());
+        }
+        Ok(location)
     }
 
     /// What no single field can say: ports against each other, names

@@ -222,6 +222,8 @@ impl std::fmt::Display for JsonSource {
     }
 }
 
+// One per process, read once: its size does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub enum DeployMode {
@@ -234,9 +236,13 @@ pub enum DeployMode {
 #[serde(rename_all = "camelCase")]
 pub struct ProxyModeConfig {
     pub end_points: BTreeMap<String, EndPoint>,
-    /// An `s3://bucket/base` URL, or [new] an absolute local directory.
+    /// An `s3://bucket/base` URL, or [new] an absolute local directory,
+    /// or [new] an `etcd://` URL.
     #[serde(default, with = "maybe")]
     pub remote_state_s3: Option<RemoteLocation>,
+    /// [new] TLS files for an `etcds://` remote state.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub etcd: Option<EtcdFiles>,
     #[serde(default = "defaults::dynamic_port_range")]
     pub dynamic_port_range: Pair<u16, u16>,
     #[serde(default)]
@@ -307,13 +313,89 @@ impl From<TimeoutSeconds> for u64 {
     }
 }
 
-/// Where the remote state lives: an S3 prefix or [new] an absolute
-/// directory on a shared filesystem.
+/// Where the remote state lives: an S3 prefix, [new] an absolute
+/// directory on a shared filesystem, or [new] a prefix in etcd.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
 pub enum RemoteLocation {
     S3(S3Url),
     Dir(PathBuf),
+    Etcd(EtcdUrl),
+}
+
+/// [new] `etcd://host1:2379,host2:2379/<prefix>` (`etcds://` for TLS).
+/// Credentials never appear in it: they come from the environment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EtcdUrl {
+    pub tls: bool,
+    /// `host:port`, at least one.
+    pub endpoints: Vec<String>,
+    /// Keys are `<prefix>/master/state.json` and so on; no leading or
+    /// trailing `/`.
+    pub prefix: String,
+    /// The proxy config's `etcd` files, attached when the config is read.
+    pub files: Option<EtcdFiles>,
+}
+
+impl EtcdUrl {
+    pub fn parse(s: &str) -> anyhow::Result<EtcdUrl> {
+        let (tls, rest) = match (s.strip_prefix("etcd://"), s.strip_prefix("etcds://")) {
+            (Some(rest), _) => (false, rest),
+            (_, Some(rest)) => (true, rest),
+            _ => bail!("'{s}' is not an etcd:// or etcds:// URL"),
+        };
+        let (hosts, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+        if hosts.contains('@') {
+            bail!(
+                "'{s}': etcd credentials go in C2_ETCD_USER and C2_ETCD_PASSWORD, not in the URL"
+            );
+        }
+        let mut endpoints = Vec::new();
+        for host in hosts.split(',') {
+            let ok = host.rsplit_once(':').is_some_and(|(name, port)| {
+                !name.is_empty()
+                    && name
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || ".-_[]:".contains(c))
+                    && port.parse::<u16>().is_ok_and(|p| p != 0)
+            });
+            if !ok {
+                bail!("'{s}': '{host}' is not host:port (etcd://host1:2379,host2:2379/prefix)");
+            }
+            endpoints.push(host.to_string());
+        }
+        let prefix = prefix.trim_end_matches('/');
+        if prefix.split('/').any(|part| part == "." || part == "..")
+            || prefix.starts_with('/')
+            || prefix.contains("//")
+            || prefix.chars().any(|c| c.is_control())
+        {
+            bail!("'{s}': the prefix must be a plain path such as camus2/prod");
+        }
+        Ok(EtcdUrl {
+            tls,
+            endpoints,
+            prefix: prefix.to_string(),
+            files: None,
+        })
+    }
+}
+
+impl std::fmt::Display for EtcdUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let scheme = if self.tls { "etcds" } else { "etcd" };
+        write!(f, "{scheme}://{}/{}", self.endpoints.join(","), self.prefix)
+    }
+}
+
+/// [new] `deployMode.proxy.etcd`: TLS files for `etcds://` (all optional:
+/// the CA to trust, and a client certificate with its key).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct EtcdFiles {
+    pub ca_file: Option<PathBuf>,
+    pub cert_file: Option<PathBuf>,
+    pub key_file: Option<PathBuf>,
 }
 
 impl TryFrom<String> for RemoteLocation {
@@ -321,6 +403,9 @@ impl TryFrom<String> for RemoteLocation {
     fn try_from(s: String) -> anyhow::Result<RemoteLocation> {
         if s.starts_with("s3://") {
             return Ok(RemoteLocation::S3(S3Url::parse(&s)?));
+        }
+        if s.starts_with("etcd://") || s.starts_with("etcds://") {
+            return Ok(RemoteLocation::Etcd(EtcdUrl::parse(&s)?));
         }
         let dir = PathBuf::from(&s);
         if !dir.is_absolute() {
@@ -341,6 +426,7 @@ impl std::fmt::Display for RemoteLocation {
         match self {
             RemoteLocation::S3(url) => write!(f, "{url}"),
             RemoteLocation::Dir(dir) => write!(f, "{}", dir.display()),
+            RemoteLocation::Etcd(url) => write!(f, "{url}"),
         }
     }
 }

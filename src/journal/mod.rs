@@ -9,6 +9,8 @@
 
 mod local;
 mod remote;
+
+pub(crate) use remote::{entry as history_entry, LOCK as LOCK_FILE};
 pub(crate) mod summary;
 
 use std::time::SystemTime;

@@ -11,7 +11,7 @@ use super::{parse_event, Event, Journal, MAX_LOCK_BYTES};
 use crate::config::RemoteLocation;
 use crate::remote::store::{self, RemoteStore};
 
-const LOCK: &str = "lock.json";
+pub(crate) const LOCK: &str = "lock.json";
 const HISTORY: &str = "history";
 
 pub(super) struct RemoteJournal {
@@ -44,9 +44,8 @@ impl Journal for RemoteJournal {
     }
 
     fn append(&self, event: &Event) -> Result<()> {
-        let mut bytes = serde_json::to_vec(event)?;
-        bytes.push(b'\n');
-        self.store.put_file(&event_name(&event.host), &bytes)
+        let (name, bytes) = entry(event)?;
+        self.store.put_file(&name, &bytes)
     }
 
     /// Newest first, a batch at a time, until `limit` readable events:
@@ -72,6 +71,13 @@ impl Journal for RemoteJournal {
         }
         Ok(events)
     }
+}
+
+/// The file an event is kept in beside the master: its name and bytes.
+pub(crate) fn entry(event: &Event) -> Result<(String, Vec<u8>)> {
+    let mut bytes = serde_json::to_vec(event)?;
+    bytes.push(b'\n');
+    Ok((event_name(&event.host), bytes))
 }
 
 /// `history/2026-11-23T03:12:09.123Z-<host>-<random>.json`: milliseconds

@@ -22,6 +22,7 @@ use anyhow::{bail, Context, Result};
 
 use crate::config::{ProxyModeConfig, ToolConfig};
 use crate::hooks::{self, Hook};
+use crate::journal::By;
 use crate::layout::Layout;
 use crate::names::ReleaseName;
 use crate::refusal::refused;
@@ -86,9 +87,14 @@ pub(crate) fn transition(before: &State, after: &State) -> Result<Transition> {
 pub(crate) trait StateBackend {
     /// The state as it stands.
     fn read(&self) -> Result<State>;
-    /// Applies `change` under the rules, and brings the state there; the
-    /// state before and after.
-    fn apply(&self, change: &Change) -> Result<Transition>;
+    /// Applies `change` (asked `by`) under the rules, and brings the state
+    /// there; the state before and after.
+    fn apply(&self, change: &Change, by: &By) -> Result<Transition>;
+    /// Whether `apply` records the change in the history itself (with the
+    /// master write, in one transaction).
+    fn records_history(&self) -> bool {
+        false
+    }
     /// What `status [--show-slaves]` shows.
     fn status(&self, show_slaves: bool) -> Result<status::Shown<'_>>;
     /// Refuses deploy `label` if it has a health check and fails it.
@@ -119,7 +125,7 @@ pub(crate) struct ProxyTarget<'a> {
 impl Target for ProxyTarget<'_> {
     /// A connect or rollback asks the deploy traffic goes to first, unless
     /// forced; a start checks its release is in the store.
-    fn apply(&self, change: &Change) -> Result<Transition> {
+    fn apply(&self, change: &Change, by: &By) -> Result<Transition> {
         match *change {
             Change::Start { release, .. } => self.check_release(release)?,
             Change::Connect {
@@ -137,7 +143,11 @@ impl Target for ProxyTarget<'_> {
             }
             _ => {}
         }
-        self.state.apply(change)
+        self.state.apply(change, by)
+    }
+
+    fn records_history(&self) -> bool {
+        self.state.records_history()
     }
 
     /// The planner's actions from the state to the changed one: with
@@ -365,7 +375,7 @@ impl StateBackend for Machine<'_> {
         self.local_state()
     }
 
-    fn apply(&self, change: &Change) -> Result<Transition> {
+    fn apply(&self, change: &Change, _: &By) -> Result<Transition> {
         let _lock = self.layout.lock()?;
         journal::check_unlocked(journal::open(self.config).as_ref())?;
         let mut current = self.local_state()?;

@@ -171,7 +171,8 @@ impl<'a> Fleet<'a> {
                     all.join(", ")
                 );
             }
-            std::thread::sleep(POLL);
+            // Woken by the first report that changes, where the store tells.
+            self.remote.wait_for_slaves(POLL);
         }
     }
 }

@@ -8,7 +8,7 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 
 use crate::config::{ProxyModeConfig, RemoteLocation};
-use crate::journal::{self, Journal};
+use crate::journal::{self, By, Journal};
 use crate::log;
 use crate::names::{DeployLabel, ReleaseName};
 use crate::proxy::state::{self, State};
@@ -18,7 +18,7 @@ use crate::store::ReleaseStore;
 use crate::target::Change;
 use crate::target::Transition;
 
-use super::store::{self, RemoteStore};
+use super::store::{self, Along, RemoteStore};
 
 /// Enough for dozens of writers racing on one master.
 const MAX_ATTEMPTS: u32 = 100;
@@ -52,7 +52,7 @@ impl<'a> Master<'a> {
     /// takes its deploy back out of the master (through the same
     /// conditional write) and fails; one whose write came before had its
     /// release restored. Either way no deploy is left without its release.
-    fn confirm_release(&self, release: &ReleaseName, label: &DeployLabel) -> Result<()> {
+    fn confirm_release(&self, release: &ReleaseName, label: &DeployLabel, by: &By) -> Result<()> {
         if self.releases.exists(release)? {
             return Ok(());
         }
@@ -71,7 +71,11 @@ impl<'a> Master<'a> {
             }
             let next = state::stop(&state, label.as_str())
                 .with_context(|| format!("{why}, and taking the deploy back out failed"))?;
-            if remote.write_master(&next, &version)? {
+            let undo = Change::Stop {
+                label: label.as_str(),
+            };
+            let along = self.along(by, undo.words(), &proxy::transition(&state, &next)?)?;
+            if remote.write_master(&next, &version, along.as_ref())? {
                 log::info(&format!(
                     "Release {release} is gone: deploy {label} removed again"
                 ));
@@ -80,6 +84,21 @@ impl<'a> Master<'a> {
             back_off(attempt);
         }
         bail!("{why}, and the master state kept changing while taking the deploy back out: stop {label}")
+    }
+}
+
+impl Master<'_> {
+    /// What a master write carries where the store writes it in one
+    /// transaction: the lock that must be absent, and the history event.
+    fn along(&self, by: &By, words: Vec<String>, transition: &Transition) -> Result<Option<Along>> {
+        if !self.remote.writes_history() {
+            return Ok(None);
+        }
+        let event = by.event(words, transition.clone());
+        Ok(Some(Along {
+            unless: journal::LOCK_FILE,
+            event: journal::history_entry(&event)?,
+        }))
     }
 }
 
@@ -98,7 +117,9 @@ impl StateBackend for Master<'_> {
     }
 
     /// The transition is that of the attempt whose write went through.
-    fn apply(&self, change: &Change) -> Result<Transition> {
+    /// Where the store can (etcd), the write also checks that deploys are
+    /// not locked and writes the history event, in one transaction.
+    fn apply(&self, change: &Change, by: &By) -> Result<Transition> {
         let remote = self.remote.as_ref();
         log::scope(
             &format!(
@@ -110,19 +131,29 @@ impl StateBackend for Master<'_> {
                 for attempt in 1..=MAX_ATTEMPTS {
                     let (state, version) = remote.master()?;
                     let next = change.apply_to(&state, self.proxy)?;
+                    let transition = proxy::transition(&state, &next)?;
                     if next == state {
                         log::info("Nothing to change");
-                        return proxy::transition(&state, &next);
+                        if self.records_history() {
+                            journal::record(
+                                self.journal.as_ref(),
+                                by,
+                                change.words(),
+                                transition.clone(),
+                            );
+                        }
+                        return Ok(transition);
                     }
                     // As late as the store allows: a lock taken since the
                     // command began stops it here.
                     journal::check_unlocked(self.journal.as_ref())?;
-                    if remote.write_master(&next, &version)? {
+                    let along = self.along(by, change.words(), &transition)?;
+                    if remote.write_master(&next, &version, along.as_ref())? {
                         log::info("Master state updated");
                         if let Change::Start { release, label } = change {
-                            self.confirm_release(release, label)?;
+                            self.confirm_release(release, label, by)?;
                         }
-                        return proxy::transition(&state, &next);
+                        return Ok(transition);
                     }
                     // Someone else wrote first: re-apply on their state.
                     back_off(attempt);
@@ -130,6 +161,10 @@ impl StateBackend for Master<'_> {
                 bail!("the master state kept changing: gave up after {MAX_ATTEMPTS} attempts")
             },
         )
+    }
+
+    fn records_history(&self) -> bool {
+        self.remote.writes_history()
     }
 
     fn dry_run_header(&self) -> Option<String> {

@@ -26,6 +26,18 @@ use crate::{log, signals};
 use super::identity;
 use super::store::{RemoteStore, SlaveReport, SlaveStatus, Version};
 
+/// Retries after failed updates: 1 s, doubling, at most 10 s apart.
+#[derive(Default)]
+struct Backoff(u32);
+
+impl Backoff {
+    fn next(&mut self) -> Duration {
+        let wait = Duration::from_secs(1 << self.0.min(4)).min(Duration::from_secs(10));
+        self.0 = self.0.saturating_add(1);
+        wait
+    }
+}
+
 /// The longest a slave goes without writing its report.
 pub(crate) const HEARTBEAT: Duration = Duration::from_secs(60);
 
@@ -82,20 +94,41 @@ impl<'a> Slave<'a> {
             self.label,
             self.remote.describe()
         ));
+        self.remote.keep_reports_for(period);
         let mut next_update = Instant::now();
+        let mut retry = Backoff::default();
         while !signals::stop_requested() {
             let started = Instant::now();
-            let round = if started >= next_update {
+            let updating = started >= next_update;
+            let round = if updating {
                 next_update = started + period;
                 self.round()
             } else {
                 self.watch()
             };
-            if let Err(e) = round {
-                log::info(&format!("Exception: {e:#}"));
+            match round {
+                Ok(()) if updating => retry = Backoff::default(),
+                Ok(()) => {}
+                Err(e) => {
+                    log::info(&format!("Exception: {e:#}"));
+                    // Out of reach, say: try again sooner than the period.
+                    if updating {
+                        next_update = next_update.min(started + retry.next());
+                    }
+                }
             }
             let wake = next_update.min(started + heal::WATCH_PERIOD);
-            signals::sleep(wake.saturating_duration_since(Instant::now()));
+            let rest = wake.saturating_duration_since(Instant::now());
+            // A store that is told of changes (etcd) ends the rest at the
+            // master's first change: the update comes at once.
+            match self.remote.wait_for_master(rest) {
+                Ok(true) => next_update = Instant::now(),
+                Ok(false) => {}
+                Err(e) => {
+                    log::info(&format!("Exception: {e:#}"));
+                    signals::sleep(wake.saturating_duration_since(Instant::now()));
+                }
+            }
         }
         log::info("Stop requested: slave-update exiting");
         Ok(())

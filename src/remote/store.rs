@@ -94,8 +94,23 @@ pub(crate) trait RemoteStore {
     /// The master if it is no longer at version `known` (cheap when it is).
     fn master_if_changed(&self, known: &Version) -> Result<Option<(State, Version)>>;
     /// Writes the master if it is still at `expected`; `Ok(false)` if
-    /// someone else wrote it first.
-    fn write_master(&self, state: &State, expected: &Version) -> Result<bool>;
+    /// someone else wrote it first. A backend that can make it one
+    /// transaction (etcd) also refuses (`Ok(false)`) while `along`'s lock
+    /// exists, and writes `along`'s history event with the state; the
+    /// others leave both to the caller (see [`writes_history`]).
+    ///
+    /// [`writes_history`]: RemoteStore::writes_history
+    fn write_master(
+        &self,
+        state: &State,
+        expected: &Version,
+        along: Option<&Along>,
+    ) -> Result<bool>;
+    /// Whether [`write_master`](RemoteStore::write_master) writes the
+    /// history event with the state.
+    fn writes_history(&self) -> bool {
+        false
+    }
     /// A slave's report and when it was written, if it has one.
     fn slave(&self, label: &SlaveLabel) -> Result<Option<SlaveEntry>>;
     fn write_slave(&self, label: &SlaveLabel, report: &SlaveReport) -> Result<()>;
@@ -119,20 +134,50 @@ pub(crate) trait RemoteStore {
     fn list_files(&self, dir: &str) -> Result<Vec<String>>;
     /// Several files at once (`None`: gone meanwhile), in the order asked.
     fn read_files(&self, names: &[String]) -> Vec<Result<Option<Vec<u8>>>>;
+
+    // What a backend that is told of changes (etcd) does better than
+    // polling; the defaults poll.
+    /// Waits up to `up_to` for the master to change from the version last
+    /// read; `Ok(true)` as soon as it did. Returns early on SIGTERM.
+    fn wait_for_master(&self, up_to: Duration) -> Result<bool> {
+        crate::signals::sleep(up_to);
+        Ok(false)
+    }
+    /// Waits up to `up_to`, returning early when a slave report changed.
+    fn wait_for_slaves(&self, up_to: Duration) {
+        std::thread::sleep(up_to);
+    }
+    /// How long a report outlives a slave that stopped (etcd: the lease
+    /// of its report), given how often it updates; polling backends keep
+    /// reports until `slave-flush`.
+    fn keep_reports_for(&self, _repeat: Duration) {}
+    /// Whether reports expire by themselves (so `slave-flush` has nothing
+    /// to do).
+    fn reports_expire(&self) -> bool {
+        false
+    }
+}
+
+/// What goes with a master write: the deploy lock that must be absent,
+/// and the history event (its file name and bytes).
+pub(crate) struct Along {
+    pub unless: &'static str,
+    pub event: (String, Vec<u8>),
 }
 
 /// The most one file of a batch ([`RemoteStore::read_files`]) may hold.
-const MAX_FILE_BYTES: u64 = 16 << 20;
+pub(super) const MAX_FILE_BYTES: u64 = 16 << 20;
 
 /// Opens the store named by `remoteStateS3`.
 pub(crate) fn open(location: &RemoteLocation) -> Box<dyn RemoteStore> {
     match location {
         RemoteLocation::S3(base) => Box::new(S3Remote { base: base.clone() }),
         RemoteLocation::Dir(base) => Box::new(DirRemote { base: base.clone() }),
+        RemoteLocation::Etcd(url) => Box::new(super::etcd::EtcdRemote::new(url.clone())),
     }
 }
 
-fn parse_report(bytes: &[u8], name: &str) -> Result<SlaveReport, String> {
+pub(super) fn parse_report(bytes: &[u8], name: &str) -> Result<SlaveReport, String> {
     state::parse_object(bytes, name, "slave state").map_err(|e| format!("{e:#}"))
 }
 
@@ -184,7 +229,7 @@ impl RemoteStore for S3Remote {
         self.fetch_master(Some(known))
     }
 
-    fn write_master(&self, state: &State, expected: &Version) -> Result<bool> {
+    fn write_master(&self, state: &State, expected: &Version, _: Option<&Along>) -> Result<bool> {
         let pre = match expected {
             Version::Missing => Precondition::Absent,
             Version::Tag(t) => Precondition::Matches(t.clone()),
@@ -366,7 +411,7 @@ impl RemoteStore for DirRemote {
         Ok((version != *known).then_some((state, version)))
     }
 
-    fn write_master(&self, state: &State, expected: &Version) -> Result<bool> {
+    fn write_master(&self, state: &State, expected: &Version, _: Option<&Along>) -> Result<bool> {
         let path = self.master_file();
         let _lock = fsutil::lock(&self.base.join("master/.lock"))?;
         let (_, version) = self.current()?;
