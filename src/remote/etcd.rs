@@ -29,6 +29,8 @@ use crate::config::EtcdUrl;
 use crate::names::SlaveLabel;
 use crate::proxy::state::{self, State};
 
+use super::Unreachable;
+
 use super::store::{
     parse_report, Along, RemoteStore, SlaveEntry, SlaveReport, Version, MAX_FILE_BYTES,
 };
@@ -95,12 +97,12 @@ impl EtcdRemote {
     }
 
     /// One line naming what failed and where.
-    fn failed(&self, what: &str, e: impl std::fmt::Display) -> anyhow::Error {
-        anyhow!(
-            "cannot {what} at etcd {} (tried {}): {e}",
+    fn failed(&self, what: &str, why: impl std::fmt::Display) -> anyhow::Error {
+        anyhow::Error::new(Unreachable(format!(
+            "cannot {what} at etcd {} (tried {}): {why}",
             self.url,
             self.url.endpoints.join(", ")
-        )
+        )))
     }
 
     /// The client, connected on first use.
@@ -121,7 +123,7 @@ impl EtcdRemote {
             tokio::time::timeout(REQUEST_TIMEOUT, Client::connect(endpoints, Some(options))).await
         })
         .map_err(|_| self.failed("connect", "timed out"))?
-        .map_err(|e| self.failed("connect", e))?;
+        .map_err(|e| self.failed("connect", reason(&e)))?;
         *slot = Some(client.clone());
         Ok(client)
     }
@@ -172,7 +174,7 @@ impl EtcdRemote {
         let client = self.client()?;
         block_on(async { tokio::time::timeout(REQUEST_TIMEOUT, request(client)).await })
             .map_err(|_| self.failed(what, "timed out"))?
-            .map_err(|e| self.failed(what, e))
+            .map_err(|e| self.failed(what, reason(&e)))
     }
 
     /// The value of `name` and its modification revision, with the
@@ -233,7 +235,7 @@ impl EtcdRemote {
         for _ in 0..2 {
             let lease = self.lease()?;
             let written_key = format!("{}/written", key.trim_end_matches("/state.json"));
-            let now = humantime::format_rfc3339_seconds(SystemTime::now()).to_string();
+            let now = humantime::format_rfc3339_millis(SystemTime::now()).to_string();
             let txn = Txn::new().and_then([
                 TxnOp::put(
                     key,
@@ -316,7 +318,7 @@ impl EtcdRemote {
             tokio::time::timeout(REQUEST_TIMEOUT, c.watch(key, Some(options))).await
         })
         .map_err(|_| self.failed("watch", "timed out"))?
-        .map_err(|e| self.failed("watch", e))?;
+        .map_err(|e| self.failed("watch", reason(&e)))?;
         loop {
             let step = deadline.saturating_duration_since(Instant::now()).min(TICK);
             if step.is_zero() || crate::signals::stop_requested() {
@@ -325,7 +327,7 @@ impl EtcdRemote {
             let message = block_on(async { tokio::time::timeout(step, stream.message()).await });
             match message {
                 Err(_) => self.renew_if_due()?,
-                Ok(Err(e)) => return Err(self.failed("watch", e)),
+                Ok(Err(e)) => return Err(self.failed("watch", reason(&e))),
                 // Closed, cancelled (compacted past `revision`) or
                 // changed: look again.
                 Ok(Ok(None)) => return Ok(true),
@@ -335,6 +337,24 @@ impl EtcdRemote {
                 Ok(Ok(Some(_))) => {}
             }
         }
+    }
+}
+
+/// What etcd or the way to it said, short: the server's message, or the
+/// innermost cause of a transport failure ("Connection refused").
+fn reason(e: &etcd_client::Error) -> String {
+    match e {
+        etcd_client::Error::GRpcStatus(status) => {
+            let mut innermost: &dyn std::error::Error = status;
+            while let Some(cause) = innermost.source() {
+                innermost = cause;
+            }
+            match innermost.to_string() {
+                cause if cause == status.to_string() => status.message().to_string(),
+                cause => format!("{}: {cause}", status.message()),
+            }
+        }
+        e => e.to_string(),
     }
 }
 

@@ -10,3 +10,17 @@ pub mod master;
 pub mod slave;
 pub mod status;
 pub mod store;
+
+/// A remote store that could not be reached or did not answer: nothing is
+/// wrong with what it holds, so the cure is to bring it back, not to
+/// remove anything.
+#[derive(Debug)]
+pub struct Unreachable(pub String);
+
+impl std::fmt::Display for Unreachable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Unreachable {}

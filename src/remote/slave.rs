@@ -96,7 +96,9 @@ impl<'a> Slave<'a> {
         ));
         self.remote.keep_reports_for(period);
         let mut next_update = Instant::now();
+        // Out of reach, say: try again sooner than the period.
         let mut retry = Backoff::default();
+        let mut rewatch = Backoff::default();
         while !signals::stop_requested() {
             let started = Instant::now();
             let updating = started >= next_update;
@@ -111,7 +113,6 @@ impl<'a> Slave<'a> {
                 Ok(()) => {}
                 Err(e) => {
                     log::info(&format!("Exception: {e:#}"));
-                    // Out of reach, say: try again sooner than the period.
                     if updating {
                         next_update = next_update.min(started + retry.next());
                     }
@@ -122,11 +123,17 @@ impl<'a> Slave<'a> {
             // A store that is told of changes (etcd) ends the rest at the
             // master's first change: the update comes at once.
             match self.remote.wait_for_master(rest) {
-                Ok(true) => next_update = Instant::now(),
-                Ok(false) => {}
+                Ok(changed) => {
+                    rewatch = Backoff::default();
+                    if changed {
+                        next_update = Instant::now();
+                    }
+                }
                 Err(e) => {
                     log::info(&format!("Exception: {e:#}"));
-                    signals::sleep(wake.saturating_duration_since(Instant::now()));
+                    signals::sleep(rewatch.next().min(rest));
+                    // The change the watch would have told of may be there.
+                    next_update = next_update.min(Instant::now());
                 }
             }
         }

@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use crate::common::{wait_until, write_file, Env, ReleaseBuilder};
-use crate::remote::{backends, master_on, Backend};
+use crate::common::{wait_until, write_file, Env};
+use crate::remote::{backends, master_on, publish, Backend};
 
 /// A `slave-update --repeat 0.3` process, killed when dropped.
 pub(crate) struct Follower(Child);
@@ -36,16 +36,6 @@ impl Drop for Follower {
     }
 }
 
-pub(crate) fn publish(master: &Env, backend: &Backend, release: ReleaseBuilder) {
-    match backend {
-        Backend::S3(moto) => {
-            let url = master.config()["releases"]["s3"].as_str().unwrap();
-            let (bucket, prefix) = url.strip_prefix("s3://").unwrap().split_once('/').unwrap();
-            release.publish_s3(moto, bucket, prefix);
-        }
-        Backend::Dir => release.publish(),
-    }
-}
 
 /// A master with two following slaves, web1 and web2; web2 cannot run
 /// `green.zip` (its start command fails there). Both have reported.

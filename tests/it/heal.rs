@@ -284,15 +284,7 @@ fn a_slave_restarts_a_killed_deploy_reports_it_and_await_refuses_an_unhealthy_on
         let master = master_on(&backend);
         for name in ["blue.zip", "green.zip"] {
             let release = master.http_release(name).set("healthCheck", check());
-            match &backend {
-                Backend::S3(moto) => {
-                    let url = master.config()["releases"]["s3"].as_str().unwrap();
-                    let (bucket, prefix) =
-                        url.strip_prefix("s3://").unwrap().split_once('/').unwrap();
-                    release.publish_s3(moto, bucket, prefix);
-                }
-                Backend::Dir => release.publish(),
-            }
+            remote::publish(&master, &backend, release);
         }
         master.c2(&["start", "blue.zip"]).ok();
         master.c2(&["start", "green.zip"]).ok();

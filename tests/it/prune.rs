@@ -40,7 +40,7 @@ fn publish_aged(env: &Env, store: Store, names: &[&str]) {
 
 fn store_of(backend: &Backend) -> Store {
     match backend {
-        Backend::Dir => Store::Dir,
+        Backend::Dir | Backend::Etcd(_) => Store::Dir,
         Backend::S3(moto) => Store::S3(moto),
     }
 }

@@ -8,10 +8,12 @@
 
 pub mod api;
 pub mod docker;
+pub mod etcd;
 pub mod fleet;
 pub mod fleet_hosts;
 pub mod gate;
 pub mod http;
+pub mod link;
 pub mod moto;
 pub mod switching;
 pub mod tls;
