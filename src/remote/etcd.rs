@@ -35,9 +35,14 @@ use super::store::{
     parse_report, Along, RemoteStore, SlaveEntry, SlaveReport, Version, MAX_FILE_BYTES,
 };
 
-/// How long one request may take, connecting included.
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+/// How long one request to one member may take, connecting included;
+/// then the next member is tried.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(2);
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
+/// HTTP/2 pings that find a member which stopped answering (a watch on it
+/// would otherwise wait in silence).
+const PING_EVERY: Duration = Duration::from_secs(2);
+const PING_TIMEOUT: Duration = Duration::from_secs(2);
 /// The shortest life of a report once its slave stops.
 const MIN_REPORT_TTL: Duration = Duration::from_secs(15);
 /// How often a wait looks at the stop flag.
@@ -48,7 +53,10 @@ type Found = (Vec<u8>, i64);
 
 pub struct EtcdRemote {
     url: EtcdUrl,
-    client: Mutex<Option<Client>>,
+    /// The member talked to (an index into the endpoints) and its client:
+    /// one member at a time, the next one when it fails, so a member that
+    /// hangs costs one time-out, not one per request.
+    client: Mutex<(usize, Option<Client>)>,
     /// The revision of the store when the master was last read: a wait
     /// for the master watches from the next one, so no change between the
     /// read and the watch is missed.
@@ -68,9 +76,11 @@ struct Reports {
 
 impl EtcdRemote {
     pub fn new(url: EtcdUrl) -> EtcdRemote {
+        // Spread a fleet over the members.
+        let first = std::process::id() as usize % url.endpoints.len().max(1);
         EtcdRemote {
             url,
-            client: Mutex::new(None),
+            client: Mutex::new((first, None)),
             read_at: Mutex::new(0),
             reports: Mutex::new(Reports {
                 ttl: MIN_REPORT_TTL,
@@ -105,33 +115,41 @@ impl EtcdRemote {
         )))
     }
 
-    /// The client, connected on first use.
-    fn client(&self) -> Result<Client> {
+    /// The client of the member in use, connected on first use.
+    fn client(&self) -> Result<(usize, Client)> {
         let mut slot = self.client.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(client) = slot.as_ref() {
-            return Ok(client.clone());
+        let member = slot.0;
+        if let Some(client) = slot.1.as_ref() {
+            return Ok((member, client.clone()));
         }
         let options = self.options()?;
         let scheme = if self.url.tls { "https" } else { "http" };
-        let endpoints: Vec<String> = self
-            .url
-            .endpoints
-            .iter()
-            .map(|e| format!("{scheme}://{e}"))
-            .collect();
+        let endpoint = format!("{scheme}://{}", self.url.endpoints[member]);
         let client = block_on(async {
-            tokio::time::timeout(REQUEST_TIMEOUT, Client::connect(endpoints, Some(options))).await
+            tokio::time::timeout(REQUEST_TIMEOUT, Client::connect([endpoint], Some(options))).await
         })
         .map_err(|_| self.failed("connect", "timed out"))?
         .map_err(|e| self.failed("connect", reason(&e)))?;
-        *slot = Some(client.clone());
-        Ok(client)
+        slot.1 = Some(client.clone());
+        Ok((member, client))
+    }
+
+    /// Moves on from `member` (it failed) to the next one.
+    fn next_member(&self, member: usize) {
+        let mut slot = self.client.lock().unwrap_or_else(|e| e.into_inner());
+        if slot.0 == member {
+            *slot = ((member + 1) % self.url.endpoints.len(), None);
+        }
     }
 
     fn options(&self) -> Result<ConnectOptions> {
         let mut options = ConnectOptions::new()
             .with_connect_timeout(CONNECT_TIMEOUT)
-            .with_timeout(REQUEST_TIMEOUT);
+            .with_timeout(REQUEST_TIMEOUT)
+            .with_keep_alive(PING_EVERY, PING_TIMEOUT)
+            .with_keep_alive_while_idle(true)
+            // A member cut off from its peers answers nothing stale.
+            .with_require_leader(true);
         if let (Ok(user), Ok(password)) = (
             std::env::var("C2_ETCD_USER"),
             std::env::var("C2_ETCD_PASSWORD"),
@@ -165,16 +183,35 @@ impl EtcdRemote {
         Ok(options)
     }
 
-    /// Runs one request, bounded in time.
+    /// Runs one request, bounded in time, on each member in turn until one
+    /// answers. (A write whose answer was lost may have happened: the
+    /// master's conditional write then finds the change made.)
     fn run<T>(
         &self,
         what: &str,
-        request: impl AsyncFnOnce(Client) -> Result<T, etcd_client::Error>,
+        request: impl AsyncFn(Client) -> Result<T, etcd_client::Error>,
     ) -> Result<T> {
-        let client = self.client()?;
-        block_on(async { tokio::time::timeout(REQUEST_TIMEOUT, request(client)).await })
-            .map_err(|_| self.failed(what, "timed out"))?
-            .map_err(|e| self.failed(what, reason(&e)))
+        let mut last = None;
+        for _ in 0..self.url.endpoints.len() {
+            let (member, client) = match self.client() {
+                Ok(found) => found,
+                Err(e) => {
+                    self.next_member(self.client.lock().unwrap_or_else(|e| e.into_inner()).0);
+                    last = Some(e);
+                    continue;
+                }
+            };
+            let answer =
+                block_on(async { tokio::time::timeout(REQUEST_TIMEOUT, request(client)).await });
+            match answer {
+                Ok(Ok(answer)) => return Ok(answer),
+                Ok(Err(e)) if !out_of_reach(&e) => return Err(self.failed(what, reason(&e))),
+                Ok(Err(e)) => last = Some(self.failed(what, reason(&e))),
+                Err(_) => last = Some(self.failed(what, "timed out")),
+            }
+            self.next_member(member);
+        }
+        Err(last.unwrap_or_else(|| self.failed(what, "no endpoint")))
     }
 
     /// The value of `name` and its modification revision, with the
@@ -244,7 +281,9 @@ impl EtcdRemote {
                 ),
                 TxnOp::put(written_key, now, Some(PutOptions::new().with_lease(lease))),
             ]);
-            match self.run("write the slave report", async |mut c| c.txn(txn).await) {
+            match self.run("write the slave report", async |mut c| {
+                c.txn(txn.clone()).await
+            }) {
                 Ok(_) => {
                     let mut reports = self.reports.lock().unwrap_or_else(|e| e.into_inner());
                     reports.last = Some((key.to_string(), bytes.to_vec()));
@@ -304,7 +343,7 @@ impl EtcdRemote {
     /// `prefix`) from `revision` on (0: from now), renewing the report's
     /// lease meanwhile. `Ok(true)` on a change.
     fn watch(&self, key: String, prefix: bool, revision: i64, up_to: Duration) -> Result<bool> {
-        let client = self.client()?;
+        let (member, client) = self.client()?;
         let deadline = Instant::now() + up_to;
         let mut options = WatchOptions::new();
         if prefix {
@@ -313,12 +352,21 @@ impl EtcdRemote {
         if revision > 0 {
             options = options.with_start_revision(revision);
         }
-        let mut stream = block_on(async {
+        let stream = block_on(async {
             let mut c = client.clone();
             tokio::time::timeout(REQUEST_TIMEOUT, c.watch(key, Some(options))).await
-        })
-        .map_err(|_| self.failed("watch", "timed out"))?
-        .map_err(|e| self.failed("watch", reason(&e)))?;
+        });
+        let mut stream = match stream {
+            Ok(Ok(stream)) => stream,
+            Ok(Err(e)) => {
+                self.next_member(member);
+                return Err(self.failed("watch", reason(&e)));
+            }
+            Err(_) => {
+                self.next_member(member);
+                return Err(self.failed("watch", "timed out"));
+            }
+        };
         loop {
             let step = deadline.saturating_duration_since(Instant::now()).min(TICK);
             if step.is_zero() || crate::signals::stop_requested() {
@@ -327,7 +375,10 @@ impl EtcdRemote {
             let message = block_on(async { tokio::time::timeout(step, stream.message()).await });
             match message {
                 Err(_) => self.renew_if_due()?,
-                Ok(Err(e)) => return Err(self.failed("watch", reason(&e))),
+                Ok(Err(e)) => {
+                    self.next_member(member);
+                    return Err(self.failed("watch", reason(&e)));
+                }
                 // Closed, cancelled (compacted past `revision`) or
                 // changed: look again.
                 Ok(Ok(None)) => return Ok(true),
@@ -340,6 +391,20 @@ impl EtcdRemote {
     }
 }
 
+/// Whether `e` says the member could not be asked or could not answer
+/// (another member may), rather than that the request was refused.
+fn out_of_reach(e: &etcd_client::Error) -> bool {
+    use tonic::Code;
+    match e {
+        etcd_client::Error::GRpcStatus(status) => matches!(
+            status.code(),
+            Code::Unavailable | Code::DeadlineExceeded | Code::Cancelled | Code::Unknown
+        ),
+        etcd_client::Error::TransportError(_) | etcd_client::Error::IoError(_) => true,
+        _ => false,
+    }
+}
+
 /// What etcd or the way to it said, short: the server's message, or the
 /// innermost cause of a transport failure ("Connection refused").
 fn reason(e: &etcd_client::Error) -> String {
@@ -349,9 +414,16 @@ fn reason(e: &etcd_client::Error) -> String {
             while let Some(cause) = innermost.source() {
                 innermost = cause;
             }
+            let message = match status.message() {
+                // tonic's words for the request time-out.
+                "Timeout expired" => "timed out",
+                message => message,
+            };
             match innermost.to_string() {
-                cause if cause == status.to_string() => status.message().to_string(),
-                cause => format!("{}: {cause}", status.message()),
+                cause if cause == status.to_string() || cause == status.message() => {
+                    message.to_string()
+                }
+                cause => format!("{message}: {cause}"),
             }
         }
         e => e.to_string(),
@@ -405,7 +477,9 @@ impl RemoteStore for EtcdRemote {
             then.push(TxnOp::put(self.key(name), bytes.clone(), None));
         }
         let txn = Txn::new().when(when).and_then(then);
-        let answer = self.run("write the master state", async |mut c| c.txn(txn).await)?;
+        let answer = self.run("write the master state", async |mut c| {
+            c.txn(txn.clone()).await
+        })?;
         Ok(answer.succeeded())
     }
 
@@ -492,7 +566,9 @@ impl RemoteStore for EtcdRemote {
         let txn = Txn::new()
             .when([Compare::version(key.clone(), CompareOp::Equal, 0)])
             .and_then([TxnOp::put(key.clone(), bytes.to_vec(), None)]);
-        let answer = self.run(&format!("create {key}"), async |mut c| c.txn(txn).await)?;
+        let answer = self.run(&format!("create {key}"), async |mut c| {
+            c.txn(txn.clone()).await
+        })?;
         Ok(answer.succeeded())
     }
 

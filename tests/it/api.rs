@@ -9,9 +9,9 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 
 use crate::await_slaves::Follower;
-use crate::remote::publish;
 use crate::common::api::{Api, Reply};
 use crate::common::{tls, wait_until, Env};
+use crate::remote::publish;
 use crate::remote::{backends, master_on};
 
 /// Proxy mode with endpoint `main`, releases blue.zip and green.zip

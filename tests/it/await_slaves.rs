@@ -16,7 +16,12 @@ pub(crate) struct Follower(Child);
 
 impl Follower {
     pub(crate) fn start(slave: &Env) -> Follower {
-        let mut run = slave.c2(&["slave-update", "--repeat", "0.3"]);
+        Follower::every(slave, "0.3")
+    }
+
+    /// A follower whose periodic round comes every `period`.
+    pub(crate) fn every(slave: &Env, period: &str) -> Follower {
+        let mut run = slave.c2(&["slave-update", "--repeat", period]);
         let out = std::fs::File::create(slave.path("follower.out")).unwrap();
         let err = std::fs::File::create(slave.path("follower.err")).unwrap();
         Follower(
@@ -35,7 +40,6 @@ impl Drop for Follower {
         let _ = self.0.wait();
     }
 }
-
 
 /// A master with two following slaves, web1 and web2; web2 cannot run
 /// `green.zip` (its start command fails there). Both have reported.

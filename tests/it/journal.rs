@@ -1,11 +1,12 @@
 //! The operators' journal: the deploy lock, which refuses every deploy
 //! command while someone holds it, and the history of every change, in each
-//! mode (noproxy, proxy with local state, remote state in a directory and
-//! in S3 through moto).
+//! mode (noproxy, proxy with local state, remote state in a directory, in
+//! S3 through moto and in a real etcd cluster).
 
 use std::process::{Child, Stdio};
 use std::time::Duration;
 
+use crate::common::etcd::Cluster;
 use crate::common::{gate::Gate, wait_until, Env, Moto, ReleaseBuilder};
 use crate::remote::{self, Backend};
 use serde_json::{json, Value};
@@ -17,10 +18,11 @@ enum Mode {
     Local,
     Dir,
     S3,
+    Etcd,
 }
 
-const ALL: [Mode; 4] = [Mode::Noproxy, Mode::Local, Mode::Dir, Mode::S3];
-const PROXY: [Mode; 3] = [Mode::Local, Mode::Dir, Mode::S3];
+const ALL: [Mode; 5] = [Mode::Noproxy, Mode::Local, Mode::Dir, Mode::S3, Mode::Etcd];
+const PROXY: [Mode; 4] = [Mode::Local, Mode::Dir, Mode::S3, Mode::Etcd];
 
 impl Mode {
     /// A machine in this mode; proxy modes have endpoint `main`.
@@ -34,6 +36,7 @@ impl Mode {
             }
             Mode::Dir => remote::master_on(&Backend::Dir),
             Mode::S3 => remote::master_on(&Backend::S3(Moto::shared())),
+            Mode::Etcd => remote::master_on(&Backend::Etcd(Cluster::shared())),
         }
     }
 
@@ -42,7 +45,7 @@ impl Mode {
         match self {
             Mode::Noproxy | Mode::Local => Some("deploys/frontend-proxy/lock.json"),
             Mode::Dir => Some("shared/lock.json"),
-            Mode::S3 => None,
+            Mode::S3 | Mode::Etcd => None,
         }
     }
 }
@@ -194,7 +197,7 @@ fn while_the_lock_is_held_every_deploy_command_is_refused() {
 
 #[test]
 fn of_operators_racing_for_the_lock_exactly_one_gets_it() {
-    for mode in [Mode::Noproxy, Mode::Dir, Mode::S3] {
+    for mode in [Mode::Noproxy, Mode::Dir, Mode::S3, Mode::Etcd] {
         let env = mode.env();
         let runs: Vec<_> = (0..8)
             .map(|n| env.c2(&["lock", "acquire", "-m", &format!("operator {n}")]))
@@ -227,6 +230,10 @@ fn an_unreadable_lock_refuses_deploys_and_says_how_to_lift_it() {
                 std::fs::create_dir_all(env.path(file).parent().unwrap()).unwrap();
                 std::fs::write(env.path(file), bytes).unwrap();
             }
+            None if mode == Mode::Etcd => Cluster::shared().put(
+                &remote::etcd_key(&env, "lock.json"),
+                std::str::from_utf8(bytes).unwrap(),
+            ),
             None => {
                 let url = env.config()["deployMode"]["proxy"]["remoteStateS3"]["just"]
                     .as_str()

@@ -18,6 +18,7 @@ mod config;
 mod docker;
 mod docker_driver;
 mod dry_run;
+mod etcd;
 mod examples;
 mod faults;
 mod fetch_timeout;

@@ -4,8 +4,8 @@
 //! (SIGSTOP: a member cut off from everyone, its connections left
 //! hanging) and started again on their data.
 
-use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
+use std::sync::Mutex;
 use std::time::Duration;
 
 use serde_json::Value;
@@ -21,7 +21,7 @@ struct Member {
     name: String,
     client_port: u16,
     peer_port: u16,
-    watchdog: Option<Child>,
+    watchdog: Mutex<Option<Child>>,
 }
 
 impl Member {
@@ -31,6 +31,14 @@ impl Member {
 
     fn peer_url(&self) -> String {
         format!("http://127.0.0.1:{}", self.peer_port)
+    }
+
+    /// Closes the watchdog's stdin, which kills etcd, and waits for it.
+    fn stop(&self) {
+        if let Some(mut watchdog) = self.watchdog.lock().unwrap().take() {
+            drop(watchdog.stdin.take());
+            let _ = watchdog.wait();
+        }
     }
 }
 
@@ -46,10 +54,10 @@ impl Cluster {
                 name: format!("m{i}"),
                 client_port: free_port(),
                 peer_port: free_port(),
-                watchdog: None,
+                watchdog: Mutex::new(None),
             })
             .collect();
-        let mut cluster = Cluster {
+        let cluster = Cluster {
             dir: tempfile::tempdir().unwrap(),
             members,
         };
@@ -66,7 +74,7 @@ impl Cluster {
         SHARED.get_or_init(|| Cluster::start(3))
     }
 
-    fn launch(&mut self, i: usize, state: &str) {
+    fn launch(&self, i: usize, state: &str) {
         let initial: Vec<String> = self
             .members
             .iter()
@@ -96,9 +104,11 @@ impl Cluster {
             .arg("-c")
             .arg(script)
             .stdin(Stdio::piped())
+            // The shell would say "Killed" of the member it kills.
+            .stderr(Stdio::null())
             .spawn()
             .expect("start etcd");
-        self.members[i].watchdog = Some(child);
+        *self.members[i].watchdog.lock().unwrap() = Some(child);
     }
 
     /// The process id of member `i`.
@@ -122,17 +132,18 @@ impl Cluster {
     }
 
     /// Kills member `i` (SIGKILL) and waits for its watchdog.
-    pub fn kill(&mut self, i: usize) {
+    pub fn kill(&self, i: usize) {
         self.signal(i, nix::sys::signal::Signal::SIGKILL);
-        if let Some(mut watchdog) = self.members[i].watchdog.take() {
-            drop(watchdog.stdin.take());
-            let _ = watchdog.wait();
-        }
-        let _ = std::fs::remove_file(self.dir.path().join(format!("{}.pid", self.members[i].name)));
+        self.members[i].stop();
+        let _ = std::fs::remove_file(
+            self.dir
+                .path()
+                .join(format!("{}.pid", self.members[i].name)),
+        );
     }
 
     /// Starts member `i` again on its data, and waits until it answers.
-    pub fn restart(&mut self, i: usize) {
+    pub fn restart(&self, i: usize) {
         self.launch(i, "existing");
         self.wait_healthy();
     }
@@ -182,14 +193,21 @@ impl Cluster {
     }
 
     fn wait_healthy(&self) {
-        wait_until(Duration::from_secs(30), "every etcd member to answer", || {
-            self.members.iter().all(|m| {
-                m.watchdog.is_none()
-                    || self
-                        .run_ctl(&format!("127.0.0.1:{}", m.client_port), &["endpoint", "health"])
-                        .is_some()
-            })
-        });
+        wait_until(
+            Duration::from_secs(30),
+            "every etcd member to answer",
+            || {
+                self.members.iter().all(|m| {
+                    m.watchdog.lock().unwrap().is_none()
+                        || self
+                            .run_ctl(
+                                &format!("127.0.0.1:{}", m.client_port),
+                                &["endpoint", "health"],
+                            )
+                            .is_some()
+                })
+            },
+        );
     }
 
     /// `etcdctl` against the whole cluster; panics if it fails.
@@ -246,20 +264,12 @@ impl Cluster {
             .map(String::from)
             .collect()
     }
-
-    /// Where member `i` logs.
-    pub fn log(&self, i: usize) -> PathBuf {
-        self.dir.path().join(format!("{}.log", self.members[i].name))
-    }
 }
 
 impl Drop for Cluster {
     fn drop(&mut self) {
-        for m in &mut self.members {
-            if let Some(mut watchdog) = m.watchdog.take() {
-                drop(watchdog.stdin.take());
-                let _ = watchdog.wait();
-            }
+        for m in &self.members {
+            m.stop();
         }
     }
 }

@@ -58,7 +58,8 @@ impl Link {
 }
 
 fn pipe(mut from: TcpStream, mut to: TcpStream, cut: &AtomicBool, epoch: &AtomicU64, born: u64) {
-    from.set_read_timeout(Some(Duration::from_millis(20))).unwrap();
+    from.set_read_timeout(Some(Duration::from_millis(20)))
+        .unwrap();
     let mut buf = [0u8; 16384];
     loop {
         if epoch.load(Ordering::SeqCst) != born {
@@ -70,6 +71,9 @@ fn pipe(mut from: TcpStream, mut to: TcpStream, cut: &AtomicBool, epoch: &Atomic
         }
         match from.read(&mut buf) {
             Ok(0) => break,
+            // Bytes that arrived as the link was cut are lost, as packets
+            // in flight are; the connection dies at the mend anyway.
+            Ok(_) if cut.load(Ordering::SeqCst) => {}
             Ok(n) => {
                 if to.write_all(&buf[..n]).is_err() {
                     break;
