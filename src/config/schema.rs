@@ -740,6 +740,39 @@ mod tests {
     use super::*;
 
     #[test]
+    fn etcd_urls_name_endpoints_and_a_plain_prefix_never_credentials() {
+        let url = EtcdUrl::parse("etcds://a.internal:2379,10.0.0.2:2379,[::1]:2379/camus2/prod/")
+            .unwrap();
+        assert!(url.tls);
+        assert_eq!(url.endpoints, ["a.internal:2379", "10.0.0.2:2379", "[::1]:2379"]);
+        assert_eq!(url.prefix, "camus2/prod");
+        assert_eq!(
+            url.to_string(),
+            "etcds://a.internal:2379,10.0.0.2:2379,[::1]:2379/camus2/prod"
+        );
+        assert_eq!(EtcdUrl::parse("etcd://h:1").unwrap().prefix, "");
+        for (bad, why) in [
+            ("etcd://user:pw@h:2379/p", "C2_ETCD_USER"),
+            ("etcd://h/p", "is not host:port"),
+            ("etcd://h:0/p", "is not host:port"),
+            ("etcd://h:99999/p", "is not host:port"),
+            ("etcd://h:2379,/p", "is not host:port"),
+            ("etcd:///p", "is not host:port"),
+            ("etcd://h:2379/a/../b", "plain path"),
+            ("etcd://h:2379//a", "plain path"),
+            ("etcd://h:2379/a\nb", "plain path"),
+            ("http://h:2379/p", "not an etcd:// or etcds:// URL"),
+        ] {
+            let error = format!("{:#}", EtcdUrl::parse(bad).unwrap_err());
+            assert!(error.contains(why), "{bad}: {error}");
+        }
+        assert!(matches!(
+            RemoteLocation::try_from("etcd://h:2379/p".to_string()),
+            Ok(RemoteLocation::Etcd(_))
+        ));
+    }
+
+    #[test]
     fn server_names_are_host_names_or_nginx_wildcards() {
         for good in [
             "example.com",
