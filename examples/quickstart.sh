@@ -3,7 +3,8 @@
 #
 #   sh examples/quickstart.sh
 #
-# It builds c2, installs nginx if it is missing (Debian: nginx-light), and
+# It builds c2 (installing protoc if it is missing: Debian's
+# protobuf-compiler), installs nginx if it is missing (Debian: nginx-light), and
 # runs two versions of a small web release side by side behind nginx,
 # switching the public endpoint from one to the other (blue/green) without
 # touching either. Everything lives under target/quickstart/; when it ends,
@@ -30,6 +31,11 @@ die() {
 if [ -n "${C2_BIN:-}" ]; then
   c2=$C2_BIN
 else
+  if ! command -v protoc >/dev/null 2>&1; then
+    say "Installing protobuf-compiler (c2's etcd client is generated from etcd's gRPC definitions at build time)"
+    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq protobuf-compiler; } ||
+      die "cannot install protoc: install it (apt-get install protobuf-compiler) and run again"
+  fi
   say "Building c2"
   cargo build --quiet --bin c2
   c2=$root/target/debug/c2
