@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::{fleet, Env, Moto};
+use common::{etcd, fleet, Env, Moto};
 use serde_json::json;
 
 fn median(mut v: Vec<Duration>) -> Duration {
@@ -868,6 +868,122 @@ fn await_slaves(table: &mut Table, moto: &Moto) {
     }
 }
 
+/// 14. etcd against S3 (moto) in the same run: from `connect` returning
+///     until every slave's nginx routes the new deploy, for 1, 10 and 50
+///     slaves at `--repeat 30`; and what one idle slave costs per minute.
+fn etcd_figures(table: &mut Table, moto: &Moto) {
+    let cluster = etcd::Cluster::start(3);
+    let mut times = Vec::new();
+    for n in [1, 10, 50] {
+        let on_etcd = connect_reaches_nginx(&cluster.url(&etcd::unique_prefix()), &[], n);
+        let bucket = Moto::unique_bucket("reach");
+        moto.create_bucket(&bucket);
+        let location = format!("s3://{bucket}/camus2");
+        let on_s3 = connect_reaches_nginx(&location, &moto.client_env(), n);
+        times.push((n, on_etcd, on_s3));
+    }
+    let t1 = times[0].1.as_secs_f64();
+    for (n, on_etcd, on_s3) in &times {
+        let goal = if *n == 50 {
+            "; goal: within 1 s, t(50)/t(1) below 1.2"
+        } else {
+            ""
+        };
+        table.row(
+            &format!("`connect` returning until {n} slaves' nginx route the new deploy (`--repeat 30`), etcd vs S3"),
+            ms(*on_etcd),
+            format!("{} (S3, moto)", ms(*on_s3)),
+            format!("{:.3}", on_etcd.as_secs_f64() / on_s3.as_secs_f64()),
+            &format!("t({n})/t(1) on etcd: {:.2}{goal}", on_etcd.as_secs_f64() / t1),
+        );
+    }
+    drop(cluster);
+
+    // One idle slave per backend, side by side for a minute, each reaching
+    // its store through a byte-counting proxy.
+    let single = etcd::Cluster::start(1);
+    let member: u16 = single
+        .endpoint(0)
+        .rsplit_once(':')
+        .unwrap()
+        .1
+        .parse()
+        .unwrap();
+    let etcd_proxy = CountingProxy::start(member);
+    let on_etcd = fleet::routed(
+        &format!("etcd://127.0.0.1:{}/idle", etcd_proxy.port),
+        &[],
+        1,
+        "30",
+    );
+    let s3 = Moto::start();
+    let s3_proxy = CountingProxy::start(s3.port);
+    let bucket = Moto::unique_bucket("idle");
+    s3.create_bucket(&bucket);
+    let through = format!("http://127.0.0.1:{}", s3_proxy.port);
+    let envs: Vec<(String, String)> = s3
+        .client_env()
+        .into_iter()
+        .map(|(k, v)| match k.as_str() {
+            "S3_ENDPOINT" | "AWS_ENDPOINT_URL" => (k, through.clone()),
+            _ => (k, v),
+        })
+        .collect();
+    let on_s3 = fleet::routed(&format!("s3://{bucket}/camus2"), &envs, 1, "30");
+    let messages = || -> f64 {
+        common::http::get(member, "localhost", "/metrics")
+            .body
+            .lines()
+            .filter(|l| l.starts_with("grpc_server_msg_received_total"))
+            .filter_map(|l| l.rsplit_once(' ')?.1.parse::<f64>().ok())
+            .sum()
+    };
+    let lines = || {
+        std::fs::read_to_string(s3.log())
+            .unwrap_or_default()
+            .lines()
+            .count()
+    };
+    let (messages0, lines0) = (messages(), lines());
+    let (etcd0, s30) = (
+        etcd_proxy.bytes.load(Ordering::Relaxed),
+        s3_proxy.bytes.load(Ordering::Relaxed),
+    );
+    // The measurement window, not a synchronisation.
+    std::thread::sleep(Duration::from_secs(60));
+    let etcd_requests = messages() - messages0;
+    let s3_requests = (lines() - lines0) as f64;
+    let etcd_bytes = etcd_proxy.bytes.load(Ordering::Relaxed) - etcd0;
+    let s3_bytes = s3_proxy.bytes.load(Ordering::Relaxed) - s30;
+    drop((on_etcd, on_s3));
+    table.row(
+        "idle slave per minute (`--repeat 30`): gRPC messages to etcd vs S3 requests",
+        format!("{etcd_requests:.0}"),
+        format!("{s3_requests:.0} (S3, moto)"),
+        format!("{:.1}", etcd_requests / s3_requests.max(1.0)),
+        "etcd: the watch, renewed every 10 s, and the report's lease kept alive",
+    );
+    table.row(
+        "idle slave per minute (`--repeat 30`): bytes on the wire, etcd vs S3",
+        format!("{etcd_bytes}"),
+        format!("{s3_bytes} (S3, moto)"),
+        format!("{:.1}", etcd_bytes as f64 / (s3_bytes as f64).max(1.0)),
+        "etcd adds HTTP/2 pings every 2 s (they find a member that stopped answering)",
+    );
+}
+
+/// Time from `connect` returning until every one of `n` slaves at
+/// `--repeat 30` routes the new deploy through its nginx.
+fn connect_reaches_nginx(location: &str, envs: &[(String, String)], n: usize) -> Duration {
+    let fleet = fleet::routed(location, envs, n, "30");
+    fleet.master.c2(&["start", "blue.zip"]).ok();
+    common::wait_until(Duration::from_secs(120), "every slave to run blue", || {
+        fleet.in_sync() == n
+    });
+    fleet.master.c2(&["connect", "main", "blue"]).ok();
+    fleet.wait_served("blue /", Duration::from_secs(120))
+}
+
 /// 10. `c2 connect` switching an endpoint through the docker frontend
 ///     (nginx in the `frontendproxy` container, image built from the host's
 ///     nginx) against the host driver: 20 switches each, alternating, so
@@ -1317,6 +1433,9 @@ fn main() {
     }
     if want("api") {
         api_figures(&mut table);
+    }
+    if want("etcd") {
+        etcd_figures(&mut table, moto);
     }
     let date = humantime::format_rfc3339_seconds(std::time::SystemTime::now());
     let root = env!("CARGO_MANIFEST_DIR");

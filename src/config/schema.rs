@@ -744,7 +744,10 @@ mod tests {
         let url = EtcdUrl::parse("etcds://a.internal:2379,10.0.0.2:2379,[::1]:2379/camus2/prod/")
             .unwrap();
         assert!(url.tls);
-        assert_eq!(url.endpoints, ["a.internal:2379", "10.0.0.2:2379", "[::1]:2379"]);
+        assert_eq!(
+            url.endpoints,
+            ["a.internal:2379", "10.0.0.2:2379", "[::1]:2379"]
+        );
         assert_eq!(url.prefix, "camus2/prod");
         assert_eq!(
             url.to_string(),

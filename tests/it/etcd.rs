@@ -14,82 +14,15 @@ use serde_json::{json, Value};
 
 use crate::await_slaves::Follower;
 use crate::common::etcd::{self, Cluster};
+use crate::common::fleet::{self, Routed};
 use crate::common::link::Link;
 use crate::common::{self, wait_until, Env, Moto};
 use crate::remote::{etcd_key, master_on, publish_http, Backend};
 
 /// A master on `cluster` with blue and green published, and `n` slaves
-/// (`web0`, `web1`, …) following it every `period`, all reported.
-///
-/// The slaves share this machine's loopback, where a deploy's port can be
-/// bound once: web0 runs the deploys' web servers, the others run them
-/// without (a marker file says so), and every slave's own nginx routes
-/// main.example to the port of the deploy its state connects. So what a
-/// slave's nginx answers tells which deploy that slave routes to.
-fn fleet(cluster: &Cluster, n: usize, period: &str) -> (Env, Vec<Env>, Vec<Follower>) {
-    let mut master = Env::new();
-    master
-        .proxy(&[("main", "main.example")])
-        .remote(&cluster.url(&etcd::unique_prefix()));
-    for name in ["blue.zip", "green.zip"] {
-        let label = common::stem(name);
-        master
-            .http_release(name)
-            .set(
-                "startCommand",
-                json!(format!(
-                    "test -e ../../shares-ports || python3 serve.py $(cat port) {label}"
-                )),
-            )
-            .set(
-                "stopCommand",
-                json!("test ! -e server.pid || kill $(cat server.pid)"),
-            )
-            .publish();
-    }
-    let slaves: Vec<Env> = (0..n).map(|i| master.slave(&format!("web{i}"))).collect();
-    for slave in slaves.iter().skip(1) {
-        common::write_file(&slave.path("shares-ports"), "");
-    }
-    let followers = slaves.iter().map(|s| Follower::every(s, period)).collect();
-    wait_until(Duration::from_secs(60), "every slave to report", || {
-        in_sync(&master) == n
-    });
-    (master, slaves, followers)
-}
-
-/// How many slaves report the master's state.
-fn in_sync(master: &Env) -> usize {
-    master.status_json()["slaves"].as_array().map_or(0, |s| {
-        s.iter().filter(|s| s["inSync"] == json!(true)).count()
-    })
-}
-
-/// Waits until every slave's nginx answers `body` for main.example, and
-/// says how long that took; on time-out, shows what the laggards logged.
-fn wait_served(slaves: &[Env], body: &str, within: Duration) -> Duration {
-    let start = Instant::now();
-    loop {
-        let lagging: Vec<&Env> = slaves
-            .iter()
-            .filter(|s| s.get("main.example", "/").body != body)
-            .collect();
-        if lagging.is_empty() {
-            return start.elapsed();
-        }
-        if start.elapsed() > within {
-            let logs: Vec<String> = lagging
-                .iter()
-                .map(|s| std::fs::read_to_string(s.path("follower.out")).unwrap_or_default())
-                .collect();
-            panic!(
-                "{} slaves do not serve '{body}' after {within:?}; the first logged:\n{}",
-                lagging.len(),
-                logs[0]
-            );
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
+/// following it every `period`, all reported (see [`fleet::routed`]).
+fn fleet(cluster: &Cluster, n: usize, period: &str) -> Routed {
+    fleet::routed(&cluster.url(&etcd::unique_prefix()), &[], n, period)
 }
 
 /// The master's `history --json-output` events.
@@ -103,18 +36,19 @@ fn events(env: &Env) -> Vec<Value> {
 #[test]
 fn ten_slaves_at_repeat_30_follow_a_start_and_a_connect_at_once() {
     let _heavy = common::heavy();
-    let (master, slaves, _followers) = fleet(Cluster::shared(), 10, "30");
+    let fleet = fleet(Cluster::shared(), 10, "30");
+    let (master, slaves) = (&fleet.master, &fleet.slaves[..]);
 
     // Every slave has had its first round: from now on a poller would
     // wait up to 30 s for the next one. A watcher acts at once.
     master.c2(&["start", "blue.zip"]).ok();
     let started = Instant::now();
     wait_until(Duration::from_secs(10), "ten slaves to run blue", || {
-        in_sync(&master) == 10
+        fleet.in_sync() == 10
     });
     eprintln!("start reached 10 slaves in {:?}", started.elapsed());
     master.c2(&["connect", "main", "blue"]).ok();
-    let took = wait_served(&slaves, "blue /", Duration::from_secs(10));
+    let took = fleet.wait_served("blue /", Duration::from_secs(10));
     eprintln!("connect reached 10 slaves' nginx in {took:?}");
 
     // --await-slaves is told of each report as it comes.
@@ -131,7 +65,7 @@ fn ten_slaves_at_repeat_30_follow_a_start_and_a_connect_at_once() {
             "10s",
         ])
         .ok();
-    for slave in &slaves {
+    for slave in slaves {
         assert_eq!(slave.get("main.example", "/").body, "green /");
     }
 }
@@ -140,15 +74,16 @@ fn ten_slaves_at_repeat_30_follow_a_start_and_a_connect_at_once() {
 fn a_connect_cut_short_by_the_leaders_death_is_whole_or_not_at_all() {
     let _heavy = common::heavy();
     let cluster = Cluster::start(3);
-    let (master, slaves, _followers) = fleet(&cluster, 2, "30");
+    let fleet = fleet(&cluster, 2, "30");
+    let master = &fleet.master;
     master.c2(&["start", "blue.zip"]).ok();
     master.c2(&["start", "green.zip"]).ok();
     master.c2(&["connect", "main", "blue"]).ok();
-    wait_served(&slaves, "blue /", Duration::from_secs(20));
+    fleet.wait_served("blue /", Duration::from_secs(20));
 
     let mut live = "blue";
     for target in ["green", "blue", "green"] {
-        let before = events(&master).len();
+        let before = events(master).len();
         let mut run = master.c2(&["connect", "main", target]);
         let mut child = run
             .cmd
@@ -171,7 +106,7 @@ fn a_connect_cut_short_by_the_leaders_death_is_whole_or_not_at_all() {
         cluster.restart(leader);
 
         let connected = master.status_json()["master"]["connections"]["main"].clone();
-        let after = events(&master);
+        let after = events(master);
         match out.status.code() {
             Some(0) => {
                 assert_eq!(connected, json!(target), "{rest:?}");
@@ -203,7 +138,7 @@ fn a_connect_cut_short_by_the_leaders_death_is_whole_or_not_at_all() {
         if changed {
             live = target;
         }
-        wait_served(&slaves, &format!("{live} /"), Duration::from_secs(30));
+        fleet.wait_served(&format!("{live} /"), Duration::from_secs(30));
     }
 }
 
@@ -211,10 +146,11 @@ fn a_connect_cut_short_by_the_leaders_death_is_whole_or_not_at_all() {
 fn with_one_member_frozen_away_commands_work_and_the_fleet_follows() {
     let _heavy = common::heavy();
     let cluster = Cluster::start(3);
-    let (master, slaves, _followers) = fleet(&cluster, 2, "30");
+    let fleet = fleet(&cluster, 2, "30");
+    let (master, slaves) = (&fleet.master, &fleet.slaves[..]);
     master.c2(&["start", "blue.zip"]).ok();
     master.c2(&["connect", "main", "blue"]).ok();
-    wait_served(&slaves, "blue /", Duration::from_secs(20));
+    fleet.wait_served("blue /", Duration::from_secs(20));
 
     // The leader stops answering anyone: peers elect another, clients'
     // requests to it hang.
@@ -222,7 +158,7 @@ fn with_one_member_frozen_away_commands_work_and_the_fleet_follows() {
     cluster.freeze(frozen);
     master.c2(&["start", "green.zip"]).ok();
     master.c2(&["connect", "main", "green"]).ok();
-    wait_served(&slaves, "green /", Duration::from_secs(30));
+    fleet.wait_served("green /", Duration::from_secs(30));
     assert_eq!(
         master.status_json()["master"]["connections"],
         json!({"main": "green"})
@@ -239,7 +175,8 @@ fn with_one_member_frozen_away_commands_work_and_the_fleet_follows() {
 #[test]
 fn a_slave_cut_off_from_etcd_keeps_serving_its_report_expires_and_it_catches_up() {
     let cluster = Cluster::shared();
-    let (master, _, _followers) = fleet(cluster, 0, "1");
+    let fleet = fleet(cluster, 0, "1");
+    let master = &fleet.master;
     master.c2(&["start", "blue.zip"]).ok();
     master.c2(&["connect", "main", "blue"]).ok();
 
@@ -262,7 +199,7 @@ fn a_slave_cut_off_from_etcd_keeps_serving_its_report_expires_and_it_catches_up(
         .iter()
         .map(|l| format!("127.0.0.1:{}", l.port))
         .collect();
-    let prefix = etcd_key(&master, "");
+    let prefix = etcd_key(master, "");
     web1.proxy_set(
         "remoteStateS3",
         json!({"just": format!("etcd://{}/{}", through.join(","), prefix.trim_end_matches('/'))}),
@@ -325,12 +262,13 @@ fn a_slave_cut_off_from_etcd_keeps_serving_its_report_expires_and_it_catches_up(
 
 #[test]
 fn garbage_at_the_master_key_is_refused_by_every_slave_which_keeps_serving() {
-    let (master, slaves, _followers) = fleet(Cluster::shared(), 2, "30");
+    let fleet = fleet(Cluster::shared(), 2, "30");
+    let (master, slaves) = (&fleet.master, &fleet.slaves[..]);
     master.c2(&["start", "blue.zip"]).ok();
     master.c2(&["connect", "main", "blue"]).ok();
-    wait_served(&slaves, "blue /", Duration::from_secs(20));
+    fleet.wait_served("blue /", Duration::from_secs(20));
 
-    let key = etcd_key(&master, "master/state.json");
+    let key = etcd_key(master, "master/state.json");
     let good = Cluster::shared().get(&key).unwrap();
     Cluster::shared().put(&key, "{\"deploys\": [1, 2");
     // status refuses the master too, so the reports are read in etcd.
@@ -339,7 +277,7 @@ fn garbage_at_the_master_key_is_refused_by_every_slave_which_keeps_serving() {
         "both slaves to report the garbage",
         || {
             (0..2).all(|i| {
-                let key = etcd_key(&master, &format!("slaves/web{i}/state.json"));
+                let key = etcd_key(master, &format!("slaves/web{i}/state.json"));
                 Cluster::shared().get(&key).is_some_and(|report| {
                     let report: Value = serde_json::from_str(&report).unwrap();
                     report["status"]["error"]
@@ -352,7 +290,7 @@ fn garbage_at_the_master_key_is_refused_by_every_slave_which_keeps_serving() {
     master
         .c2(&["status"])
         .fails_with("master/state.json: invalid state");
-    for slave in &slaves {
+    for slave in slaves {
         assert_eq!(slave.get("main.example", "/").body, "blue /");
     }
     master
@@ -362,7 +300,7 @@ fn garbage_at_the_master_key_is_refused_by_every_slave_which_keeps_serving() {
     Cluster::shared().put(&key, &good);
     master.c2(&["start", "green.zip"]).ok();
     master.c2(&["connect", "main", "green"]).ok();
-    wait_served(&slaves, "green /", Duration::from_secs(20));
+    fleet.wait_served("green /", Duration::from_secs(20));
 }
 
 #[test]

@@ -355,9 +355,17 @@ pub const PORT_RANGE_WIDTH: u32 = 10;
 fn next_port_range() -> u32 {
     use std::sync::atomic::{AtomicU32, Ordering};
     static NEXT: AtomicU32 = AtomicU32::new(0);
-    let n = NEXT.fetch_add(1, Ordering::Relaxed);
-    let slot = (std::process::id() * 7 + n) % 300;
-    15000 + slot * 5 * PORT_RANGE_WIDTH
+    let free = |port: u32| std::net::TcpListener::bind(("127.0.0.1", port as u16)).is_ok();
+    loop {
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let slot = (std::process::id() * 7 + n) % 300;
+        let base = 15000 + slot * 5 * PORT_RANGE_WIDTH;
+        // Slots come round again after 300 Envs, and a server an earlier
+        // test left running may still hold a port of this one: skip it.
+        if (base..base + 5 * PORT_RANGE_WIDTH).all(free) || n > 3000 {
+            return base;
+        }
+    }
 }
 
 /// `len` bytes that do not compress (xorshift from a non-zero `seed`), so
