@@ -346,8 +346,9 @@ impl EtcdUrl {
         };
         let (hosts, prefix) = rest.split_once('/').unwrap_or((rest, ""));
         if hosts.contains('@') {
+            // Not quoted back: what precedes the @ is a password.
             bail!(
-                "'{s}': etcd credentials go in C2_ETCD_USER and C2_ETCD_PASSWORD, not in the URL"
+                "an etcd URL holds no credentials (user:password@): they go in C2_ETCD_USER and C2_ETCD_PASSWORD"
             );
         }
         let mut endpoints = Vec::new();

@@ -193,10 +193,11 @@ impl EtcdRemote {
     ) -> Result<T> {
         let mut last = None;
         for _ in 0..self.url.endpoints.len() {
-            let (member, client) = match self.client() {
-                Ok(found) => found,
+            let member = self.client.lock().unwrap_or_else(|e| e.into_inner()).0;
+            let client = match self.client() {
+                Ok((_, client)) => client,
                 Err(e) => {
-                    self.next_member(self.client.lock().unwrap_or_else(|e| e.into_inner()).0);
+                    self.next_member(member);
                     last = Some(e);
                     continue;
                 }

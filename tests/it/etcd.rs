@@ -460,3 +460,81 @@ fn remote_copy_moves_a_fleet_from_a_directory_to_etcd_to_s3_and_back() {
     ])
     .fails_with("there is no master state at");
 }
+
+#[test]
+fn an_etcds_store_with_client_certificates_and_a_password_keeps_the_password_to_itself() {
+    let cluster = Cluster::start_secure();
+    let secure = cluster.secure();
+    let mut master = Env::new();
+    master
+        .proxy(&[("main", "main.example")])
+        .remote(&cluster.url("camus2/tls"))
+        .proxy_set(
+            "etcd",
+            json!({
+                "caFile": secure.ca,
+                "certFile": secure.client_cert,
+                "keyFile": secure.client_key,
+            }),
+        )
+        .env("C2_ETCD_USER", "root")
+        .env("C2_ETCD_PASSWORD", &secure.root_password);
+    master.http_release("blue.zip").publish();
+    master.c2(&["start", "blue.zip"]).ok();
+    master.c2(&["connect", "main", "blue"]).ok();
+    let web1 = master.slave("web1");
+    web1.c2(&["slave-update"]).ok();
+    assert_eq!(web1.get("main.example", "/").body, "blue /");
+    assert_eq!(master.slave_report("web1").unwrap()["inSync"], json!(true));
+    assert!(cluster
+        .get("camus2/tls/master/state.json")
+        .is_some_and(|m| m.contains("blue.zip")));
+
+    // Each piece missing or wrong is one line, and none shows the password.
+    let mut outputs = Vec::new();
+    let mut wrong = master.slave("ops");
+    wrong.env("C2_ETCD_PASSWORD", "not-the-password");
+    outputs.push(wrong.c2(&["status"]).fails_with("authentication failed"));
+    let mut anonymous = master.slave("ops");
+    anonymous
+        .env("C2_ETCD_USER", "")
+        .env("C2_ETCD_PASSWORD", "");
+    outputs.push(anonymous.c2(&["start", "blue.zip", "x"]).fails_with("etcd"));
+    for (files, why) in [
+        (
+            json!({"certFile": secure.client_cert, "keyFile": secure.client_key}),
+            "(tried 127.0.0.1:",
+        ),
+        (json!({"caFile": secure.ca}), "(tried 127.0.0.1:"),
+        (
+            json!({"caFile": secure.ca, "certFile": secure.client_cert}),
+            "etcd.certFile and etcd.keyFile go together",
+        ),
+        (
+            json!({"caFile": "/nonexistent/ca.pem"}),
+            "cannot read etcd.caFile /nonexistent/ca.pem",
+        ),
+    ] {
+        let mut ops = master.slave("ops");
+        ops.proxy_set("etcd", files);
+        outputs.push(ops.c2(&["status"]).fails_with(why));
+    }
+    let mut in_url = master.slave("ops");
+    in_url.remote(&format!(
+        "etcds://root:{}@{}/camus2/tls",
+        secure.root_password,
+        cluster.endpoint(0)
+    ));
+    let out = in_url
+        .c2(&["status"])
+        .fails_with("C2_ETCD_USER and C2_ETCD_PASSWORD");
+    for out in &outputs {
+        out.error_line();
+        assert!(!out.to_string().contains(&secure.root_password), "{out}");
+    }
+    assert!(!out.stderr.contains(&secure.root_password), "{out}");
+    for env in [&master, &web1] {
+        let log = std::fs::read_to_string(env.path("log/c2.log")).unwrap();
+        assert!(!log.contains(&secure.root_password));
+    }
+}

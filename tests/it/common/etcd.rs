@@ -2,8 +2,11 @@
 //! loopback, each under a shell watchdog that kills it when the test
 //! process exits (as moto's server is). Members can be killed, frozen
 //! (SIGSTOP: a member cut off from everyone, its connections left
-//! hanging) and started again on their data.
+//! hanging) and started again on their data. [`Cluster::start_secure`]
+//! makes one that speaks TLS only, asks clients for a certificate signed by
+//! its CA, and has authentication on.
 
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::Mutex;
 use std::time::Duration;
@@ -15,6 +18,18 @@ use super::{moto::free_port, wait_until};
 pub struct Cluster {
     dir: tempfile::TempDir,
     members: Vec<Member>,
+    secure: Option<Secure>,
+}
+
+/// A secure cluster's files (under its directory) and its root password.
+pub struct Secure {
+    _dir: tempfile::TempDir,
+    pub ca: PathBuf,
+    pub client_cert: PathBuf,
+    pub client_key: PathBuf,
+    server_cert: PathBuf,
+    server_key: PathBuf,
+    pub root_password: String,
 }
 
 struct Member {
@@ -25,8 +40,8 @@ struct Member {
 }
 
 impl Member {
-    fn client_url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.client_port)
+    fn client_url(&self, scheme: &str) -> String {
+        format!("{scheme}://127.0.0.1:{}", self.client_port)
     }
 
     fn peer_url(&self) -> String {
@@ -45,6 +60,99 @@ impl Member {
 impl Cluster {
     /// Starts `n` members and waits until every one answers.
     pub fn start(n: usize) -> Cluster {
+        Cluster::launch_all(n, None)
+    }
+
+    /// One member that speaks TLS only (its certificate for 127.0.0.1,
+    /// signed by a CA of its own), wants a client certificate signed by the
+    /// same CA, and has authentication on: user `root`, password
+    /// [`Secure::root_password`].
+    pub fn start_secure() -> Cluster {
+        let files = tempfile::tempdir().unwrap();
+        let at = |name: &str| files.path().join(name);
+        let openssl = |args: &[&str]| {
+            let out = Command::new("openssl")
+                .args(args)
+                .current_dir(files.path())
+                .output()
+                .expect("openssl");
+            assert!(out.status.success(), "openssl {args:?}: {out:?}");
+        };
+        openssl(&[
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=c2 test CA",
+            "-keyout",
+            "ca-key.pem",
+            "-out",
+            "ca.pem",
+        ]);
+        for (name, cn, san) in [
+            ("server", "127.0.0.1", "subjectAltName=IP:127.0.0.1"),
+            ("client", "root", "extendedKeyUsage=clientAuth"),
+        ] {
+            openssl(&[
+                "req",
+                "-newkey",
+                "rsa:2048",
+                "-nodes",
+                "-subj",
+                &format!("/CN={cn}"),
+                "-keyout",
+                &format!("{name}-key.pem"),
+                "-out",
+                &format!("{name}.csr"),
+            ]);
+            std::fs::write(at(&format!("{name}.ext")), format!("{san}\n")).unwrap();
+            openssl(&[
+                "x509",
+                "-req",
+                "-in",
+                &format!("{name}.csr"),
+                "-CA",
+                "ca.pem",
+                "-CAkey",
+                "ca-key.pem",
+                "-CAcreateserial",
+                "-days",
+                "1",
+                "-extfile",
+                &format!("{name}.ext"),
+                "-out",
+                &format!("{name}.pem"),
+            ]);
+        }
+        let secure = Secure {
+            ca: at("ca.pem"),
+            client_cert: at("client.pem"),
+            client_key: at("client-key.pem"),
+            server_cert: at("server.pem"),
+            server_key: at("server-key.pem"),
+            root_password: format!("pw-{}-{}", std::process::id(), free_port()),
+            _dir: files,
+        };
+        let cluster = Cluster::launch_all(1, Some(secure));
+        let ctl = |args: &[&str]| {
+            let out = cluster
+                .command(&cluster.endpoints(), false)
+                .args(args)
+                .output()
+                .unwrap();
+            assert!(out.status.success(), "etcdctl {args:?}: {out:?}");
+        };
+        let password = cluster.secure.as_ref().unwrap().root_password.clone();
+        ctl(&["user", "add", &format!("root:{password}")]);
+        ctl(&["auth", "enable"]);
+        cluster
+    }
+
+    fn launch_all(n: usize, secure: Option<Secure>) -> Cluster {
         assert!(
             which("etcd") && which("etcdctl"),
             "etcd is not installed: run the README's test command (scripts/test), which installs etcd-server and etcd-client"
@@ -60,12 +168,18 @@ impl Cluster {
         let cluster = Cluster {
             dir: tempfile::tempdir().unwrap(),
             members,
+            secure,
         };
         for i in 0..n {
             cluster.launch(i, "new");
         }
         cluster.wait_healthy();
         cluster
+    }
+
+    /// The secure cluster's files and password.
+    pub fn secure(&self) -> &Secure {
+        self.secure.as_ref().expect("not a secure cluster")
     }
 
     /// The shared cluster of this test run; tests keep apart by prefix.
@@ -83,7 +197,7 @@ impl Cluster {
         let m = &self.members[i];
         let data = self.dir.path().join(&m.name);
         let log = self.dir.path().join(format!("{}.log", m.name));
-        let etcd = format!(
+        let mut etcd = format!(
             "etcd --name {name} --data-dir '{data}' \
              --listen-client-urls {client} --advertise-client-urls {client} \
              --listen-peer-urls {peer} --initial-advertise-peer-urls {peer} \
@@ -91,10 +205,18 @@ impl Cluster {
              --initial-cluster-token c2-test --heartbeat-interval 50 --election-timeout 500",
             name = m.name,
             data = data.display(),
-            client = m.client_url(),
+            client = m.client_url(self.scheme()),
             peer = m.peer_url(),
             initial = initial.join(","),
         );
+        if let Some(secure) = &self.secure {
+            etcd += &format!(
+                " --cert-file '{}' --key-file '{}' --client-cert-auth --trusted-ca-file '{}'",
+                secure.server_cert.display(),
+                secure.server_key.display(),
+                secure.ca.display()
+            );
+        }
         let script = format!(
             "{etcd} >>'{}' 2>&1 & e=$!; echo $e >'{data}.pid'; read _; kill -CONT $e; kill -9 $e; wait $e",
             log.display(),
@@ -109,6 +231,14 @@ impl Cluster {
             .spawn()
             .expect("start etcd");
         *self.members[i].watchdog.lock().unwrap() = Some(child);
+    }
+
+    fn scheme(&self) -> &'static str {
+        if self.secure.is_some() {
+            "https"
+        } else {
+            "http"
+        }
     }
 
     /// The process id of member `i`.
@@ -174,7 +304,12 @@ impl Cluster {
 
     /// The remote location of a fleet under `prefix` in this cluster.
     pub fn url(&self, prefix: &str) -> String {
-        format!("etcd://{}/{prefix}", self.endpoints())
+        let scheme = if self.secure.is_some() {
+            "etcds"
+        } else {
+            "etcd"
+        };
+        format!("{scheme}://{}/{prefix}", self.endpoints())
     }
 
     /// The index of the current leader.
@@ -198,13 +333,14 @@ impl Cluster {
             "every etcd member to answer",
             || {
                 self.members.iter().all(|m| {
+                    // Without a user: before authentication is on, etcdctl
+                    // refuses one; after, a health check needs none.
                     m.watchdog.lock().unwrap().is_none()
                         || self
-                            .run_ctl(
-                                &format!("127.0.0.1:{}", m.client_port),
-                                &["endpoint", "health"],
-                            )
-                            .is_some()
+                            .command(&format!("127.0.0.1:{}", m.client_port), false)
+                            .args(["endpoint", "health"])
+                            .output()
+                            .is_ok_and(|out| out.status.success())
                 })
             },
         );
@@ -219,16 +355,30 @@ impl Cluster {
         self.run_ctl(endpoints, args).unwrap_or_default()
     }
 
-    fn run_ctl(&self, endpoints: &str, args: &[&str]) -> Option<String> {
-        let out = Command::new("etcdctl")
+    /// etcdctl for `endpoints`, with the secure cluster's certificates and,
+    /// if `auth`, its root user.
+    fn command(&self, endpoints: &str, auth: bool) -> Command {
+        let mut command = Command::new("etcdctl");
+        command
             .env("ETCDCTL_API", "3")
             .arg("--endpoints")
             .arg(endpoints)
             .arg("--dial-timeout=2s")
-            .arg("--command-timeout=3s")
-            .args(args)
-            .output()
-            .ok()?;
+            .arg("--command-timeout=3s");
+        if let Some(secure) = &self.secure {
+            command
+                .arg(format!("--cacert={}", secure.ca.display()))
+                .arg(format!("--cert={}", secure.client_cert.display()))
+                .arg(format!("--key={}", secure.client_key.display()));
+            if auth {
+                command.arg(format!("--user=root:{}", secure.root_password));
+            }
+        }
+        command
+    }
+
+    fn run_ctl(&self, endpoints: &str, args: &[&str]) -> Option<String> {
+        let out = self.command(endpoints, true).args(args).output().ok()?;
         out.status
             .success()
             .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
@@ -241,9 +391,9 @@ impl Cluster {
     }
 
     pub fn put(&self, key: &str, value: &str) {
-        let out = Command::new("etcdctl")
-            .env("ETCDCTL_API", "3")
-            .args(["--endpoints", &self.endpoints(), "put", key, value])
+        let out = self
+            .command(&self.endpoints(), true)
+            .args(["put", key, value])
             .output()
             .unwrap();
         assert!(out.status.success(), "etcdctl put {key} failed: {out:?}");
