@@ -1,6 +1,7 @@
 //! A real fleet: each slave on a host of its own (a container on a private
 //! docker network, tests/it/common/fleet_hosts.rs) with its own address,
-//! host name and nginx, all following one master in S3 over the network.
+//! host name and nginx, all following one master over the network: in S3,
+//! or in an etcd cluster of three containers.
 //! Without a Docker engine these tests print why and pass without running.
 
 use std::time::Duration;
@@ -442,4 +443,97 @@ fn fleet_host_figures() {
     let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/target/figures");
     let _ = std::fs::create_dir_all(dir);
     let _ = std::fs::write(format!("{dir}/fleet-hosts.md"), format!("{table}\n"));
+}
+
+/// What each host serves, by index, asked from this machine.
+fn pages(bed: &Bed) -> Vec<String> {
+    bed.hosts.iter().map(page).collect()
+}
+
+/// Waits until every host but those in `except` serves `body`; says how
+/// long that took.
+fn served(bed: &Bed, body: &str, except: &[usize], within: Duration) -> Duration {
+    let start = std::time::Instant::now();
+    loop {
+        let all = bed
+            .hosts
+            .iter()
+            .enumerate()
+            .all(|(i, h)| except.contains(&i) || page(h) == body);
+        if all {
+            return start.elapsed();
+        }
+        if start.elapsed() > within {
+            panic!(
+                "not every host serves {body:?}: {:?}\n{}",
+                pages(bed),
+                bed.logs()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn ten_hosts_follow_three_etcd_containers_at_once_through_a_dead_leader_a_partition_and_a_cut() {
+    let Some(engine) = docker::engine() else {
+        return;
+    };
+    let _turn = engine.exclusive();
+    let mut bed = Bed::with_etcd("etcd");
+    for name in ["blue.zip", "green.zip"] {
+        bed.publish(name);
+    }
+    bed.start_hosts(10);
+    converge(&bed, 10, Duration::from_secs(60));
+
+    // At --repeat 30 the hosts have just had their first round: they hear
+    // of the start and the connect at once.
+    bed.operator.c2(&["start", "blue.zip"]).ok();
+    bed.operator.c2(&["connect", "main", "blue"]).ok();
+    let took = served(&bed, "blue\n", &[], Duration::from_secs(10));
+    eprintln!("ten hosts serve blue {took:?} after the connect");
+
+    // The leader dies; a connect right after succeeds on the others (or
+    // fails in one line), and the fleet follows the master as it is.
+    let leader = bed.etcd_leader();
+    docker::run(&["kill", &bed.etcd[leader]]).expect("kill the leader");
+    bed.operator.c2(&["start", "green.zip"]).ok();
+    let out = bed.operator.c2(&["connect", "main", "green"]).output();
+    if out.code != Some(0) {
+        assert!(out.error_line().contains("etcd"), "{out}");
+        bed.operator.c2(&["connect", "main", "green"]).ok();
+    }
+    served(&bed, "green\n", &[], Duration::from_secs(20));
+    docker::run(&["start", &bed.etcd[leader]]).expect("restart the member");
+
+    // A member partitioned away: the rest carry on.
+    let member = (bed.etcd_leader() + 1) % 3;
+    docker::run(&["network", "disconnect", &bed.network, &bed.etcd[member]]).expect("partition");
+    bed.operator.c2(&["connect", "main", "blue"]).ok();
+    served(&bed, "blue\n", &[], Duration::from_secs(20));
+    let ip = bed.etcd_ip(member);
+    docker::run(&[
+        "network",
+        "connect",
+        "--ip",
+        &ip,
+        &bed.network,
+        &bed.etcd[member],
+    ])
+    .expect("heal the partition");
+
+    // A host cut off: its report's lease (90 s at --repeat 30) would
+    // outlast the test, so what is checked is that it keeps serving while
+    // the others switch, and catches up once back.
+    let cut = 3;
+    let name = bed.hosts[cut].name.clone();
+    docker::run(&["network", "disconnect", &bed.network, &name]).expect("disconnect");
+    bed.operator.c2(&["connect", "main", "green"]).ok();
+    served(&bed, "green\n", &[cut], Duration::from_secs(20));
+    assert_eq!(page_inside(&bed.hosts[cut]), "blue");
+    let ip = bed.hosts[cut].ip.clone();
+    docker::run(&["network", "connect", "--ip", &ip, &bed.network, &name]).expect("reconnect");
+    served(&bed, "green\n", &[], Duration::from_secs(30));
+    converge(&bed, 10, Duration::from_secs(30));
 }

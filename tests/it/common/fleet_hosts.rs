@@ -14,6 +14,10 @@
 //! host's whole python tree; the gateway is reachable from every container
 //! of the network, and `docker network disconnect` cuts a host off it like
 //! any other address.
+//!
+//! [`Bed::with_etcd`] keeps the master state in an etcd cluster instead:
+//! three containers on the same network, from an image built FROM scratch
+//! out of the host's etcd and the libraries it loads.
 
 use std::net::SocketAddr;
 use std::process::Command;
@@ -98,6 +102,30 @@ fn slave_image() -> &'static str {
     })
 }
 
+/// The etcd image of this test process, built on first use.
+fn etcd_image() -> &'static str {
+    static TAG: OnceLock<String> = OnceLock::new();
+    TAG.get_or_init(|| {
+        let tag = format!("c2-test/etcd:{}", std::process::id());
+        docker::janitor_removes(&tag);
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("root");
+        let etcd = "/usr/bin/etcd";
+        docker::copy_in(&root, etcd);
+        for lib in docker::libraries(etcd) {
+            docker::copy_in(&root, &lib);
+        }
+        std::fs::create_dir_all(root.join("tmp")).unwrap();
+        std::fs::write(
+            dir.path().join("Dockerfile"),
+            "FROM scratch\nCOPY root/ /\nENTRYPOINT [\"/usr/bin/etcd\"]\n",
+        )
+        .unwrap();
+        docker::docker_build(&tag, dir.path());
+        tag
+    })
+}
+
 /// How a host names itself in its report.
 pub enum Label {
     /// `{"label": …}`.
@@ -154,6 +182,12 @@ pub struct Bed {
     pub bucket: String,
     pub operator: Env,
     pub hosts: Vec<Host>,
+    /// Where the master state is: the bucket, or the etcd cluster.
+    pub state: String,
+    /// The etcd members' container names, when the state is in etcd.
+    pub etcd: Vec<String>,
+    /// The hosts' `slave-update --repeat`.
+    pub repeat: String,
 }
 
 impl Bed {
@@ -188,10 +222,93 @@ impl Bed {
             network,
             subnet,
             moto,
+            state: format!("s3://{bucket}/camus2"),
             bucket,
             operator,
             hosts: Vec::new(),
+            etcd: Vec::new(),
+            repeat: "1".into(),
         }
+    }
+
+    /// A bed whose master state is in an etcd cluster of three containers
+    /// (`etcd-0` to `etcd-2`, at [`Bed::etcd_ip`]), and whose hosts follow
+    /// it with `slave-update --repeat 30`. Releases stay in the bucket.
+    pub fn with_etcd(name: &str) -> Bed {
+        let mut bed = Bed::new(name);
+        let image = etcd_image();
+        let peers: Vec<String> = (0..3)
+            .map(|i| format!("etcd-{i}=http://{}:2380", bed.etcd_ip(i)))
+            .collect();
+        for i in 0..3 {
+            let name = format!("{}-etcd-{i}", bed.scope.id);
+            let ip = bed.etcd_ip(i);
+            docker(&[
+                "run",
+                "-d",
+                "--name",
+                &name,
+                "--label",
+                &format!("c2-test={}", bed.scope.id),
+                "--network",
+                &bed.network,
+                "--ip",
+                &ip,
+                image,
+                "--name",
+                &format!("etcd-{i}"),
+                "--data-dir",
+                "/tmp/etcd",
+                "--listen-client-urls",
+                "http://0.0.0.0:2379",
+                "--advertise-client-urls",
+                &format!("http://{ip}:2379"),
+                "--listen-peer-urls",
+                "http://0.0.0.0:2380",
+                "--initial-advertise-peer-urls",
+                &format!("http://{ip}:2380"),
+                "--initial-cluster",
+                &peers.join(","),
+                "--initial-cluster-state",
+                "new",
+                "--heartbeat-interval",
+                "50",
+                "--election-timeout",
+                "500",
+            ]);
+            bed.etcd.push(name);
+        }
+        let members: Vec<String> = (0..3).map(|i| format!("{}:2379", bed.etcd_ip(i))).collect();
+        bed.state = format!("etcd://{}/camus2", members.join(","));
+        bed.operator.remote(&bed.state);
+        bed.repeat = "30".into();
+        super::wait_until(
+            std::time::Duration::from_secs(60),
+            "the etcd containers to form a cluster",
+            || bed.operator.c2(&["status"]).output().code == Some(0),
+        );
+        bed
+    }
+
+    /// The address of etcd member `i`.
+    pub fn etcd_ip(&self, i: usize) -> String {
+        format!("{}.{}", self.subnet, 2 + i)
+    }
+
+    /// The etcd member that leads now, as etcd's own metrics say.
+    pub fn etcd_leader(&self) -> usize {
+        let mut leader = None;
+        super::wait_until(std::time::Duration::from_secs(30), "an etcd leader", || {
+            leader = (0..self.etcd.len()).find(|&i| {
+                let addr: SocketAddr = format!("{}:2379", self.etcd_ip(i)).parse().unwrap();
+                http::get_at(addr, "etcd", "/metrics")
+                    .body
+                    .lines()
+                    .any(|l| l == "etcd_server_is_leader 1")
+            });
+            leader.is_some()
+        });
+        leader.unwrap()
     }
 
     /// The address host `i` gets (and keeps when reconnected).
@@ -217,7 +334,7 @@ impl Bed {
                 "httpPort": 80,
                 "httpsPort": 443,
                 "dynamicPortRange": {"v1": 9000, "v2": 9100},
-                "remoteStateS3": {"just": format!("s3://{}/camus2", self.bucket)},
+                "remoteStateS3": {"just": self.state},
                 "slaveLabel": slave_label,
                 "slaveInterfaceName": "eth0",
             }},
@@ -258,6 +375,14 @@ impl Bed {
             }
         }
         args.push(slave_image().to_string());
+        for word in [
+            "/usr/local/bin/c2",
+            "slave-update",
+            "--repeat",
+            &self.repeat,
+        ] {
+            args.push(word.to_string());
+        }
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         docker(&args);
         let dir = tempfile::tempdir().unwrap();
