@@ -192,16 +192,12 @@ fn parse_event(bytes: &[u8], name: &str) -> Result<Event> {
 /// The deploy lock as it stands; an unreadable one is an error saying how
 /// to lift it.
 pub(crate) fn current_lock(journal: &dyn Journal) -> Result<Option<Lock>> {
-    read_lock(journal).map_err(|e| match not_a_file(&e) || unreachable(&e) {
-        true => e,
-        false => anyhow::anyhow!("{e:#}; `c2 lock release` removes it"),
-    })
-}
-
-/// Whether the lock could not be read because its store is out of reach.
-fn unreachable(e: &anyhow::Error) -> bool {
-    e.chain()
-        .any(|cause| cause.downcast_ref::<crate::remote::Unreachable>().is_some())
+    read_lock(journal).map_err(
+        |e| match not_a_file(&e) || crate::remote::Unreachable::caused(&e) {
+            true => e,
+            false => anyhow::anyhow!("{e:#}; `c2 lock release` removes it"),
+        },
+    )
 }
 
 /// Whether the lock "file" is something else (a directory, a FIFO).

@@ -24,3 +24,11 @@ impl std::fmt::Display for Unreachable {
 }
 
 impl std::error::Error for Unreachable {}
+
+impl Unreachable {
+    /// Whether `e` came of a store out of reach.
+    pub fn caused(e: &anyhow::Error) -> bool {
+        e.chain()
+            .any(|cause| cause.downcast_ref::<Unreachable>().is_some())
+    }
+}

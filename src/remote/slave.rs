@@ -26,7 +26,8 @@ use crate::{log, signals};
 use super::identity;
 use super::store::{RemoteStore, SlaveReport, SlaveStatus, Version};
 
-/// Retries after failed updates: 1 s, doubling, at most 10 s apart.
+/// Retries while the store is out of reach: 1 s, doubling, at most 10 s
+/// apart.
 #[derive(Default)]
 struct Backoff(u32);
 
@@ -96,7 +97,6 @@ impl<'a> Slave<'a> {
         ));
         self.remote.keep_reports_for(period);
         let mut next_update = Instant::now();
-        // Out of reach, say: try again sooner than the period.
         let mut retry = Backoff::default();
         let mut rewatch = Backoff::default();
         while !signals::stop_requested() {
@@ -113,7 +113,9 @@ impl<'a> Slave<'a> {
                 Ok(()) => {}
                 Err(e) => {
                     log::info(&format!("Exception: {e:#}"));
-                    if updating {
+                    // A store out of reach is tried again soon; a release
+                    // that fails to start waits for the next period.
+                    if updating && super::Unreachable::caused(&e) {
                         next_update = next_update.min(started + retry.next());
                     }
                 }
