@@ -36,7 +36,7 @@ use crate::completion::{self, Kind};
 #[derive(Debug, Parser)]
 #[command(
     name = "c2",
-    version,
+    version = VERSION,
     disable_help_subcommand = true,
     after_help = "Run `c2 help` for what each command does."
 )]
@@ -54,6 +54,17 @@ pub struct Cli {
     pub command: Command,
 }
 
+/// The version, the commit built from (`-dirty` when tracked files
+/// differed from it) and the target: what `c2 version` and `--version` say.
+pub const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (commit ",
+    env!("C2_COMMIT"),
+    ", ",
+    env!("C2_TARGET"),
+    ")"
+);
+
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Show what each command does.
@@ -66,7 +77,22 @@ pub enum Command {
         #[arg(add = ArgValueCandidates::new(completion::command_names))]
         command: Option<String>,
     },
-    /// Show the version.
+    /// Write the man pages, c2(1) and one per command, into DIR.
+    ///
+    /// Generated from the same definitions as this help, so they always
+    /// match the binary: `c2.1`, `c2-start.1`, … (what the Debian package
+    /// installs under /usr/share/man/man1). Prints each file written.
+    ManPages {
+        /// The directory to write them into (created if missing)
+        #[arg(value_hint = ValueHint::DirPath)]
+        dir: PathBuf,
+    },
+    /// Show the version, the git commit c2 was built from and its target.
+    ///
+    /// `c2 0.1.0 (commit 4289d86a1b2c, x86_64-unknown-linux-gnu)`; the
+    /// commit ends in `-dirty` when the build's tracked files differed from
+    /// it, and is `unknown` for a build outside a git checkout. `--version`
+    /// says the same.
     Version,
     /// List the releases in the release store, most recent first.
     ///

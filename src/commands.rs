@@ -33,7 +33,13 @@ pub fn run(cli: Cli) -> Result<()> {
             };
             Ok(output::print(&text)?)
         }
-        Command::Version => Ok(output::line(&format!("c2 {}", env!("CARGO_PKG_VERSION")))?),
+        Command::Version => Ok(output::line(&format!("c2 {}", crate::cli::VERSION))?),
+        Command::ManPages { dir } => {
+            for page in crate::manpages::write(&dir)? {
+                output::line(&page.display().to_string())?;
+            }
+            Ok(())
+        }
         Command::ShowDefaultNginxConfig => Ok(output::print(DEFAULT_NGINX_TEMPLATE)?),
         Command::ListReleases => {
             for name in Run::read_only(path)?.store.list()? {

@@ -26,6 +26,9 @@
 
 mod api;
 mod aws;
+// Used by build.rs; compiled here for its tests.
+#[cfg(test)]
+mod build_info;
 mod cli;
 mod command_env;
 mod commands;
@@ -44,6 +47,7 @@ mod journal;
 mod layout;
 mod letsencrypt;
 mod log;
+mod manpages;
 mod names;
 mod noproxy;
 mod output;

@@ -1,7 +1,7 @@
 #!/bin/sh
 # EC2 user-data for a machine of a c2 fleet.
 #
-# The image already holds c2 (/usr/local/bin/c2), its config and
+# The image already holds c2 (/opt/bin/c2), its config and
 # c2-slave.service (in /etc/systemd/system). At boot, fetch the instance's
 # context (S3 objects, Secrets Manager secrets), waiting for sources the
 # same provisioning run may still be writing, but not forever; then hand
@@ -10,7 +10,7 @@
 # Settings (environment): C2 (the c2 binary), CONTEXT_TIMEOUT (how long to
 # wait for the context, default 15m).
 set -eu
-C2=${C2:-/usr/local/bin/c2}
+C2=${C2:-/opt/bin/c2}
 CONTEXT_TIMEOUT=${CONTEXT_TIMEOUT:-15m}
 
 if ! "$C2" fetch-context --retry --timeout "$CONTEXT_TIMEOUT"; then

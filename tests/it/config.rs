@@ -15,9 +15,29 @@ fn help_version_and_default_nginx_config_need_no_config() {
     ] {
         assert!(out.stdout.contains(cmd), "help does not mention {cmd}");
     }
-    let version = format!("c2 {}\n", env!("CARGO_PKG_VERSION"));
-    assert_eq!(Run::new(&["version"]).ok().stdout, version);
+    let version = Run::new(&["version"]).ok().stdout;
     assert_eq!(Run::new(&["--version"]).ok().stdout, version);
+    // The commit this checkout is at, dirty when tracked files differ (the
+    // build saw the same tree: cargo built it for this run).
+    let git = |args: &[&str]| {
+        let out = std::process::Command::new("git")
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .args(args)
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    let mut commit = git(&["rev-parse", "--short=12", "HEAD"]);
+    if !git(&["status", "--porcelain", "--untracked-files=no"]).is_empty() {
+        commit += "-dirty";
+    }
+    let prefix = format!("c2 {} (commit {commit}, ", env!("CARGO_PKG_VERSION"));
+    assert!(
+        version.starts_with(&prefix)
+            && version[prefix.len()..].starts_with(std::env::consts::ARCH)
+            && version.ends_with(")\n"),
+        "{version:?} is not {prefix}<target>)"
+    );
     let nginx = Run::new(&["show-default-nginx-config"]).ok().stdout;
     assert!(nginx.contains("default_server") && nginx.contains("{{#endPoints}}"));
 }

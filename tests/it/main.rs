@@ -33,6 +33,7 @@ mod mustache_spec;
 mod noproxy;
 mod noproxy_rollback;
 mod output;
+mod package;
 mod progress;
 mod proxy;
 mod prune;

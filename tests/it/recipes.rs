@@ -34,7 +34,7 @@ fn master(moto: &Moto) -> (Env, String) {
 
 /// A stand-in for systemd: `systemctl` records each call in `calls`;
 /// `enable --now <unit>` starts the unit's ExecStart (with the c2 under
-/// test in place of /usr/local/bin/c2) in the background, its pid in
+/// test in place of /opt/bin/c2) in the background, its pid in
 /// `unit.pid`, and `reload <unit>` runs its ExecReload, as systemd would.
 struct Systemd {
     dir: PathBuf,
@@ -49,7 +49,7 @@ impl Systemd {
                 r#"#!/bin/sh
 echo "$*" >> {dir}/calls
 if [ "$1" = enable ] && [ "$2" = --now ]; then
-  command=$(sed -n 's|^ExecStart=/usr/local/bin/c2 ||p' {units}/"$3")
+  command=$(sed -n 's|^ExecStart=/opt/bin/c2 ||p' {units}/"$3")
   $C2 $command > {dir}/unit.out 2>&1 &
   echo $! > {dir}/unit.pid
 fi
