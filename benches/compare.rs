@@ -306,6 +306,84 @@ fn unpack(table: &mut Table, moto: &Moto) {
 
 /// 2. `c2 status` on 100 deploys and 20 endpoints against `cat`.
 fn status(table: &mut Table) {
+    let (env, config) = status_env();
+    let state = env.path("deploys/frontend-proxy/state.json");
+    let status = || {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_c2"));
+        c.arg("--config").arg(&config).arg("status");
+        c
+    };
+    let mut c2 = NowAndBefore::new();
+    let mut cat = Vec::new();
+    for _ in 0..200 {
+        c2.round(status, || {});
+        let mut c = Command::new("cat");
+        c.arg(&state);
+        cat.push(time(c));
+    }
+    let (now, before) = c2.medians();
+    table.timed(
+        "`c2 status`, 100 deploys, 20 endpoints (median of 200)",
+        now,
+        before,
+        median(cat),
+        "`cat state.json`",
+        "goal: under 10 ms",
+    );
+}
+
+/// 15. The package's `dist` profile (LTO, one codegen unit) against
+///     `release`: size, and a fresh process's `version` and `status`.
+fn dist_profile(table: &mut Table) {
+    let dist = concat!(env!("CARGO_MANIFEST_DIR"), "/target/dist/c2");
+    let release = env!("CARGO_BIN_EXE_c2");
+    if !std::path::Path::new(dist).exists() {
+        println!("no {dist}: `sh scripts/bench dist` builds it");
+        return;
+    }
+    let size = |p: &str| std::fs::metadata(p).unwrap().len() as f64 / 1e6;
+    table.row(
+        "binary size, `dist` profile vs `release`",
+        format!("{:.1} MB", size(dist)),
+        format!("{:.1} MB (`release`)", size(release)),
+        format!("{:.2}", size(dist) / size(release)),
+        "both stripped",
+    );
+    let (env, config) = status_env();
+    for (what, args) in [
+        ("`c2 version`", vec!["version".to_string()]),
+        (
+            "`c2 status`, 100 deploys",
+            vec![
+                "--config".to_string(),
+                config.display().to_string(),
+                "status".to_string(),
+            ],
+        ),
+    ] {
+        let (mut with_dist, mut with_release) = (Vec::new(), Vec::new());
+        for _ in 0..200 {
+            for (binary, times) in [(dist, &mut with_dist), (release, &mut with_release)] {
+                let mut c = Command::new(binary);
+                c.args(&args);
+                times.push(time(c));
+            }
+        }
+        table.timed(
+            &format!("{what}, a fresh process, `dist` vs `release` (median of 200, alternating)"),
+            median(with_dist),
+            None,
+            median(with_release),
+            "`release`",
+            "",
+        );
+    }
+    drop(env);
+}
+
+/// A proxy-mode machine with 100 deploys and 20 endpoints in its state,
+/// and its config.
+fn status_env() -> (Env, std::path::PathBuf) {
     let mut env = Env::new();
     let endpoints: Vec<(String, String)> = (0..20)
         .map(|i| (format!("ep{i:02}"), format!("ep{i:02}.example")))
@@ -335,28 +413,7 @@ fn status(table: &mut Table) {
             .unwrap(),
     );
     let config = env.write_config();
-    let status = || {
-        let mut c = Command::new(env!("CARGO_BIN_EXE_c2"));
-        c.arg("--config").arg(&config).arg("status");
-        c
-    };
-    let mut c2 = NowAndBefore::new();
-    let mut cat = Vec::new();
-    for _ in 0..200 {
-        c2.round(status, || {});
-        let mut c = Command::new("cat");
-        c.arg(&state);
-        cat.push(time(c));
-    }
-    let (now, before) = c2.medians();
-    table.timed(
-        "`c2 status`, 100 deploys, 20 endpoints (median of 200)",
-        now,
-        before,
-        median(cat),
-        "`cat state.json`",
-        "goal: under 10 ms",
-    );
+    (env, config)
 }
 
 /// A TCP proxy in front of moto that counts the bytes both ways.
@@ -1436,6 +1493,9 @@ fn main() {
     }
     if want("etcd") {
         etcd_figures(&mut table, moto);
+    }
+    if want("dist") {
+        dist_profile(&mut table);
     }
     let date = humantime::format_rfc3339_seconds(std::time::SystemTime::now());
     let root = env!("CARGO_MANIFEST_DIR");

@@ -82,6 +82,31 @@ impl std::fmt::Display for NotAFile {
 
 impl std::error::Error for NotAFile {}
 
+/// A document over the size c2 reads of its kind: whatever it holds, it
+/// is not one c2 wrote.
+#[derive(Debug)]
+pub struct TooLarge {
+    pub what: String,
+    pub max: u64,
+}
+
+impl std::fmt::Display for TooLarge {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} is larger than {} bytes", self.what, self.max)
+    }
+}
+
+impl std::error::Error for TooLarge {}
+
+impl TooLarge {
+    pub fn error(what: impl std::fmt::Display, max: u64) -> anyhow::Error {
+        anyhow::Error::new(TooLarge {
+            what: what.to_string(),
+            max,
+        })
+    }
+}
+
 /// Opens one of c2's own files with `options`: `None` when it does not
 /// exist, [`NotAFile`] when something else is in its place. Opened
 /// without blocking, so a FIFO there cannot hang the command, and without
@@ -119,7 +144,7 @@ pub fn read_bounded(path: &Path, max: u64) -> Result<Option<Vec<u8>>> {
         .read_to_end(&mut bytes)
         .with_context(|| format!("cannot read {}", path.display()))?;
     if bytes.len() as u64 > max {
-        bail!("{} is larger than {max} bytes", path.display());
+        return Err(TooLarge::error(path.display(), max));
     }
     Ok(Some(bytes))
 }

@@ -418,7 +418,7 @@ async fn fetch(client: &Client, url: &S3Url, known: Option<&str>, max: u64) -> R
     }
     match req.send().await {
         Ok(mut out) => {
-            let too_large = || anyhow::anyhow!("{url} is larger than {max} bytes");
+            let too_large = || crate::fsutil::TooLarge::error(url, max);
             if out
                 .content_length()
                 .is_some_and(|n| u64::try_from(n).map_or(true, |n| n > max))

@@ -189,15 +189,25 @@ fn parse_event(bytes: &[u8], name: &str) -> Result<Event> {
     crate::proxy::state::parse_object(bytes, name, "history event")
 }
 
-/// The deploy lock as it stands; an unreadable one is an error saying how
-/// to lift it.
+/// The deploy lock as it stands; one that is not a lock (garbage, or too
+/// large to be one) is an error saying how to lift it. Failing to read it
+/// at all (out of reach, no credentials, a missing CA file) says nothing
+/// of the lock, so no advice to remove it.
 pub(crate) fn current_lock(journal: &dyn Journal) -> Result<Option<Lock>> {
-    read_lock(journal).map_err(
-        |e| match not_a_file(&e) || crate::remote::Unreachable::caused(&e) {
-            true => e,
-            false => anyhow::anyhow!("{e:#}; `c2 lock release` removes it"),
-        },
-    )
+    let location = journal.lock_location();
+    let bytes = match journal.read_lock() {
+        Ok(bytes) => bytes,
+        Err(e) if e.chain().any(|c| c.is::<crate::fsutil::TooLarge>()) => {
+            bail!("cannot read the deploy lock: {e:#}; `c2 lock release` removes it")
+        }
+        Err(e) => return Err(e.context("cannot read the deploy lock")),
+    };
+    let Some(bytes) = bytes else {
+        return Ok(None);
+    };
+    crate::proxy::state::parse_object(&bytes, &location, "deploy lock")
+        .map(Some)
+        .map_err(|e| anyhow::anyhow!("{e:#}; `c2 lock release` removes it"))
 }
 
 /// Whether the lock "file" is something else (a directory, a FIFO).

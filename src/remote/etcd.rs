@@ -18,7 +18,7 @@
 use std::sync::Mutex;
 use std::time::{Duration, Instant, SystemTime};
 
-use anyhow::{anyhow, Context, Result};
+use anyhow::{Context, Result};
 use etcd_client::{
     Certificate, Client, Compare, CompareOp, ConnectOptions, GetOptions, Identity, PutOptions,
     TlsOptions, Txn, TxnOp, WatchOptions,
@@ -556,7 +556,7 @@ impl RemoteStore for EtcdRemote {
         let (found, _) = self.get(name)?;
         match found {
             Some((bytes, _)) if bytes.len() as u64 > max => {
-                Err(anyhow!("{} is larger than {max} bytes", self.locate(name)))
+                Err(crate::fsutil::TooLarge::error(self.locate(name), max))
             }
             found => Ok(found.map(|(bytes, _)| bytes)),
         }

@@ -342,7 +342,7 @@ impl RemoteStore for S3Remote {
             .zip(&urls)
             .map(|(fetched, url)| match fetched? {
                 Fetched::Found { bytes, .. } if bytes.len() as u64 > MAX_FILE_BYTES => {
-                    anyhow::bail!("{url} is larger than {MAX_FILE_BYTES} bytes")
+                    Err(crate::fsutil::TooLarge::error(url, MAX_FILE_BYTES))
                 }
                 Fetched::Found { bytes, .. } => Ok(Some(bytes)),
                 Fetched::Missing | Fetched::NotModified => Ok(None),

@@ -179,3 +179,22 @@ fn quickstart_switches_main_from_hello_1_to_hello_2_through_nginx_and_cleans_up(
     assert!(!work.join("deploys/hello-1.0").exists());
     assert!(!work.join("deploys/hello-2.0").exists());
 }
+
+#[test]
+fn the_example_configs_are_configs_c2_accepts() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/configs");
+    let mut seen = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        let shown = path.display().to_string();
+        // Reading the lock needs the config parsed; what it reaches after
+        // (S3, etcd, files of the example's machine) does not exist here.
+        let out = crate::common::Run::new(&["--config", &shown, "lock", "status"]).output();
+        // A config c2 refuses is named in the error: `<file name>: <field>: …`.
+        let name = path.file_name().unwrap().to_string_lossy().to_string();
+        assert!(!out.stderr.contains(&format!("{name}: ")), "{out}");
+        assert!(!out.stderr.contains("lock release"), "{out}");
+        seen += 1;
+    }
+    assert_eq!(seen, 4);
+}
