@@ -31,9 +31,7 @@ use crate::proxy::state::{self, State};
 
 use super::Unreachable;
 
-use super::store::{
-    parse_report, Along, RemoteStore, SlaveEntry, SlaveReport, Version, MAX_FILE_BYTES,
-};
+use super::store::{parse_report, Along, RemoteStore, SlaveEntry, SlaveReport, Version};
 
 /// How long one request to one member may take, connecting included;
 /// then the next member is tried.
@@ -606,13 +604,6 @@ impl RemoteStore for EtcdRemote {
             .collect();
         names.sort();
         Ok(names)
-    }
-
-    fn read_files(&self, names: &[String]) -> Vec<Result<Option<Vec<u8>>>> {
-        names
-            .iter()
-            .map(|n| self.read_file(n, MAX_FILE_BYTES))
-            .collect()
     }
 
     fn wait_for_master(&self, up_to: Duration) -> Result<bool> {

@@ -132,8 +132,14 @@ pub(crate) trait RemoteStore {
     /// The files in folder `dir`, sorted, named as the other methods take
     /// them (`history/<event>.json`).
     fn list_files(&self, dir: &str) -> Result<Vec<String>>;
-    /// Several files at once (`None`: gone meanwhile), in the order asked.
-    fn read_files(&self, names: &[String]) -> Vec<Result<Option<Vec<u8>>>>;
+    /// Several files at once (`None`: gone meanwhile), in the order asked;
+    /// one after the other unless the backend does better (S3).
+    fn read_files(&self, names: &[String]) -> Vec<Result<Option<Vec<u8>>>> {
+        names
+            .iter()
+            .map(|n| self.read_file(n, MAX_FILE_BYTES))
+            .collect()
+    }
 
     // What a backend that is told of changes (etcd) does better than
     // polling; the defaults poll.
@@ -166,7 +172,7 @@ pub(crate) struct Along {
 }
 
 /// The most one file of a batch ([`RemoteStore::read_files`]) may hold.
-pub(super) const MAX_FILE_BYTES: u64 = 16 << 20;
+const MAX_FILE_BYTES: u64 = 16 << 20;
 
 /// Opens the store named by `remoteStateS3`.
 pub(crate) fn open(location: &RemoteLocation) -> Box<dyn RemoteStore> {
@@ -508,13 +514,6 @@ impl RemoteStore for DirRemote {
             .collect();
         names.sort();
         Ok(names)
-    }
-
-    fn read_files(&self, names: &[String]) -> Vec<Result<Option<Vec<u8>>>> {
-        names
-            .iter()
-            .map(|n| self.read_file(n, MAX_FILE_BYTES))
-            .collect()
     }
 }
 
