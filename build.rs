@@ -6,9 +6,12 @@ mod build_info;
 
 fn main() {
     let dir = std::path::PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").unwrap_or_default());
-    println!("cargo:rustc-env=C2_COMMIT={}", build_info::commit(&dir));
     println!(
-        "cargo:rustc-env=C2_TARGET={}",
+        "cargo:rustc-env=CAMUS2_BUILD_COMMIT={}",
+        build_info::commit(&dir)
+    );
+    println!(
+        "cargo:rustc-env=CAMUS2_BUILD_TARGET={}",
         std::env::var("TARGET").unwrap_or_default()
     );
     // Again when the commit moves or a file that may be tracked changes.

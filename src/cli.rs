@@ -59,9 +59,9 @@ pub struct Cli {
 pub const VERSION: &str = concat!(
     env!("CARGO_PKG_VERSION"),
     " (commit ",
-    env!("C2_COMMIT"),
+    env!("CAMUS2_BUILD_COMMIT"),
     ", ",
-    env!("C2_TARGET"),
+    env!("CAMUS2_BUILD_TARGET"),
     ")"
 );
 
