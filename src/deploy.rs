@@ -102,14 +102,7 @@ impl Deployer<'_> {
             let config = self.unpack(release, &dir, ports)?;
             command_env::record_release(&dir, release)?;
             let vars = command_env::for_deploy(&dir, ports);
-            log::scope("Running prestart script", || {
-                shell::run_with(
-                    &format!("prestartCommand of {release}"),
-                    &config.prestart_command,
-                    &dir,
-                    &vars,
-                )
-            })?;
+            run_prestart(release, &config, &dir, &vars)?;
             Ok(Prepared {
                 dir: dir.clone(),
                 release: release.clone(),
@@ -124,6 +117,23 @@ impl Deployer<'_> {
         }
         prepared
     }
+}
+
+/// The release's prestart command, in the deploy's directory.
+fn run_prestart(
+    release: &ReleaseName,
+    config: &ReleaseConfig,
+    dir: &Path,
+    vars: &[(String, String)],
+) -> Result<()> {
+    log::scope("Running prestart script", || {
+        shell::run_with(
+            &format!("prestartCommand of {release}"),
+            &config.prestart_command,
+            dir,
+            vars,
+        )
+    })
 }
 
 impl Deployer<'_> {
@@ -144,14 +154,7 @@ impl Deployer<'_> {
         context::fetch(self.config, context::Missing::Fail)?;
         let config = ReleaseConfig::read(&dir)?;
         let vars = command_env::for_deploy(&dir, None);
-        log::scope("Running prestart script", || {
-            shell::run_with(
-                &format!("prestartCommand of {release}"),
-                &config.prestart_command,
-                &dir,
-                &vars,
-            )
-        })?;
+        run_prestart(release, &config, &dir, &vars)?;
         Ok(Prepared {
             dir,
             release: release.clone(),
