@@ -381,6 +381,19 @@ fn dist_profile(table: &mut Table) {
     drop(env);
 }
 
+/// 100 deploys `app-000`… on ports 30000…, as a state holds them.
+fn hundred_deploys() -> serde_json::Map<String, serde_json::Value> {
+    (0..100)
+        .map(|i| {
+            let l = format!("app-{i:03}");
+            (
+                l.clone(),
+                json!({"label": l, "release": format!("{l}.zip"), "port": 30000 + i}),
+            )
+        })
+        .collect()
+}
+
 /// A proxy-mode machine with 100 deploys and 20 endpoints in its state,
 /// and its config.
 fn status_env() -> (Env, std::path::PathBuf) {
@@ -394,15 +407,7 @@ fn status_env() -> (Env, std::path::PathBuf) {
         .collect();
     env.proxy(&refs);
     env.proxy_set("dynamicPortRange", json!({"v1": 30000, "v2": 30200}));
-    let deploys: serde_json::Map<String, serde_json::Value> = (0..100)
-        .map(|i| {
-            let l = format!("app-{i:03}");
-            (
-                l.clone(),
-                json!({"label": l, "release": format!("{l}.zip"), "port": 30000 + i}),
-            )
-        })
-        .collect();
+    let deploys = hundred_deploys();
     let connections: serde_json::Map<String, serde_json::Value> = (0..20)
         .map(|i| (format!("ep{i:02}"), json!(format!("app-{:03}", i * 5))))
         .collect();
@@ -1234,15 +1239,7 @@ fn api_figures(table: &mut Table) {
     master.proxy_set("dynamicPortRange", json!({"v1": 30000, "v2": 30200}));
     let shared = master.path("shared");
     master.remote(&shared.to_string_lossy());
-    let deploys: serde_json::Map<String, serde_json::Value> = (0..100)
-        .map(|i| {
-            let l = format!("app-{i:03}");
-            (
-                l.clone(),
-                json!({"label": l, "release": format!("{l}.zip"), "port": 30000 + i}),
-            )
-        })
-        .collect();
+    let deploys = hundred_deploys();
     let state = json!({"deploys": deploys, "connections": {"main": "app-000"}});
     common::write_file(&shared.join("master/state.json"), &state.to_string());
     for i in 0..20 {
