@@ -275,11 +275,7 @@ fn an_error_reported_just_before_a_start_is_not_its_answer() {
         .unwrap();
     let start = master
         .c2(&["start", "good.zip", "--await-slaves", "--timeout", "60s"])
-        .cmd
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+        .spawn();
     wait_until(Duration::from_secs(30), "the master to have good", || {
         master.status_json()["master"]["deploys"]["good"].is_object()
     });

@@ -7,7 +7,6 @@
 //! too; these are what only etcd has.
 
 use std::io::{BufRead, BufReader};
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
@@ -84,13 +83,7 @@ fn a_connect_cut_short_by_the_leaders_death_is_whole_or_not_at_all() {
     let mut live = "blue";
     for target in ["green", "blue", "green"] {
         let before = events(master).len();
-        let mut run = master.c2(&["connect", "main", target]);
-        let mut child = run
-            .cmd
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
+        let mut child = master.c2(&["connect", "main", target]).spawn();
         // The command has read the master and is about to write it.
         let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
         let said = lines.next().unwrap().unwrap();

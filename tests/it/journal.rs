@@ -3,7 +3,7 @@
 //! mode (noproxy, proxy with local state, remote state in a directory, in
 //! S3 through moto and in a real etcd cluster).
 
-use std::process::{Child, Stdio};
+use std::process::Child;
 use std::time::Duration;
 
 use crate::common::etcd::Cluster;
@@ -549,16 +549,7 @@ fn a_torn_last_line_loses_no_later_event_and_limit_counts_readable_events() {
     );
 }
 
-/// A command spawned and left to run; its output once it ends.
-fn spawn(env: &Env, args: &[&str]) -> Child {
-    env.c2(args)
-        .cmd
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap()
-}
-
+/// The exit code and stderr of a spawned command, once it ends.
 fn error_of(child: Child) -> (Option<i32>, String) {
     let out = child.wait_with_output().unwrap();
     (
@@ -592,13 +583,13 @@ fn a_command_queued_behind_a_slow_start_is_refused_once_the_lock_is_taken() {
             publish(&env, env.release("blue.zip"));
             env.c2(&["start", "blue.zip"]).ok();
         }
-        let slow = spawn(&env, &["start", "slow.zip"]);
+        let slow = env.c2(&["start", "slow.zip"]).spawn();
         wait_until(Duration::from_secs(30), "the slow prestart", || {
             waiting.exists()
         });
         let queued = match mode {
-            Mode::Noproxy => spawn(&env, &["start", "app-1.zip"]),
-            _ => spawn(&env, &["connect", "main", "blue"]),
+            Mode::Noproxy => env.c2(&["start", "app-1.zip"]).spawn(),
+            _ => env.c2(&["connect", "main", "blue"]).spawn(),
         };
         wait_until(
             Duration::from_secs(30),
@@ -645,7 +636,7 @@ fn a_master_change_held_up_before_its_write_is_refused_once_the_lock_is_taken() 
     let gate = Gate::start(moto.port, 0);
     let mut held = master.slave("master");
     held.env("S3_ENDPOINT", &format!("http://127.0.0.1:{}", gate.port));
-    let start = spawn(&held, &["start", "app-1.zip"]);
+    let start = held.c2(&["start", "app-1.zip"]).spawn();
     wait_until(
         Duration::from_secs(30),
         "the start to ask the release store",
@@ -688,7 +679,7 @@ fn c2s_own_files_that_are_not_files_are_named_and_never_hang() {
                 &["start", "app-1.zip"],
                 &["lock", "release"],
             ] {
-                let mut child = spawn(&env, args);
+                let mut child = env.c2(args).spawn();
                 wait_until(Duration::from_secs(20), "c2 to answer", || {
                     child.try_wait().unwrap().is_some()
                 });
@@ -720,7 +711,7 @@ fn c2s_own_files_that_are_not_files_are_named_and_never_hang() {
             .status()
             .unwrap()
             .success());
-        let mut child = spawn(&env, args);
+        let mut child = env.c2(args).spawn();
         wait_until(Duration::from_secs(20), "c2 to answer", || {
             child.try_wait().unwrap().is_some()
         });

@@ -46,13 +46,7 @@ fn list_releases_ends_quietly_when_its_reader_stops_after_one_line() {
             "",
         );
     }
-    let mut run = env.c2(&["list-releases"]);
-    let mut child = run
-        .cmd
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = env.c2(&["list-releases"]).spawn();
     let mut stdout = BufReader::new(child.stdout.take().unwrap());
     let mut first = String::new();
     stdout.read_line(&mut first).unwrap();
@@ -95,13 +89,7 @@ fn start_completes_when_its_reader_stops_after_one_byte() {
     // Its output (over 1 MB) cannot fit in the pipe: the command is still
     // printing when the reader goes away.
     publish_loud(&env, "loud.zip", "seq 1 200000");
-    let mut run = env.c2(&["start", "loud.zip"]);
-    let mut child = run
-        .cmd
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = env.c2(&["start", "loud.zip"]).spawn();
     let mut stdout = child.stdout.take().unwrap();
     stdout.read_exact(&mut [0u8; 1]).unwrap();
     drop(stdout);

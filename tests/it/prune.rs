@@ -2,10 +2,9 @@
 //! (noproxy's current, this machine's state, the master), and a start
 //! racing a prune either keeps its release or fails cleanly.
 
-use std::process::{Child, Stdio};
 use std::time::{Duration, SystemTime};
 
-use crate::common::{Env, Moto, Run};
+use crate::common::{Env, Moto};
 use crate::publish::{env_on, everything_in, stored, stores, Store};
 use crate::remote::{master_on, Backend};
 use serde_json::Value;
@@ -140,12 +139,6 @@ fn prune_keeps_the_releases_of_the_master_and_of_a_lagging_slave() {
     }
 }
 
-fn spawn(run: Run) -> Child {
-    let mut cmd = run.cmd;
-    cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
-    cmd.spawn().unwrap()
-}
-
 /// Runs `c2 start <release>` and `c2 prune --keep 0` at once, many times,
 /// and checks after each round that the start either kept its release
 /// (its deploy is in `deploys()` and the release in the store) or failed
@@ -162,8 +155,8 @@ fn race_start_against_prune(
         let name = format!("race-{round}.zip");
         let label = format!("race-{round}");
         publish(&name);
-        let start = spawn(env.c2(&["start", &name]));
-        let prune = spawn(env.c2(&["prune", "--keep", "0"]));
+        let start = env.c2(&["start", &name]).spawn();
+        let prune = env.c2(&["prune", "--keep", "0"]).spawn();
         let start = start.wait_with_output().unwrap();
         let prune = prune.wait_with_output().unwrap();
         let start_err = String::from_utf8_lossy(&start.stderr).to_string();

@@ -456,6 +456,16 @@ impl Run {
         self
     }
 
+    /// Starts c2 with its stdout and stderr piped to the test, to read
+    /// while it runs or collect with `wait_with_output`.
+    pub fn spawn(mut self) -> std::process::Child {
+        self.cmd
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("run c2")
+    }
+
     pub fn output(mut self) -> Output {
         let out = self.cmd.output().expect("run c2");
         Output {
