@@ -330,12 +330,7 @@ impl<'a> Tree<'a> {
                     link.name
                 );
             }
-            match fs::symlink_metadata(&link.path) {
-                Ok(m) if m.is_dir() => bail!("{}: a directory is in the way", ctx()),
-                Ok(_) => fs::remove_file(&link.path).with_context(ctx)?,
-                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-                Err(e) => return Err(e).with_context(ctx),
-            }
+            clear_the_way(&link.path, ctx)?;
             fs::hard_link(&link.target, &link.path).with_context(ctx)?;
         }
         Ok(())
@@ -351,12 +346,7 @@ impl<'a> Tree<'a> {
                     link.path.display()
                 )
             };
-            match fs::symlink_metadata(&link.path) {
-                Ok(m) if m.is_dir() => bail!("{}: a directory is in the way", ctx()),
-                Ok(_) => fs::remove_file(&link.path).with_context(ctx)?,
-                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-                Err(e) => return Err(e).with_context(ctx),
-            }
+            clear_the_way(&link.path, ctx)?;
             std::os::unix::fs::symlink(&link.target, &link.path).with_context(ctx)?;
         }
         // Each target was checked lexically, but links can combine (`x -> .`
@@ -705,6 +695,17 @@ fn resolve(path: &Path) -> io::Result<PathBuf> {
         }
     }
     Ok(cur)
+}
+
+/// Makes room for a link at `path`: a file there (an earlier entry of the
+/// same name) goes, a directory is refused.
+fn clear_the_way(path: &Path, ctx: impl Fn() -> String) -> Result<()> {
+    match fs::symlink_metadata(path) {
+        Ok(m) if m.is_dir() => bail!("{}: a directory is in the way", ctx()),
+        Ok(_) => fs::remove_file(path).with_context(ctx),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(e).with_context(ctx),
+    }
 }
 
 #[cfg(test)]
