@@ -242,6 +242,44 @@ impl EtcdRemote {
             .collect())
     }
 
+    /// The slave entries among `keys` (`slaves/<label>/state.json` and
+    /// its `written` time), by label.
+    fn entries(&self, keys: Vec<(String, Vec<u8>)>) -> Vec<SlaveEntry> {
+        let mut reports: std::collections::BTreeMap<String, SlaveEntry> = Default::default();
+        let mut written = std::collections::BTreeMap::new();
+        for (key, value) in keys {
+            let Some(rest) = self.name(&key).and_then(|n| n.strip_prefix("slaves/")) else {
+                continue;
+            };
+            let Some((label, file)) = rest.split_once('/') else {
+                continue;
+            };
+            match file {
+                "state.json" => {
+                    reports.insert(
+                        label.to_string(),
+                        SlaveEntry {
+                            label: label.to_string(),
+                            last_modified: None,
+                            report: parse_report(&value, &key),
+                        },
+                    );
+                }
+                "written" => {
+                    let time = std::str::from_utf8(&value)
+                        .ok()
+                        .and_then(|t| humantime::parse_rfc3339(t).ok());
+                    written.insert(label.to_string(), time);
+                }
+                _ => {}
+            }
+        }
+        for (label, entry) in reports.iter_mut() {
+            entry.last_modified = written.get(label).copied().flatten();
+        }
+        reports.into_values().collect()
+    }
+
     fn master_key(&self) -> String {
         self.key("master/state.json")
     }
@@ -486,11 +524,10 @@ impl RemoteStore for EtcdRemote {
         true
     }
 
+    /// Its own two keys, not every slave's: a slave asks each round.
     fn slave(&self, label: &SlaveLabel) -> Result<Option<SlaveEntry>> {
-        Ok(self
-            .slaves()?
-            .into_iter()
-            .find(|s| s.label == label.as_str()))
+        let keys = self.get_prefix(&format!("slaves/{label}/"))?;
+        Ok(self.entries(keys).pop())
     }
 
     fn write_slave(&self, label: &SlaveLabel, report: &SlaveReport) -> Result<()> {
@@ -499,39 +536,8 @@ impl RemoteStore for EtcdRemote {
     }
 
     fn slaves(&self) -> Result<Vec<SlaveEntry>> {
-        let mut reports: std::collections::BTreeMap<String, SlaveEntry> = Default::default();
-        let mut written = std::collections::BTreeMap::new();
-        for (key, value) in self.get_prefix("slaves/")? {
-            let Some(rest) = self.name(&key).and_then(|n| n.strip_prefix("slaves/")) else {
-                continue;
-            };
-            let Some((label, file)) = rest.split_once('/') else {
-                continue;
-            };
-            match file {
-                "state.json" => {
-                    reports.insert(
-                        label.to_string(),
-                        SlaveEntry {
-                            label: label.to_string(),
-                            last_modified: None,
-                            report: parse_report(&value, &key),
-                        },
-                    );
-                }
-                "written" => {
-                    let time = std::str::from_utf8(&value)
-                        .ok()
-                        .and_then(|t| humantime::parse_rfc3339(t).ok());
-                    written.insert(label.to_string(), time);
-                }
-                _ => {}
-            }
-        }
-        for (label, entry) in reports.iter_mut() {
-            entry.last_modified = written.get(label).copied().flatten();
-        }
-        Ok(reports.into_values().collect())
+        let keys = self.get_prefix("slaves/")?;
+        Ok(self.entries(keys))
     }
 
     fn delete_slave(&self, entry: &SlaveEntry) -> Result<()> {
