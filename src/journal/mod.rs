@@ -25,7 +25,7 @@ use crate::refusal::refused;
 use crate::target::Transition;
 
 /// The most a lock file may hold: it is a few short strings.
-const MAX_LOCK_BYTES: u64 = 64 * 1024;
+pub(crate) const MAX_LOCK_BYTES: u64 = 64 * 1024;
 /// The longest lock message, in characters.
 const MAX_MESSAGE_CHARS: usize = 500;
 

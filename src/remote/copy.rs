@@ -27,7 +27,7 @@ pub(crate) fn copy(from: &dyn RemoteStore, to: &dyn RemoteStore, force: bool) ->
         );
     }
     if from
-        .read_file(crate::journal::LOCK_FILE, 1 << 16)?
+        .read_file(crate::journal::LOCK_FILE, crate::journal::MAX_LOCK_BYTES)?
         .is_some()
     {
         log::warn(&format!(
